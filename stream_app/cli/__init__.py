@@ -1,0 +1,15 @@
+"""The ``driftstream`` command line (typer): one module per group of commands."""
+
+from __future__ import annotations
+
+import typer
+
+from stream_app.cli.services import services_app
+
+app = typer.Typer(
+    name="driftstream",
+    help="Real-time drift detection for ML models in production.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(services_app, name="services")

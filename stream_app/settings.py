@@ -1,0 +1,129 @@
+"""All of driftstream's configuration, in one place.
+
+Every field can be set by an environment variable: ``DRIFTSTREAM_`` followed by the section and
+the field, joined by ``__``, for example ``DRIFTSTREAM_KAFKA__BOOTSTRAP_SERVERS=broker:9092`` or
+``DRIFTSTREAM_JOIN__TTL_SECONDS=600``. Secrets are ``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+CACHE_HOME = Path.home() / ".cache" / "driftstream"
+
+
+class KafkaSettings(BaseModel):
+    """How every client (producers, the Faust worker, the CLI) reaches Kafka."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+    def client_config(self) -> dict[str, Any]:
+        """librdkafka (confluent-kafka) connection properties, security included."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username is not None:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        for key, path in (
+            ("ssl.ca.location", self.ssl_cafile),
+            ("ssl.certificate.location", self.ssl_certfile),
+            ("ssl.key.location", self.ssl_keyfile),
+        ):
+            if path is not None:
+                config[key] = str(path)
+        return config
+
+    def first_address(self) -> tuple[str, int]:
+        """Host and port of the first bootstrap server (where local services listen)."""
+        first = self.bootstrap_servers.split(",")[0].strip()
+        host, _, port = first.rpartition(":")
+        return host or "127.0.0.1", int(port)
+
+
+class RedisSettings(BaseModel):
+    """Where the live per-model state is written."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    tls_ca_file: Path | None = None
+    key_prefix: str = "driftstream:"
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``redis.Redis.from_url`` (credentials never in the URL)."""
+        kwargs: dict[str, Any] = {}
+        if self.username is not None:
+            kwargs["username"] = self.username
+        if self.password is not None:
+            kwargs["password"] = self.password.get_secret_value()
+        if self.tls:
+            kwargs["ssl"] = True
+            if self.tls_ca_file is not None:
+                kwargs["ssl_ca_certs"] = str(self.tls_ca_file)
+        return kwargs
+
+
+class TopicSettings(BaseModel):
+    """Topic names are ``prefix + name``; predictions and labels share the partition count."""
+
+    prefix: str = "driftstream."
+    partitions: int = Field(default=4, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+
+
+class JoinSettings(BaseModel):
+    """How long an unmatched prediction or label waits for its other half (event time)."""
+
+    ttl_seconds: float = Field(default=3600.0, gt=0)
+    max_pending: int = Field(default=1_000_000, ge=1)
+
+
+class DetectorSettings(BaseModel):
+    """Default detectors per kind of signal (overridable per model by the detector config)."""
+
+    concept_detectors: list[str] = Field(default_factory=lambda: ["adwin", "page_hinkley"])
+    data_detectors: list[str] = Field(default_factory=lambda: ["adwin"])
+    alert_cooldown_events: int = Field(default=1000, ge=0)
+
+
+class LocalServicesSettings(BaseModel):
+    """The development Kafka and Redis that ``driftstream services up`` runs on loopback."""
+
+    kafka_version: str = "4.3.1"
+    kafka_heap: str = "1g"
+    kafka_controller_port: int = 9093
+    cache_dir: Path = CACHE_HOME
+    state_dir: Path = CACHE_HOME / "services"
+    ready_timeout_seconds: float = Field(default=90.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """The root of the configuration tree."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DRIFTSTREAM_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    join: JoinSettings = Field(default_factory=JoinSettings)
+    detectors: DetectorSettings = Field(default_factory=DetectorSettings)
+    services: LocalServicesSettings = Field(default_factory=LocalServicesSettings)

@@ -1,0 +1,74 @@
+"""Shared fixtures: the real local Kafka and Redis, and names no other test run uses."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+from confluent_kafka.admin import AdminClient
+
+from stream_app.services import services_up
+from stream_app.services.redis import redis_client
+from stream_app.settings import Settings, TopicSettings
+from stream_app.topics import Topics, ensure_topics
+
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def services() -> Settings:
+    """Bring up (or reuse) the local Kafka and Redis from the environment's settings."""
+    base = Settings()
+    services_up(base, say=lambda message: print(f"[services] {message}"))
+    return base
+
+
+@pytest.fixture(scope="session")
+def make_settings(services: Settings) -> Iterator[Callable[..., Settings]]:
+    """A factory of settings whose topic and Redis prefixes are unique to this call.
+
+    Every topic the factory's callers create is deleted when the session ends.
+    """
+    prefixes: list[str] = []
+
+    def make(partitions: int = 4) -> Settings:
+        name = f"t{RUN_ID}-{len(prefixes)}"
+        prefixes.append(f"{name}.")
+        return services.model_copy(
+            update={
+                "topics": TopicSettings(prefix=f"{name}.", partitions=partitions),
+                "redis": services.redis.model_copy(update={"key_prefix": f"{name}:driftstream:"}),
+            }
+        )
+
+    yield make
+    admin = AdminClient(services.kafka.client_config())
+    ours = [t for t in admin.list_topics(timeout=10).topics if t.startswith(tuple(prefixes))]
+    if ours:
+        for future in admin.delete_topics(ours, operation_timeout=30).values():
+            future.result()
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    """Settings for one test: its own topic prefix and Redis key prefix."""
+    return make_settings()
+
+
+@pytest.fixture
+def topics(settings: Settings) -> Topics:
+    """The public topics of this test's prefix, created on the real broker."""
+    return ensure_topics(settings.kafka, settings.topics)
+
+
+@pytest.fixture
+def redis_conn(settings: Settings) -> Iterator[redis.Redis]:
+    """A client of the real Redis; the test's keys are deleted afterwards."""
+    client = redis_client(settings.redis)
+    yield client
+    keys = list(client.scan_iter(match=f"{settings.redis.key_prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()

@@ -1,0 +1,35 @@
+"""Test helpers that read real topics: consume until a condition holds or a timeout passes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from confluent_kafka import Consumer, Message
+
+from stream_app.settings import Settings
+
+
+def consume(
+    settings: Settings, topic_names: list[str], expected: int, timeout: float = 60.0
+) -> list[Message]:
+    """Read ``topic_names`` from the beginning until ``expected`` messages came or time is up."""
+    consumer = Consumer(
+        {
+            **settings.kafka.client_config(),
+            "group.id": f"test-reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe(topic_names)
+    received: list[Message] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(received) < expected and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=500, timeout=0.5):
+                if message.error() is None:
+                    received.append(message)
+    finally:
+        consumer.close()
+    return received

@@ -1,0 +1,41 @@
+"""Settings come from DRIFTSTREAM_* variables; secrets never print."""
+
+from __future__ import annotations
+
+import pytest
+
+from stream_app.settings import Settings
+
+
+def test_environment_overrides_nested_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRIFTSTREAM_KAFKA__BOOTSTRAP_SERVERS", "a:1,b:2")
+    monkeypatch.setenv("DRIFTSTREAM_TOPICS__PARTITIONS", "12")
+    monkeypatch.setenv("DRIFTSTREAM_JOIN__TTL_SECONDS", "60")
+    settings = Settings()
+    assert settings.kafka.bootstrap_servers == "a:1,b:2"
+    assert settings.kafka.first_address() == ("a", 1)
+    assert settings.topics.partitions == 12
+    assert settings.join.ttl_seconds == 60
+
+
+def test_sasl_settings_reach_the_client_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRIFTSTREAM_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("DRIFTSTREAM_KAFKA__SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("DRIFTSTREAM_KAFKA__SASL_USERNAME", "svc")
+    monkeypatch.setenv("DRIFTSTREAM_KAFKA__SASL_PASSWORD", "s3cret-value")
+    monkeypatch.setenv("DRIFTSTREAM_REDIS__PASSWORD", "redis-s3cret")
+    settings = Settings()
+    config = settings.kafka.client_config()
+    assert config["security.protocol"] == "SASL_SSL"
+    assert config["sasl.mechanism"] == "SCRAM-SHA-512"
+    assert config["sasl.password"] == "s3cret-value"
+    assert settings.redis.client_kwargs()["password"] == "redis-s3cret"
+    shown = repr(settings) + str(settings.model_dump())
+    assert "s3cret-value" not in shown
+    assert "redis-s3cret" not in shown
+
+
+def test_invalid_values_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRIFTSTREAM_TOPICS__PARTITIONS", "0")
+    with pytest.raises(ValueError, match="partitions"):
+        Settings()
