@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from stream_app.cli.schemas import schemas_app
 from stream_app.cli.services import services_app
 
 app = typer.Typer(
@@ -13,3 +14,4 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(services_app, name="services")
+app.add_typer(schemas_app, name="schemas")
