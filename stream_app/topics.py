@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from stream_app.settings import KafkaSettings, TopicSettings
@@ -43,28 +45,46 @@ class Topics:
 def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, timeout: float = 30.0) -> Topics:
     """Create every public topic that does not exist yet, all with the configured partitions.
 
-    Predictions and labels must be co-partitioned for the join, so an existing pair with
-    different partition counts is an error, not something to paper over.
+    Waits until the broker's metadata shows them. Predictions and labels must be co-partitioned
+    for the join, so an existing pair with different partition counts is an error, not something
+    to paper over.
     """
     names = Topics(topics.prefix)
-    admin = AdminClient(kafka.client_config())
-    existing = admin.list_topics(timeout=timeout).topics
+    quiet: dict[str, Any] = {"error_cb": lambda _error: None}
+    admin = AdminClient({**kafka.client_config(), **quiet})
+    existing = _partition_counts(admin, timeout)
     missing = [
-        NewTopic(name, num_partitions=topics.partitions,
-                 replication_factor=topics.replication_factor)
-        for name in names.all() if name not in existing
-    ]  # fmt: skip
-    for name, future in admin.create_topics(missing, operation_timeout=timeout).items():
-        try:
-            future.result()
-        except KafkaException as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise RuntimeError(f"could not create topic {name}: {exc}") from exc
-    metadata = admin.list_topics(timeout=timeout).topics
-    counts = {len(metadata[n].partitions) for n in (names.predictions, names.labels)}
+        NewTopic(name, topics.partitions, topics.replication_factor)
+        for name in names.all()
+        if name not in existing
+    ]
+    if missing:
+        for name, future in admin.create_topics(missing, operation_timeout=timeout).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise RuntimeError(f"could not create topic {name}: {exc}") from exc
+    deadline = time.monotonic() + timeout
+    while not set(names.all()) <= existing.keys():
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"topics {sorted(set(names.all()) - existing.keys())} did not appear"
+            )
+        time.sleep(0.1)
+        existing = _partition_counts(admin, timeout)
+    counts = {existing[names.predictions], existing[names.labels]}
     if len(counts) != 1:
         raise RuntimeError(
             f"{names.predictions} and {names.labels} have different partition counts {counts}; "
             "the join needs them co-partitioned"
         )
     return names
+
+
+def _partition_counts(admin: AdminClient, timeout: float) -> dict[str, int]:
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise RuntimeError(f"Kafka did not answer a metadata request: {exc}") from exc
+    return {name: len(topic.partitions) for name, topic in metadata.topics.items()}

@@ -6,6 +6,7 @@ import typer
 
 from stream_app.cli.schemas import schemas_app
 from stream_app.cli.services import services_app
+from stream_app.cli.simulate import simulate
 
 app = typer.Typer(
     name="driftstream",
@@ -15,3 +16,4 @@ app = typer.Typer(
 )
 app.add_typer(services_app, name="services")
 app.add_typer(schemas_app, name="schemas")
+app.command()(simulate)

@@ -1,0 +1,56 @@
+"""Events as a JSON-lines file: what ``driftstream simulate --to-file`` writes and replay reads.
+
+One line per event, in stream order, UTF-8::
+
+    {"kind": "prediction", "event": {<PredictionEvent JSON>}}
+    {"kind": "label", "event": {<LabelEvent JSON>}}
+
+``event`` is exactly the Kafka message value (``schemas.codec.encode``) of that event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from producers.sink import DeliveryStats
+from schemas.codec import decode, encode
+from schemas.errors import InvalidEvent
+from schemas.events import LabelEvent, PredictionEvent
+
+EVENT_KINDS: dict[str, type[PredictionEvent] | type[LabelEvent]] = {
+    "prediction": PredictionEvent,
+    "label": LabelEvent,
+}
+
+
+class EventFileWriter:
+    """Writes events to a JSON-lines file (an ``EventSink``; every written line is delivered)."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("wb")
+        self.stats = DeliveryStats()
+
+    def send(self, event: PredictionEvent | LabelEvent) -> None:
+        kind = b"prediction" if isinstance(event, PredictionEvent) else b"label"
+        self._file.write(b'{"kind": "' + kind + b'", "event": ' + encode(event) + b"}\n")
+        self.stats.sent += 1
+        self.stats.delivered += 1
+
+    def close(self) -> DeliveryStats:
+        self._file.close()
+        return self.stats
+
+
+def read_event_file(path: Path) -> Iterator[PredictionEvent | LabelEvent]:
+    """The events of a file written by ``EventFileWriter``; ``InvalidEvent`` names a bad line."""
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            try:
+                record = json.loads(line)
+                event = decode(EVENT_KINDS[record["kind"]], json.dumps(record["event"]).encode())
+            except (ValueError, KeyError, TypeError) as exc:
+                reason = exc.reason if isinstance(exc, InvalidEvent) else repr(exc)
+                raise InvalidEvent(f"{path}:{number}: {reason}") from exc
+            yield event

@@ -1,0 +1,201 @@
+"""The simulator is reproducible, its drift is real, and its label stream has the asked shape."""
+
+from __future__ import annotations
+
+import doctest
+from collections import Counter
+from statistics import fmean
+from types import ModuleType
+
+import pytest
+
+from producers import pacing, scenarios, simulator
+from producers.loan_data import SHIFTED_FEATURE
+from producers.scenarios import DriftSchedule, Scenario
+from producers.simulator import LabelPolicy, ModelTraffic, simulate
+from schemas.codec import decode, encode
+from schemas.events import LabelEvent, PredictionEvent
+
+N_PREDICTIONS = 1500
+Stream = list[PredictionEvent | LabelEvent]
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[Scenario, tuple[ModelTraffic, Stream]]:
+    """One model per scenario, simulated together (the models share nothing but the clock)."""
+    models = [ModelTraffic(f"m-{s}", s, N_PREDICTIONS, seed=11) for s in Scenario]
+    events = list(simulate(models))
+    return {
+        model.schedule.scenario: (model, [e for e in events if e.model_id == model.model_id])
+        for model in models
+    }
+
+
+def predictions_of(events: Stream) -> list[PredictionEvent]:
+    return [e for e in events if isinstance(e, PredictionEvent)]
+
+
+def drift_window(model: ModelTraffic) -> tuple[int, int]:
+    """Where the drift starts and the index where its window ends."""
+    start = model.truth.drift_start_index
+    assert start is not None
+    return start, start + model.truth.drift_width
+
+
+def accuracy(events: Stream, start: int, stop: int) -> float:
+    """Accuracy of the emitted predictions with index in [start, stop), against their labels."""
+    truth = {e.request_id: e.label for e in events if isinstance(e, LabelEvent)}
+    hits = [
+        p.prediction == truth[p.request_id]
+        for p in predictions_of(events)[start:stop]
+        if p.request_id in truth
+    ]
+    return fmean(hits)
+
+
+def test_same_seed_gives_the_same_bytes_and_another_seed_does_not() -> None:
+    def run(seed: int) -> list[bytes]:
+        models = [ModelTraffic(n, "gradual", 300, seed=seed, warmup=300) for n in ("a", "b")]
+        return [encode(e) for e in simulate(models)]
+
+    first = run(seed=5)
+    assert first == run(seed=5)
+    other = run(seed=6)
+    assert len(set(first) & set(other)) == 0
+
+
+def test_every_event_round_trips_through_the_codec(
+    runs: dict[Scenario, tuple[ModelTraffic, Stream]],
+) -> None:
+    for _, events in runs.values():
+        for event in events:
+            assert decode(type(event), encode(event)) == event
+
+
+def test_counts_and_ids_match_the_truth(runs: dict[Scenario, tuple[ModelTraffic, Stream]]) -> None:
+    for model, events in runs.values():
+        predictions = predictions_of(events)
+        label_ids = Counter(e.request_id for e in events if isinstance(e, LabelEvent))
+        assert model.truth.predictions == len(predictions) == N_PREDICTIONS
+        assert len({p.request_id for p in predictions}) == N_PREDICTIONS
+        assert model.truth.labels == len(label_ids)
+        assert model.truth.duplicate_labels == sum(n - 1 for n in label_ids.values())
+        assert set(label_ids) <= {p.request_id for p in predictions}
+
+
+def test_label_coverage_delay_duplicates_and_early_labels_follow_the_policy() -> None:
+    policy = LabelPolicy(coverage=0.6, mean_delay=20.0, early_prob=0.1, duplicate_prob=0.05)
+    model = ModelTraffic("rates", "stable", 3000, seed=2, labels=policy, warmup=300)
+    events = list(simulate([model]))
+    predicted_at = {e.request_id: e.timestamp for e in predictions_of(events)}
+    first_labels: dict[str, LabelEvent] = {}
+    for event in events:
+        if isinstance(event, LabelEvent):
+            first_labels.setdefault(event.request_id, event)
+    delays = [(e.timestamp - predicted_at[r]).total_seconds() for r, e in first_labels.items()]
+    labelled = len(first_labels)
+    assert labelled / len(predicted_at) == pytest.approx(0.6, abs=0.03)
+    assert model.truth.duplicate_labels / labelled == pytest.approx(0.05, abs=0.015)
+    assert sum(d < 0 for d in delays) == model.truth.early_labels
+    assert model.truth.early_labels / labelled == pytest.approx(0.1, abs=0.02)
+    assert fmean(d for d in delays if d > 0) == pytest.approx(20.0, rel=0.1)
+
+
+def test_events_come_in_arrival_order_with_early_labels_before_their_prediction() -> None:
+    policy = LabelPolicy(early_prob=0.3, duplicate_prob=0.0)
+    model = ModelTraffic("order", "stable", 500, seed=4, labels=policy, warmup=100)
+    events = list(simulate([model]))
+    times = [e.timestamp for e in events]
+    assert times == sorted(times)
+    predicted: set[str] = set()
+    early = 0
+    for event in events:
+        if isinstance(event, PredictionEvent):
+            predicted.add(event.request_id)
+        else:
+            early += event.request_id not in predicted
+    assert early > 100
+
+
+def test_abrupt_concept_drift_drops_the_frozen_models_accuracy(
+    runs: dict[Scenario, tuple[ModelTraffic, Stream]],
+) -> None:
+    model, events = runs[Scenario.ABRUPT]
+    drift, _ = drift_window(model)
+    assert drift == N_PREDICTIONS // 2
+    before, after = accuracy(events, 0, drift), accuracy(events, drift, N_PREDICTIONS)
+    assert before > 0.8
+    assert before - after > 0.25
+    assert model.truth.drift_start_time == predictions_of(events)[drift].timestamp
+
+
+@pytest.mark.parametrize("scenario", [Scenario.STABLE, Scenario.DATA_DRIFT])
+def test_without_concept_drift_accuracy_holds(
+    runs: dict[Scenario, tuple[ModelTraffic, Stream]], scenario: Scenario
+) -> None:
+    _, events = runs[scenario]
+    middle = N_PREDICTIONS // 2
+    before, after = accuracy(events, 0, middle), accuracy(events, middle, N_PREDICTIONS)
+    assert before > 0.8
+    assert after > before - 0.05
+
+
+def test_data_drift_moves_an_input_distribution(
+    runs: dict[Scenario, tuple[ModelTraffic, Stream]],
+) -> None:
+    model, events = runs[Scenario.DATA_DRIFT]
+    drift, _ = drift_window(model)
+    values = [p.features[SHIFTED_FEATURE] for p in predictions_of(events)]
+    salaries = [v for v in values if isinstance(v, float)]
+    assert len(salaries) == len(values)
+    assert model.truth.drift_kind == "data"
+    assert fmean(salaries[drift:]) > 1.15 * fmean(salaries[:drift])
+
+
+def test_gradual_and_recurring_drift_follow_their_windows(
+    runs: dict[Scenario, tuple[ModelTraffic, Stream]],
+) -> None:
+    gradual, events = runs[Scenario.GRADUAL]
+    start, end = drift_window(gradual)
+    assert (start, end) == (N_PREDICTIONS // 2, N_PREDICTIONS // 2 + N_PREDICTIONS // 5)
+    baseline, drifted = accuracy(events, 0, start), accuracy(events, end, N_PREDICTIONS)
+    assert baseline - drifted > 0.25
+    assert (
+        drifted < accuracy(events, start + (end - start) // 4, end - (end - start) // 4) < baseline
+    )
+
+    recurring, events = runs[Scenario.RECURRING]
+    start, end = drift_window(recurring)
+    baseline = accuracy(events, 0, start)
+    assert baseline - accuracy(events, start, end) > 0.25
+    assert accuracy(events, end, N_PREDICTIONS) > baseline - 0.05
+
+
+def test_schedules_validate_their_options() -> None:
+    assert DriftSchedule.for_scenario(Scenario.ABRUPT, 100, drift_width=30).width == 0
+    assert DriftSchedule.for_scenario(Scenario.STABLE, 100, drift_at=5).start is None
+    with pytest.raises(ValueError, match="outside"):
+        DriftSchedule.for_scenario(Scenario.ABRUPT, 100, drift_at=100)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        LabelPolicy(coverage=1.5)
+    with pytest.raises(ValueError, match="unique"):
+        simulate([ModelTraffic("same", n_predictions=1), ModelTraffic("same", n_predictions=1)])
+
+
+def test_pacing_sleeps_to_hold_the_rate() -> None:
+    now = [0.0]
+    naps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        naps.append(seconds)
+        now[0] += seconds
+
+    assert list(pacing.paced("abcd", rate=2, clock=lambda: now[0], sleep=sleep)) == list("abcd")
+    assert naps == [0.5, 0.5, 0.5]
+
+
+@pytest.mark.parametrize("module", [simulator, scenarios, pacing])
+def test_docstring_examples_run(module: ModuleType) -> None:
+    result = doctest.testmod(module)
+    assert result.failed == 0
+    assert result.attempted > 0
