@@ -1,0 +1,216 @@
+"""All the detectors of one model: events in, drift alerts out, and a live summary.
+
+A :class:`DetectorBank` turns prediction events into data signals and joined outcomes into
+concept signals, runs each signal's configured detectors (:class:`SignalMonitor`), passes
+their firings through the :class:`AlertPolicy` and returns ``DriftAlert`` objects. It does no
+I/O: the Faust worker and the offline replay feed it the same objects in the same order and
+get the same alerts. ``detected_at`` defaults to the event time, so a replay is
+deterministic; the live worker passes its wall clock.
+
+>>> import random
+>>> from datetime import datetime, timedelta, timezone
+>>> from detectors.join import JoinedOutcome
+>>> rng = random.Random(1)
+>>> bank = DetectorBank("fraud")
+>>> t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+>>> def outcome(i, error_rate):
+...     wrong = rng.random() < error_rate
+...     t = t0 + timedelta(seconds=i)
+...     return JoinedOutcome(request_id=str(i), model_id="fraud", model_version="1",
+...         prediction_time=t, label_time=t, prediction=int(wrong), label=0,
+...         task="classification", error=float(wrong), score=None)
+>>> alerts = [alert for i in range(4800)
+...     for alert in bank.observe_outcome(outcome(i, 0.1 if i < 4000 else 0.3))]
+>>> [(a.signal, a.detector, int((a.event_time - t0).total_seconds())) for a in alerts]
+[('error_rate', 'page_hinkley', 4141), ('error_rate', 'adwin', 4159)]
+>>> summary = bank.summary()
+>>> summary.status, round(summary.error_rate, 2), summary.signals["error_rate"].status
+('drift', 0.29, 'drift')
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from detectors.config import BankConfig
+from detectors.join import JoinedOutcome
+from detectors.monitor import SignalMonitor
+from detectors.policy import AlertPolicy
+from detectors.signals import ABS_ERROR, ERROR_RATE, PredictionSignals, Signal, outcome_signal
+from schemas.events import DriftAlert, PredictionEvent
+
+Status = Literal["ok", "warning", "drift"]
+
+_SNAPSHOT_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SignalSummary:
+    """The live view of one signal: its mean over the recent window and detector statuses."""
+
+    signal: str
+    kind: Literal["concept", "data"]
+    estimate: float
+    n: int
+    status: Status
+    detectors: dict[str, Status]
+
+
+@dataclass(frozen=True, slots=True)
+class BankSummary:
+    """The live view of one model (what the Redis writer stores).
+
+    ``error_rate``/``accuracy`` (classification) and ``mean_absolute_error`` (regression) are
+    over the last ``recent_window`` outcomes; ``status`` is the worst signal status.
+    """
+
+    model_id: str
+    model_version: str | None
+    predictions: int
+    outcomes: int
+    error_rate: float | None
+    accuracy: float | None
+    mean_absolute_error: float | None
+    status: Status
+    last_alert_id: str | None
+    signals: dict[str, SignalSummary]
+
+
+class DetectorBank:
+    """The detectors, signal trackers and alert policy of one model.
+
+    Parameters
+    ----------
+    model_id
+        The model this bank watches; events of other models are refused.
+    config
+        Detectors per signal and limits (default: :class:`BankConfig` defaults).
+    """
+
+    def __init__(self, model_id: str, config: BankConfig | None = None) -> None:
+        self.model_id = model_id
+        self.config = config or BankConfig()
+        self.model_version: str | None = None
+        self.predictions = 0
+        self.outcomes = 0
+        self._signals = PredictionSignals(
+            self.config.max_feature_signals, self.config.max_class_signals
+        )
+        self._monitors: dict[str, SignalMonitor] = {}
+        self._policy = AlertPolicy(model_id, self.config.alert_cooldown_events)
+
+    def observe_prediction(
+        self, event: PredictionEvent, detected_at: datetime | None = None
+    ) -> list[DriftAlert]:
+        """Update the data signals with one prediction; the data-drift alerts it raised."""
+        self._check_model(event.model_id)
+        self.predictions += 1
+        self.model_version = event.model_version
+        return self._observe(
+            self._signals.extract(event),
+            event.model_version,
+            event.timestamp,
+            detected_at or event.timestamp,
+        )
+
+    def observe_outcome(
+        self, outcome: JoinedOutcome, detected_at: datetime | None = None
+    ) -> list[DriftAlert]:
+        """Update the concept signal with one joined outcome; the concept-drift alerts.
+
+        The alert's ``event_time`` is the prediction's time; ``detected_at`` defaults to the
+        time the outcome became known (the later of prediction and label time).
+        """
+        self._check_model(outcome.model_id)
+        self.outcomes += 1
+        return self._observe(
+            [outcome_signal(outcome)],
+            outcome.model_version,
+            outcome.prediction_time,
+            detected_at or max(outcome.prediction_time, outcome.label_time),
+        )
+
+    def summary(self) -> BankSummary:
+        """The live state of every signal and of the model."""
+        signals = {name: self._signal_summary(monitor) for name, monitor in self._monitors.items()}
+        statuses = {summary.status for summary in signals.values()}
+        error_rate = self._estimate(ERROR_RATE)
+        return BankSummary(
+            model_id=self.model_id,
+            model_version=self.model_version,
+            predictions=self.predictions,
+            outcomes=self.outcomes,
+            error_rate=error_rate,
+            accuracy=None if error_rate is None else 1.0 - error_rate,
+            mean_absolute_error=self._estimate(ABS_ERROR),
+            status="drift" if "drift" in statuses else "warning" if "warning" in statuses else "ok",
+            last_alert_id=self._policy.last_alert_id,
+            signals=signals,
+        )
+
+    def snapshot(self) -> bytes:
+        """The whole state, river detectors included, as bytes for :meth:`restore`."""
+        return pickle.dumps((_SNAPSHOT_FORMAT, self), protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def restore(cls, data: bytes) -> DetectorBank:
+        """A bank that continues exactly where the snapshotted one stopped.
+
+        ``data`` is unpickled: restore only snapshots this deployment wrote itself.
+        """
+        snapshot_format, bank = pickle.loads(data)
+        if snapshot_format != _SNAPSHOT_FORMAT or not isinstance(bank, cls):
+            raise ValueError(f"not a DetectorBank snapshot of format {_SNAPSHOT_FORMAT}")
+        return bank
+
+    def _check_model(self, model_id: str) -> None:
+        if model_id != self.model_id:
+            raise ValueError(f"bank of model {self.model_id!r} got an event of {model_id!r}")
+
+    def _observe(
+        self,
+        values: list[tuple[Signal, float]],
+        model_version: str,
+        event_time: datetime,
+        detected_at: datetime,
+    ) -> list[DriftAlert]:
+        alerts: list[DriftAlert] = []
+        for signal, value in values:
+            monitor = self._monitors.get(signal.name)
+            if monitor is None:
+                monitor = self._monitors[signal.name] = SignalMonitor(
+                    signal, self.config.detectors_for(signal), self.config.recent_window
+                )
+            for firing in monitor.update(value):
+                alert = self._policy.consider(
+                    firing, monitor.n, model_version, event_time, detected_at
+                )
+                if alert is not None:
+                    alerts.append(alert)
+        return alerts
+
+    def _estimate(self, signal: Signal) -> float | None:
+        monitor = self._monitors.get(signal.name)
+        return None if monitor is None else monitor.window.mean
+
+    def _signal_summary(self, monitor: SignalMonitor) -> SignalSummary:
+        detectors: dict[str, Status] = {}
+        for name in monitor.detectors:
+            if self._policy.in_drift(monitor.signal.name, name, monitor.n):
+                detectors[name] = "drift"
+            elif monitor.in_warning(name):
+                detectors[name] = "warning"
+            else:
+                detectors[name] = "ok"
+        statuses = set(detectors.values())
+        return SignalSummary(
+            signal=monitor.signal.name,
+            kind=monitor.signal.kind,
+            estimate=monitor.window.mean,
+            n=monitor.n,
+            status="drift" if "drift" in statuses else "warning" if "warning" in statuses else "ok",
+            detectors=detectors,
+        )

@@ -1,0 +1,310 @@
+"""Join predictions with their labels by ``request_id``, exactly once, in event time.
+
+The join is one pure function, :func:`join_step`, from the stored :class:`JoinEntry` of a
+request (or ``None``) and one event to the entry to store next and at most one
+:class:`JoinedOutcome`. :class:`JoinBuffer` applies it to any ``MutableMapping`` — a ``dict``
+in the offline replay and the tests, a Faust table (with its changelog) in the worker — so
+both join identically.
+
+Either side may arrive first. When the second side arrives the entry becomes a *done marker*
+that swallows redelivered or duplicated events of either side until it expires, so each
+``request_id`` yields one outcome however often its events are delivered (within the TTL).
+
+Time is event time: the buffer's *watermark* is the largest event timestamp it has seen, and
+an entry expires once it is more than ``ttl_seconds`` older than the watermark. Expired
+predictions and orphan labels are counted, never dropped silently.
+
+>>> from datetime import datetime, timedelta, timezone
+>>> from schemas.events import LabelEvent, PredictionEvent
+>>> t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+>>> prediction = PredictionEvent(request_id="r1", model_id="m", model_version="1",
+...     timestamp=t0, features={}, prediction="cat")
+>>> label = LabelEvent(request_id="r1", model_id="m", timestamp=t0 + timedelta(seconds=5),
+...     label="dog")
+>>> buffer = JoinBuffer({}, ttl_seconds=60, max_pending=1000)
+>>> buffer.offer(label).note, buffer.offer(prediction).outcome.error, buffer.offer(label).note
+('pending', 1.0, 'duplicate')
+>>> counts = buffer.counts
+>>> counts.predictions, counts.labels, counts.joined, counts.duplicates
+(1, 2, 1, 1)
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import MutableMapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+from schemas.events import LabelEvent, PredictionEvent
+
+OutcomeValue = int | float | str
+"""A class label (string or integer) or a regression value, as in the event contracts."""
+
+Task = Literal["classification", "regression"]
+
+JoinNote = Literal["pending", "joined", "duplicate"]
+"""What a step did: stored one side to wait, emitted the outcome, or ignored a duplicate."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingPrediction:
+    """The fields of a :class:`~schemas.events.PredictionEvent` the outcome needs."""
+
+    model_id: str
+    model_version: str
+    timestamp: datetime
+    prediction: OutcomeValue
+    score: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingLabel:
+    """The fields of a :class:`~schemas.events.LabelEvent` the outcome needs."""
+
+    model_id: str
+    timestamp: datetime
+    label: OutcomeValue
+
+
+@dataclass(frozen=True, slots=True)
+class JoinEntry:
+    """The stored join state of one ``request_id``.
+
+    Pending: exactly one of ``prediction`` / ``label`` is set and ``done_at`` is ``None``.
+    Done marker: both sides are ``None`` and ``done_at`` is the event time of the match.
+    """
+
+    prediction: PendingPrediction | None = None
+    label: PendingLabel | None = None
+    done_at: datetime | None = None
+
+    @property
+    def since(self) -> datetime:
+        """The event time the entry's TTL counts from: the match, or the pending side."""
+        if self.done_at is not None:
+            return self.done_at
+        if self.prediction is not None:
+            return self.prediction.timestamp
+        if self.label is not None:
+            return self.label.timestamp
+        raise ValueError("an empty JoinEntry has no event time")
+
+
+@dataclass(frozen=True, slots=True)
+class JoinedOutcome:
+    """A prediction with its ground truth: the input of the concept-drift signals.
+
+    ``error`` is ``0.0``/``1.0`` (mismatch) for classification and the absolute error for
+    regression. The task is regression when the prediction or the label is a float and
+    both are numbers; integers and strings are class labels, compared exactly.
+    """
+
+    request_id: str
+    model_id: str
+    model_version: str
+    prediction_time: datetime
+    label_time: datetime
+    prediction: OutcomeValue
+    label: OutcomeValue
+    task: Task
+    error: float
+    score: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class JoinStep:
+    """The result of :func:`join_step`: the entry to store and the outcome, if any.
+
+    On a ``"duplicate"`` the entry is the unchanged input entry: nothing needs writing.
+    """
+
+    entry: JoinEntry
+    outcome: JoinedOutcome | None
+    note: JoinNote
+
+
+@dataclass(slots=True)
+class JoinCounts:
+    """Event counters of a :class:`JoinBuffer` (duplicates included in predictions/labels)."""
+
+    predictions: int = 0
+    labels: int = 0
+    joined: int = 0
+    duplicates: int = 0
+    expired_predictions: int = 0
+    orphan_labels: int = 0
+    evicted: int = 0
+
+
+def outcome_error(prediction: OutcomeValue, label: OutcomeValue) -> tuple[Task, float]:
+    """The task and the error of one prediction against its label.
+
+    >>> outcome_error("cat", "dog"), outcome_error(1, 1), outcome_error(2.5, 4)
+    (('classification', 1.0), ('classification', 0.0), ('regression', 1.5))
+    """
+    numbers = not isinstance(prediction, str) and not isinstance(label, str)
+    if numbers and (isinstance(prediction, float) or isinstance(label, float)):
+        return "regression", abs(float(prediction) - float(label))
+    return "classification", 0.0 if prediction == label else 1.0
+
+
+def _joined(request_id: str, prediction: PendingPrediction, label: PendingLabel) -> JoinStep:
+    task, error = outcome_error(prediction.prediction, label.label)
+    outcome = JoinedOutcome(
+        request_id=request_id,
+        model_id=prediction.model_id,
+        model_version=prediction.model_version,
+        prediction_time=prediction.timestamp,
+        label_time=label.timestamp,
+        prediction=prediction.prediction,
+        label=label.label,
+        task=task,
+        error=error,
+        score=prediction.score,
+    )
+    done = JoinEntry(done_at=max(prediction.timestamp, label.timestamp))
+    return JoinStep(entry=done, outcome=outcome, note="joined")
+
+
+def join_step(entry: JoinEntry | None, event: PredictionEvent | LabelEvent) -> JoinStep:
+    """Apply one event to the stored entry of its ``request_id`` (pure).
+
+    The first event of a side is kept; a later event of a side already held, or any event
+    after the match, is a ``"duplicate"`` (even if its content differs: first one wins).
+    The outcome's model id and version are the prediction's.
+    """
+    if entry is not None and (entry.done_at is not None):
+        return JoinStep(entry=entry, outcome=None, note="duplicate")
+    if isinstance(event, PredictionEvent):
+        if entry is not None and entry.prediction is not None:
+            return JoinStep(entry=entry, outcome=None, note="duplicate")
+        prediction = PendingPrediction(
+            model_id=event.model_id,
+            model_version=event.model_version,
+            timestamp=event.timestamp,
+            prediction=event.prediction,
+            score=event.score,
+        )
+        if entry is not None and entry.label is not None:
+            return _joined(event.request_id, prediction, entry.label)
+        return JoinStep(entry=JoinEntry(prediction=prediction), outcome=None, note="pending")
+    if entry is not None and entry.label is not None:
+        return JoinStep(entry=entry, outcome=None, note="duplicate")
+    label = PendingLabel(model_id=event.model_id, timestamp=event.timestamp, label=event.label)
+    if entry is not None and entry.prediction is not None:
+        return _joined(event.request_id, entry.prediction, label)
+    return JoinStep(entry=JoinEntry(label=label), outcome=None, note="pending")
+
+
+class JoinBuffer:
+    """:func:`join_step` over a store, with event-time expiry and a size cap.
+
+    Parameters
+    ----------
+    store
+        Where the entries live, keyed by ``request_id``: a ``dict``, or a Faust table so the
+        join state survives restarts through its changelog. The buffer is the only writer.
+    ttl_seconds
+        How long, in event time, a pending side waits for the other one and a done marker
+        swallows duplicates. An entry expires when ``since + ttl < now`` (see ``expire``).
+    max_pending
+        The most entries (pending or done) the store may hold; past it the entries with the
+        oldest event time are evicted and counted in ``counts.evicted``.
+
+    The buffer keeps an in-memory index of the store by event time (a heap plus
+    ``request_id -> since``). After a restart build a new buffer over the restored store and
+    call :meth:`rebuild_index` once; the counters start again from zero.
+    """
+
+    def __init__(
+        self, store: MutableMapping[str, JoinEntry], ttl_seconds: float, max_pending: int
+    ) -> None:
+        if ttl_seconds <= 0 or max_pending < 1:
+            raise ValueError("ttl_seconds must be > 0 and max_pending >= 1")
+        self.store = store
+        self.ttl = timedelta(seconds=ttl_seconds)
+        self.max_pending = max_pending
+        self.watermark: datetime | None = None
+        self._counts = JoinCounts()
+        self._since: dict[str, datetime] = {}
+        self._heap: list[tuple[datetime, str]] = []
+
+    @property
+    def counts(self) -> JoinCounts:
+        """A copy of the counters."""
+        return replace(self._counts)
+
+    def __len__(self) -> int:
+        return len(self._since)
+
+    def rebuild_index(self) -> None:
+        """Rebuild the expiry index (and the watermark, at least) from the store's entries."""
+        self._since = {request_id: entry.since for request_id, entry in self.store.items()}
+        self._heap = [(since, request_id) for request_id, since in self._since.items()]
+        heapq.heapify(self._heap)
+        if self._since:
+            latest = max(self._since.values())
+            self.watermark = latest if self.watermark is None else max(self.watermark, latest)
+
+    def offer(self, event: PredictionEvent | LabelEvent) -> JoinStep:
+        """Join one event, store the new entry, advance the watermark, enforce the cap."""
+        if isinstance(event, PredictionEvent):
+            self._counts.predictions += 1
+        else:
+            self._counts.labels += 1
+        if self.watermark is None or event.timestamp > self.watermark:
+            self.watermark = event.timestamp
+        step = join_step(self.store.get(event.request_id), event)
+        if step.note == "duplicate":
+            self._counts.duplicates += 1
+            return step
+        if step.note == "joined":
+            self._counts.joined += 1
+        self.store[event.request_id] = step.entry
+        self._index(event.request_id, step.entry.since)
+        while len(self._since) > self.max_pending and (oldest := self._oldest()) is not None:
+            self._counts.evicted += 1
+            self._remove(oldest[1])
+        return step
+
+    def expire(self, now: datetime | None = None) -> list[tuple[str, JoinEntry]]:
+        """Remove the entries older than the TTL at ``now`` (default: the watermark).
+
+        Returns the expired *pending* entries (done markers vanish without a trace), having
+        counted them in ``expired_predictions`` and ``orphan_labels``.
+        """
+        now = self.watermark if now is None else now
+        if now is None:
+            return []
+        cutoff = now - self.ttl
+        expired: list[tuple[str, JoinEntry]] = []
+        while (oldest := self._oldest()) is not None and oldest[0] < cutoff:
+            request_id = oldest[1]
+            entry = self._remove(request_id)
+            if entry.prediction is not None:
+                self._counts.expired_predictions += 1
+                expired.append((request_id, entry))
+            elif entry.label is not None:
+                self._counts.orphan_labels += 1
+                expired.append((request_id, entry))
+        return expired
+
+    def _index(self, request_id: str, since: datetime) -> None:
+        if self._since.get(request_id) != since:
+            self._since[request_id] = since
+            heapq.heappush(self._heap, (since, request_id))
+
+    def _oldest(self) -> tuple[datetime, str] | None:
+        """The live ``(since, request_id)`` with the oldest event time (drops stale items)."""
+        while self._heap:
+            since, request_id = self._heap[0]
+            if self._since.get(request_id) == since:
+                return since, request_id
+            heapq.heappop(self._heap)
+        return None
+
+    def _remove(self, request_id: str) -> JoinEntry:
+        del self._since[request_id]
+        return self.store.pop(request_id)

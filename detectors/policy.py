@@ -1,0 +1,98 @@
+"""When a detector firing becomes a DriftAlert, and the alert's deterministic identity.
+
+One drift should give one alert: after an alert of a (signal, detector) pair, further
+firings of that pair are suppressed until the signal has seen ``cooldown_events`` more values
+(a ``"critical"`` firing after a ``"warning"`` alert is an escalation and passes; a warning
+after a critical alert waits for the cooldown too).
+
+The ``alert_id`` hashes (model, signal, detector, sequence number of the pair's alerts), not
+the wall clock or the triggering event, so a replay of the same stream names the same alerts
+even when the live path interleaved events slightly differently.
+
+>>> alert_id("fraud", "error_rate", "adwin", 0)
+'ee1a89395ee49fcee568a9a867702b5d'
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from detectors.monitor import Firing
+from schemas.events import DriftAlert
+
+
+def alert_id(model_id: str, signal: str, detector: str, sequence: int) -> str:
+    """The identity of the ``sequence``-th alert (from 0) of a model's signal and detector."""
+    key = "\x1f".join((model_id, signal, detector, str(sequence)))
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class _PairHistory:
+    """The alerts so far of one (signal, detector): how many, and when (signal values seen)."""
+
+    alerts: int = 0
+    last_alert_at: int | None = None
+    last_critical_at: int | None = None
+
+
+class AlertPolicy:
+    """Cooldown and identity of the alerts of one model.
+
+    Parameters
+    ----------
+    model_id
+        The model whose firings this policy judges.
+    cooldown_events
+        Values of a signal after an alert of a (signal, detector) during which that pair's
+        firings are not alerted (0: every firing is alerted).
+    """
+
+    def __init__(self, model_id: str, cooldown_events: int) -> None:
+        self.model_id = model_id
+        self.cooldown_events = cooldown_events
+        self.last_alert_id: str | None = None
+        self._pairs: dict[tuple[str, str], _PairHistory] = {}
+
+    def consider(
+        self,
+        firing: Firing,
+        observed: int,
+        model_version: str,
+        event_time: datetime,
+        detected_at: datetime,
+    ) -> DriftAlert | None:
+        """The alert for ``firing`` at the signal's ``observed``-th value, or None (cooldown)."""
+        pair = self._pairs.setdefault((firing.signal.name, firing.detector), _PairHistory())
+        last = pair.last_critical_at if firing.severity == "critical" else pair.last_alert_at
+        if last is not None and observed - last < self.cooldown_events:
+            return None
+        alert = DriftAlert(
+            alert_id=alert_id(self.model_id, firing.signal.name, firing.detector, pair.alerts),
+            model_id=self.model_id,
+            model_version=model_version,
+            signal=firing.signal.name,
+            detector=firing.detector,
+            kind=firing.signal.kind,
+            severity=firing.severity,
+            detected_at=detected_at,
+            event_time=event_time,
+            before=firing.before,
+            after=firing.after,
+            events_since_drift_start=firing.events_since_drift_start,
+        )
+        pair.alerts += 1
+        pair.last_alert_at = observed
+        if firing.severity == "critical":
+            pair.last_critical_at = observed
+        self.last_alert_id = alert.alert_id
+        return alert
+
+    def in_drift(self, signal: str, detector: str, observed: int) -> bool:
+        """Whether the pair had a critical alert within the last cooldown (or this value)."""
+        pair = self._pairs.get((signal, detector))
+        if pair is None or pair.last_critical_at is None:
+            return False
+        return observed - pair.last_critical_at < max(self.cooldown_events, 1)

@@ -1,0 +1,163 @@
+"""The join: exactly one outcome per request with both sides, event-time TTL, the cap."""
+
+from __future__ import annotations
+
+import pickle
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detectors.join import JoinBuffer, JoinEntry, join_step
+from schemas.events import LabelEvent, PredictionEvent
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def prediction(request_id: str, second: float = 0.0, value: str = "a") -> PredictionEvent:
+    return PredictionEvent(
+        request_id=request_id,
+        model_id="m",
+        model_version="1",
+        timestamp=T0 + timedelta(seconds=second),
+        features={"x": 1.0},
+        prediction=value,
+        score=0.5,
+    )
+
+
+def label(request_id: str, second: float = 0.0, value: str = "a") -> LabelEvent:
+    return LabelEvent(
+        request_id=request_id, model_id="m", timestamp=T0 + timedelta(seconds=second), label=value
+    )
+
+
+sides = st.tuples(st.booleans(), st.booleans(), st.integers(1, 3), st.integers(1, 3))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    requests=st.lists(sides, min_size=1, max_size=8),
+    order=st.randoms(use_true_random=False),
+)
+def test_any_interleaving_and_redelivery_joins_each_request_once(
+    requests: list[tuple[bool, bool, int, int]], order: random.Random
+) -> None:
+    events: list[PredictionEvent | LabelEvent] = []
+    for index, (has_prediction, has_label, prediction_copies, label_copies) in enumerate(requests):
+        request_id = f"r{index}"
+        if has_prediction:
+            events += [prediction(request_id, index, "a")] * prediction_copies
+        if has_label:
+            events += [label(request_id, index + 1, "b" if index % 2 else "a")] * label_copies
+    order.shuffle(events)
+    buffer = JoinBuffer({}, ttl_seconds=3600, max_pending=1000)
+
+    outcomes = [step.outcome for event in events if (step := buffer.offer(event)).outcome]
+
+    joined = Counter(outcome.request_id for outcome in outcomes)
+    both = {f"r{i}" for i, (p, lab, _, _) in enumerate(requests) if p and lab}
+    assert joined == Counter(both)
+    for outcome in outcomes:
+        index = int(outcome.request_id[1:])
+        assert outcome.error == (1.0 if index % 2 else 0.0)
+        assert outcome.prediction_time == T0 + timedelta(seconds=index)
+        assert outcome.label_time == T0 + timedelta(seconds=index + 1)
+    counts = buffer.counts
+    assert counts.joined == len(both)
+    assert counts.predictions + counts.labels == len(events)
+    assert counts.duplicates == len(events) - len(both) - len(buffer)
+
+
+def test_join_step_is_pure_and_entries_pickle() -> None:
+    first = join_step(None, prediction("r", 0, "cat"))
+    assert first.note == "pending"
+    assert first.outcome is None
+    entry = pickle.loads(pickle.dumps(first.entry))
+    assert entry == first.entry
+    matched = join_step(entry, label("r", 30, "dog"))
+    assert matched.note == "joined"
+    assert matched.outcome is not None
+    assert (matched.outcome.task, matched.outcome.error, matched.outcome.score) == (
+        "classification",
+        1.0,
+        0.5,
+    )
+    assert matched.entry == JoinEntry(done_at=T0 + timedelta(seconds=30))
+    again = join_step(matched.entry, prediction("r", 0, "cat"))
+    assert (again.note, again.outcome, again.entry) == ("duplicate", None, matched.entry)
+
+
+def test_regression_outcome_is_absolute_error() -> None:
+    pending = join_step(None, label("r", 0)).entry
+    event = prediction("r", 1).model_copy(update={"prediction": 2.5})
+    outcome = join_step(pending, event).outcome
+    assert outcome is not None
+    assert (outcome.task, outcome.label) == ("classification", "a")
+    numeric = join_step(None, LabelEvent(request_id="r", model_id="m", timestamp=T0, label=4))
+    regression = join_step(numeric.entry, event).outcome
+    assert regression is not None
+    assert (regression.task, regression.error) == ("regression", 1.5)
+
+
+def test_ttl_expiry_counts_expired_predictions_and_orphan_labels() -> None:
+    buffer = JoinBuffer({}, ttl_seconds=60, max_pending=100)
+    buffer.offer(prediction("p1", 0))
+    buffer.offer(prediction("p2", 10))
+    buffer.offer(label("l1", 20))
+    buffer.offer(prediction("j1", 5))
+    buffer.offer(label("j1", 25))  # done marker since t=25
+    buffer.offer(prediction("p3", 100))  # watermark 100: cutoff 40
+
+    expired = buffer.expire()
+
+    assert sorted(request_id for request_id, _ in expired) == ["l1", "p1", "p2"]
+    counts = buffer.counts
+    assert (counts.expired_predictions, counts.orphan_labels, counts.joined) == (2, 1, 1)
+    assert set(buffer.store) == {"p3"}  # the done marker of j1 expired too, silently
+    assert buffer.offer(label("p3", 130)).outcome is not None
+    assert buffer.expire(now=T0 + timedelta(seconds=130 + 60)) == []
+    assert buffer.expire(now=T0 + timedelta(seconds=130 + 61)) == []
+    assert len(buffer) == 0
+
+
+def test_done_marker_swallows_redelivery_until_it_expires() -> None:
+    buffer = JoinBuffer({}, ttl_seconds=60, max_pending=100)
+    buffer.offer(prediction("r", 0))
+    assert buffer.offer(label("r", 1)).note == "joined"
+    assert buffer.offer(label("r", 1)).note == "duplicate"
+    buffer.offer(prediction("other", 100))
+    buffer.expire()
+    assert "r" not in buffer.store
+    assert buffer.offer(label("r", 1)).note == "pending"  # too late to recognise: waits
+
+
+def test_max_pending_evicts_the_oldest_with_a_count() -> None:
+    buffer = JoinBuffer({}, ttl_seconds=3600, max_pending=3)
+    for second, request_id in [(5, "b"), (1, "a"), (9, "c"), (7, "d"), (8, "e")]:
+        buffer.offer(prediction(request_id, second))
+    assert sorted(buffer.store) == ["c", "d", "e"]
+    assert buffer.counts.evicted == 2
+    assert len(buffer) == 3
+
+
+def test_rebuild_index_after_restart_continues() -> None:
+    store: dict[str, JoinEntry] = {}
+    before = JoinBuffer(store, ttl_seconds=60, max_pending=100)
+    before.offer(prediction("old", 0))
+    before.offer(prediction("fresh", 50))
+    before.offer(label("joined", 40))
+    before.offer(prediction("joined", 45))
+    restored: dict[str, JoinEntry] = pickle.loads(pickle.dumps(store))
+
+    after = JoinBuffer(restored, ttl_seconds=60, max_pending=100)
+    after.rebuild_index()
+
+    assert after.watermark == T0 + timedelta(seconds=50)
+    assert after.offer(prediction("joined", 45)).note == "duplicate"
+    assert after.offer(label("fresh", 70)).outcome is not None
+    assert [request_id for request_id, _ in after.expire(T0 + timedelta(seconds=61))] == ["old"]
+    assert after.counts.expired_predictions == 1
+    assert sorted(after.store) == ["fresh", "joined"]
