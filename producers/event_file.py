@@ -11,7 +11,7 @@ One line per event, in stream order, UTF-8::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from producers.sink import DeliveryStats
@@ -46,11 +46,25 @@ class EventFileWriter:
 def read_event_file(path: Path) -> Iterator[PredictionEvent | LabelEvent]:
     """The events of a file written by ``EventFileWriter``; ``InvalidEvent`` names a bad line."""
     with path.open("rb") as lines:
-        for number, line in enumerate(lines, start=1):
-            try:
-                record = json.loads(line)
-                event = decode(EVENT_KINDS[record["kind"]], json.dumps(record["event"]).encode())
-            except (ValueError, KeyError, TypeError) as exc:
-                reason = exc.reason if isinstance(exc, InvalidEvent) else repr(exc)
-                raise InvalidEvent(f"{path}:{number}: {reason}") from exc
+        for item in scan_event_lines(lines, str(path)):
+            if isinstance(item, InvalidEvent):
+                raise item
+            yield item
+
+
+def scan_event_lines(
+    lines: Iterable[bytes], name: str
+) -> Iterator[PredictionEvent | LabelEvent | InvalidEvent]:
+    """The events of JSON lines, and in place of each bad line an ``InvalidEvent`` naming
+    ``name:line`` (the replay skips and counts them)."""
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+            event = decode(EVENT_KINDS[record["kind"]], json.dumps(record["event"]).encode())
+        except (ValueError, KeyError, TypeError) as exc:
+            reason = exc.reason if isinstance(exc, InvalidEvent) else repr(exc)
+            invalid = InvalidEvent(f"{name}:{number}: {reason}")
+            invalid.__cause__ = exc
+            yield invalid
+        else:
             yield event

@@ -13,6 +13,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from detectors.config import DEFAULT_CONCEPT_DETECTORS, DEFAULT_DATA_DETECTORS, DetectorList
+
 CACHE_HOME = Path.home() / ".cache" / "driftstream"
 
 
@@ -89,18 +91,33 @@ class TopicSettings(BaseModel):
 
 
 class JoinSettings(BaseModel):
-    """How long an unmatched prediction or label waits for its other half (event time)."""
+    """How long an unmatched prediction or label waits for its other half (event time).
+
+    ``max_pending`` caps the entries held per input partition; past it the oldest are evicted
+    and counted.
+    """
 
     ttl_seconds: float = Field(default=3600.0, gt=0)
     max_pending: int = Field(default=1_000_000, ge=1)
 
 
 class DetectorSettings(BaseModel):
-    """Default detectors per kind of signal (overridable per model by the detector config)."""
+    """Default detectors per kind of signal, as names or specs (JSON in the environment, e.g.
+    ``DRIFTSTREAM_DETECTORS__DATA_DETECTORS='[{"name": "adwin", "params": {"delta": 1e-5}}]'``).
+    """
 
-    concept_detectors: list[str] = Field(default_factory=lambda: ["adwin", "page_hinkley"])
-    data_detectors: list[str] = Field(default_factory=lambda: ["adwin"])
+    concept_detectors: DetectorList = DEFAULT_CONCEPT_DETECTORS
+    data_detectors: DetectorList = DEFAULT_DATA_DETECTORS
     alert_cooldown_events: int = Field(default=1000, ge=0)
+
+
+class WorkerSettings(BaseModel):
+    """The stream worker (``driftstream worker``)."""
+
+    app_id: str | None = None  # Faust app id and consumer group; default: "<topic prefix>worker"
+    data_dir: Path = CACHE_HOME / "worker"
+    snapshot_every: int = Field(default=500, ge=1)  # observations per model between snapshots
+    redis_flush_seconds: float = Field(default=1.0, gt=0)
 
 
 class LocalServicesSettings(BaseModel):
@@ -126,4 +143,5 @@ class Settings(BaseSettings):
     topics: TopicSettings = Field(default_factory=TopicSettings)
     join: JoinSettings = Field(default_factory=JoinSettings)
     detectors: DetectorSettings = Field(default_factory=DetectorSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
     services: LocalServicesSettings = Field(default_factory=LocalServicesSettings)

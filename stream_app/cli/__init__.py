@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from stream_app.cli.live import alerts, state, worker
 from stream_app.cli.schemas import schemas_app
 from stream_app.cli.services import services_app
 from stream_app.cli.simulate import simulate
@@ -17,3 +18,6 @@ app = typer.Typer(
 app.add_typer(services_app, name="services")
 app.add_typer(schemas_app, name="schemas")
 app.command()(simulate)
+app.command()(worker)
+app.command()(alerts)
+app.command()(state)

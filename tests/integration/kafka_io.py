@@ -11,9 +11,17 @@ from stream_app.settings import Settings
 
 
 def consume(
-    settings: Settings, topic_names: list[str], expected: int, timeout: float = 60.0
+    settings: Settings,
+    topic_names: list[str],
+    expected: int | None = None,
+    timeout: float = 60.0,
+    idle_seconds: float = 3.0,
 ) -> list[Message]:
-    """Read ``topic_names`` from the beginning until ``expected`` messages came or time is up."""
+    """Read ``topic_names`` from the beginning until ``expected`` messages came or time is up.
+
+    With ``expected=None``: read everything there is, until ``idle_seconds`` pass without a
+    new message.
+    """
     consumer = Consumer(
         {
             **settings.kafka.client_config(),
@@ -25,11 +33,17 @@ def consume(
     consumer.subscribe(topic_names)
     received: list[Message] = []
     deadline = time.monotonic() + timeout
+    last_new = time.monotonic()
     try:
-        while len(received) < expected and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            if expected is not None and len(received) >= expected:
+                break
+            if expected is None and time.monotonic() - last_new > idle_seconds:
+                break
             for message in consumer.consume(num_messages=500, timeout=0.5):
                 if message.error() is None:
                     received.append(message)
+                    last_new = time.monotonic()
     finally:
         consumer.close()
     return received

@@ -1,0 +1,209 @@
+"""``driftstream replay FILE``: the worker's detection core over a recorded stream, offline.
+
+Examples::
+
+    driftstream simulate -m fraud=abrupt -m churn=data-drift --events 20000 --to-file ev.jsonl
+    driftstream replay ev.jsonl
+    driftstream replay ev.jsonl --concept-detectors adwin,ddm --data-detectors "" --json
+
+The file is JSON lines as ``driftstream simulate --to-file`` writes them
+(:mod:`producers.event_file`). No Kafka or Redis: the events go through
+:class:`detectors.backtest.Backtest` in file order, with the join TTL and cap and the detector
+defaults of the settings (``DRIFTSTREAM_JOIN__TTL_SECONDS``, ``DRIFTSTREAM_DETECTORS__...``).
+Each alert is printed as it is raised, then a summary per model. A bad line is reported with
+its ``file:line`` and skipped (counted in the summary), as the worker dead-letters bad input
+and goes on. ``--json`` prints one JSON document (alerts and per-model summary) instead.
+Exit codes: 0 done, 2 the file cannot be read or an option is invalid.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich import box
+from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from detectors.backtest import Backtest, BacktestSummary, ModelReport
+from detectors.config import BankConfig, DetectorConfig
+from producers.event_file import scan_event_lines
+from schemas.errors import InvalidEvent
+from schemas.events import DriftAlert
+from stream_app.cli.console import console, errors, fail
+from stream_app.settings import Settings
+
+PROGRESS_MIN_BYTES = 4 * 1024 * 1024
+"""Files at least this large show a progress bar (on stderr)."""
+MAX_REPORTED_INVALID = 10
+"""Bad lines reported one by one; the rest are only counted."""
+SUMMARY_ROWS = ("predictions", "labels", "joined", "duplicates", "expired predictions",
+                "orphan labels", "pending", "accuracy (recent)", "status", "alerts")  # fmt: skip
+
+
+def replay(
+    file: Annotated[Path, typer.Argument(help="JSON lines, as `simulate --to-file` writes.")],
+    concept_detectors: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated detectors for concept signals (default: settings)."),
+    ] = None,
+    data_detectors: Annotated[
+        str | None,
+        typer.Option(help='Comma-separated detectors for data signals ("": none).'),
+    ] = None,
+    cooldown: Annotated[
+        int | None, typer.Option(min=0, help="Signal values between alerts of one detector.")
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document instead of text.")
+    ] = False,
+) -> None:
+    """Replay a recorded stream through the detectors, offline; print alerts and a summary."""
+    settings = Settings()
+    backtest = Backtest(
+        ttl_seconds=settings.join.ttl_seconds,
+        max_pending=settings.join.max_pending,
+        config=_detector_config(settings, concept_detectors, data_detectors, cooldown),
+    )
+    started = time.monotonic()
+    skipped = _run(backtest, file, show_alerts=not json_output)
+    elapsed = time.monotonic() - started
+    summary = backtest.summary()
+    if json_output:
+        typer.echo(json.dumps(_document(file, summary, skipped), indent=2))
+    else:
+        _show_summary(file, summary, skipped, elapsed)
+
+
+@dataclass(slots=True)
+class SkippedLines:
+    """The bad lines of the file: all counted, the first ones reported on stderr."""
+
+    count: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+    def add(self, reason: str) -> None:
+        self.count += 1
+        if len(self.reasons) < MAX_REPORTED_INVALID:
+            self.reasons.append(reason)
+            errors.print(f"[yellow]skipped[/yellow] {escape(reason)}", soft_wrap=True)
+
+
+def _detector_config(
+    settings: Settings, concept: str | None, data: str | None, cooldown: int | None
+) -> DetectorConfig:
+    """The settings' detector defaults with the command line's overrides."""
+    overrides: dict[str, Any] = {}
+    if concept is not None:
+        overrides["concept_detectors"] = _names(concept)
+    if data is not None:
+        overrides["data_detectors"] = _names(data)
+    if cooldown is not None:
+        overrides["alert_cooldown_events"] = cooldown
+    try:
+        return DetectorConfig(default=BankConfig.from_settings(settings.detectors, **overrides))
+    except ValidationError as exc:
+        raise typer.BadParameter(exc.errors()[0]["msg"]) from exc
+
+
+def _names(value: str) -> list[str]:
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def _run(backtest: Backtest, file: Path, *, show_alerts: bool) -> SkippedLines:
+    """Feed the file's events to ``backtest``, skipping (and reporting) the bad lines."""
+    skipped = SkippedLines()
+    try:
+        size = file.stat().st_size
+        progress = Progress(
+            TextColumn("replaying"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeElapsedColumn(),
+            console=errors,
+            transient=True,
+            disable=size < PROGRESS_MIN_BYTES or not errors.is_terminal,
+        )
+        with progress, progress.open(file, "rb") as lines:
+            for item in scan_event_lines(lines, str(file)):
+                if isinstance(item, InvalidEvent):
+                    skipped.add(item.reason)
+                    continue
+                for alert in backtest.process(item):
+                    if show_alerts:
+                        console.print(_alert_line(alert), soft_wrap=True)
+    except OSError as exc:
+        fail(f"cannot read {escape(str(file))}: {escape(exc.strerror or repr(exc))}", code=2)
+    return skipped
+
+
+def _alert_line(alert: DriftAlert) -> str:
+    before, after = alert.before, alert.after
+    where = escape(f"{alert.model_id} {alert.signal} {alert.detector} {alert.kind}")
+    return (
+        f"{alert.event_time:%Y-%m-%d %H:%M:%S}Z {where} [bold red]{alert.severity}[/bold red] "
+        f"mean {before.mean:.4g} -> {after.mean:.4g} (n {before.n} -> {after.n}) "
+        f"{alert.alert_id[:8]}"
+    )
+
+
+def _cells(model: ModelReport) -> list[str]:
+    """A model's column of the summary table, in the order of ``SUMMARY_ROWS``."""
+    c, bank = model.counts, model.bank
+    counts = (c.predictions, c.labels, c.joined, c.duplicates, c.expired_predictions,
+              c.orphan_labels, c.pending_predictions + c.pending_labels)  # fmt: skip
+    if bank is not None and bank.accuracy is not None:
+        quality = f"{bank.accuracy:.1%}"
+    elif bank is not None and bank.mean_absolute_error is not None:
+        quality = f"MAE {bank.mean_absolute_error:.4g}"
+    else:
+        quality = "-"
+    status = "-" if bank is None else bank.status
+    return [*(f"{n:,}" for n in counts), quality, status, str(c.alerts)]
+
+
+def _show_summary(
+    file: Path, summary: BacktestSummary, skipped: SkippedLines, elapsed: float
+) -> None:
+    """A column per model: narrow enough for a terminal while there are a few models."""
+    columns = {model_id: _cells(model) for model_id, model in summary.models.items()}
+    table = Table("", title="replay summary", box=box.SIMPLE_HEAD)
+    for model_id in columns:
+        table.add_column(escape(model_id), justify="right")
+    for row in zip(SUMMARY_ROWS, *columns.values(), strict=True):
+        table.add_row(*row)
+    if columns:
+        console.print(table)
+    rate = summary.events / elapsed if elapsed > 0 else 0.0
+    console.print(
+        f"{summary.events:,} events from {escape(str(file))} in {elapsed:.1f}s "
+        f"({rate:,.0f} events/s): {len(summary.alerts)} alerts, {skipped.count} invalid lines "
+        f"skipped, {summary.evicted} entries evicted from the join",
+        soft_wrap=True,
+    )
+
+
+def _document(file: Path, summary: BacktestSummary, skipped: SkippedLines) -> dict[str, Any]:
+    """The ``--json`` output: alerts in order, the per-model counts and bank summaries."""
+    models = {
+        model_id: {
+            **asdict(model.counts),
+            "bank": None if model.bank is None else asdict(model.bank),
+        }
+        for model_id, model in summary.models.items()
+    }
+    return {
+        "file": str(file),
+        "events": summary.events,
+        "invalid_lines": skipped.count,
+        "invalid": skipped.reasons,
+        "evicted": summary.evicted,
+        "alerts": [alert.model_dump(mode="json") for alert in summary.alerts],
+        "models": models,
+    }

@@ -1,0 +1,211 @@
+"""The live per-model view in Redis, written in batches off the event path.
+
+The worker records what happened (``count``, ``set_model``, ``set_summary``, ``add_alert``) in
+memory; ``flush`` sends it all in one pipeline, typically once a second. Counters are sent as
+``HINCRBY`` deltas, so several workers add up; states are overwritten. When Redis is down the
+flush fails, the view is "stale" (logged once per outage and counted), nothing blocks, and the
+pending changes go out with the next successful flush. Key layout (prefix ``driftstream:``):
+
+- ``models``: set of model ids seen
+- ``pipeline``: hash of counts that belong to no model (dead-lettered, evicted, failed flushes)
+- ``model:{id}``: hash of counts, rolling accuracy / error rate, status, last alert id, updated_at
+- ``model:{id}:signals``: hash of per-signal estimate and detector status (JSON per signal)
+- ``alerts`` and ``alerts:{id}``: capped streams of alerts (JSON in field ``alert``)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+import redis
+import redis.asyncio
+from redis.asyncio.client import Pipeline
+from redis.typing import EncodableT, FieldT
+
+from detectors.bank import BankSummary
+from schemas.codec import encode
+from schemas.events import DriftAlert
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LiveStateKeys:
+    """Redis key names under one prefix."""
+
+    prefix: str
+
+    @property
+    def models(self) -> str:
+        return f"{self.prefix}models"
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.prefix}alerts"
+
+    @property
+    def pipeline(self) -> str:
+        return f"{self.prefix}pipeline"
+
+    def model(self, model_id: str) -> str:
+        return f"{self.prefix}model:{model_id}"
+
+    def signals(self, model_id: str) -> str:
+        return f"{self.prefix}model:{model_id}:signals"
+
+    def model_alerts(self, model_id: str) -> str:
+        return f"{self.prefix}alerts:{model_id}"
+
+
+@dataclass
+class WriterStats:
+    flushes: int = 0
+    failed_flushes: int = 0
+    dropped_alerts: int = 0
+    stale: bool = False
+
+
+def _nested_dict() -> defaultdict[str, dict[FieldT, EncodableT]]:
+    return defaultdict(dict)
+
+
+@dataclass
+class PendingChanges:
+    """What has not reached Redis yet: counter deltas, hash fields, alerts."""
+
+    counts: defaultdict[str | None, Counter[str]] = field(
+        default_factory=lambda: defaultdict(Counter)
+    )
+    model: defaultdict[str, dict[FieldT, EncodableT]] = field(default_factory=_nested_dict)
+    signals: defaultdict[str, dict[FieldT, EncodableT]] = field(default_factory=_nested_dict)
+    alerts: list[DriftAlert] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.counts or self.model or self.signals or self.alerts)
+
+    def absorb_older(self, older: PendingChanges) -> None:
+        """Fold in changes made before these (newer field values win)."""
+        for model_id, counts in older.counts.items():
+            self.counts[model_id].update(counts)
+        for mine, theirs in ((self.model, older.model), (self.signals, older.signals)):
+            for model_id, values in theirs.items():
+                mine[model_id] = {**values, **mine[model_id]}
+        self.alerts[:0] = older.alerts
+
+
+@dataclass
+class LiveStateWriter:
+    """Accumulates per-model changes and writes them to Redis in one pipeline per flush."""
+
+    client: redis.asyncio.Redis
+    keys: LiveStateKeys
+    max_pending_alerts: int = 10_000
+    stream_length: int = 1_000
+    stats: WriterStats = field(default_factory=WriterStats)
+    _pending: PendingChanges = field(default_factory=PendingChanges)
+
+    def count(self, model_id: str | None, name: str, n: int = 1) -> None:
+        """Add ``n`` to the counter ``name`` of a model (predictions, labels, joined, ...), or
+        of the pipeline as a whole when ``model_id`` is None (dead-lettered, evicted, ...)."""
+        self._pending.counts[model_id][name] += n
+
+    def set_model(self, model_id: str, values: dict[str, Any]) -> None:
+        """Overwrite fields of the model hash (status, accuracy, ...)."""
+        self._pending.model[model_id].update({k: str(v) for k, v in values.items()})
+
+    def set_summary(self, summary: BankSummary, updated_at: datetime) -> None:
+        """Record a detector bank's live view: model status and rates, and every signal."""
+        rates = {
+            "status": summary.status,
+            "model_version": summary.model_version,
+            "error_rate": summary.error_rate,
+            "accuracy": summary.accuracy,
+            "mean_absolute_error": summary.mean_absolute_error,
+            "last_alert_id": summary.last_alert_id,
+        }
+        values = {name: value for name, value in rates.items() if value is not None}
+        self.set_model(summary.model_id, {**values, "updated_at": updated_at.isoformat()})
+        self._pending.signals[summary.model_id].update(
+            {name: json.dumps(asdict(signal)) for name, signal in summary.signals.items()}
+        )
+
+    def add_alert(self, alert: DriftAlert) -> None:
+        """Queue an alert for the streams."""
+        self._pending.alerts.append(alert)
+        self.set_model(alert.model_id, {"last_alert_id": alert.alert_id})
+
+    async def flush(self) -> bool:
+        """Send everything pending; on a Redis error keep it for the next flush and return False.
+
+        Changes recorded while the pipeline is in flight go into a fresh batch, so none is lost
+        whichever way the flush ends. Past ``max_pending_alerts`` queued alerts (a long outage)
+        the oldest are dropped from the Redis streams and counted; they are on the alerts topic.
+        """
+        batch, self._pending = self._pending, PendingChanges()
+        if not batch:
+            return True
+        try:
+            await self._pipeline(batch).execute()
+        except (redis.RedisError, OSError) as exc:
+            self.stats.failed_flushes += 1
+            if not self.stats.stale:
+                log.warning("Redis unavailable, live state is stale until it returns: %s", exc)
+            self.stats.stale = True
+            self._pending.absorb_older(batch)
+            excess = len(self._pending.alerts) - self.max_pending_alerts
+            if excess > 0:
+                del self._pending.alerts[:excess]
+                self.stats.dropped_alerts += excess
+            return False
+        if self.stats.stale:
+            log.warning("Redis is back; live state caught up")
+            self.count(None, "redis_outages")
+        self.stats.stale = False
+        self.stats.flushes += 1
+        return True
+
+    def _pipeline(self, batch: PendingChanges) -> Pipeline:
+        pipe = self.client.pipeline(transaction=False)
+        models = {m for m in batch.counts if m is not None} | set(batch.model) | set(batch.signals)
+        if models:
+            pipe.sadd(self.keys.models, *models)
+        for model_id, counts in batch.counts.items():
+            key = self.keys.pipeline if model_id is None else self.keys.model(model_id)
+            for name, n in counts.items():
+                pipe.hincrby(key, name, n)
+        for model_id, values in batch.model.items():
+            pipe.hset(self.keys.model(model_id), mapping=values)
+        for model_id, values in batch.signals.items():
+            pipe.hset(self.keys.signals(model_id), mapping=values)
+        for alert in batch.alerts:
+            entry: dict[FieldT, EncodableT] = {"alert": encode(alert)}
+            for stream in (self.keys.alerts, self.keys.model_alerts(alert.model_id)):
+                pipe.xadd(stream, entry, maxlen=self.stream_length, approximate=True)
+        return pipe
+
+
+def read_live_state(
+    client: redis.Redis, keys: LiveStateKeys, model_id: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """The Redis view of every model (or one): its hash plus its decoded signals, and the
+    pipeline counts under ``"_pipeline"`` when all models are asked for. ``client`` must
+    decode responses."""
+
+    def read_hash(key: str) -> dict[str, str]:
+        return cast(dict[str, str], client.hgetall(key))
+
+    model_ids = [model_id] if model_id else sorted(cast(set[str], client.smembers(keys.models)))
+    view: dict[str, dict[str, Any]] = {}
+    for mid in model_ids:
+        model: dict[str, Any] = read_hash(keys.model(mid))
+        signals = read_hash(keys.signals(mid))
+        if model or signals:
+            view[mid] = {**model, "signals": {k: json.loads(v) for k, v in signals.items()}}
+    if model_id is None:
+        view["_pipeline"] = read_hash(keys.pipeline)
+    return view

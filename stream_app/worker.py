@@ -1,0 +1,193 @@
+"""The Faust worker: join predictions with labels, detect drift per model, alert, keep state.
+
+Two agents over the pure core (``detectors/``):
+
+1. **join** consumes ``predictions`` and ``labels`` (co-partitioned by request id). Each event is
+   decoded at the edge; anything invalid goes to ``deadletter`` with its reason and the stream
+   goes on. A valid prediction is forwarded to ``observations`` (data-drift signals) and both
+   sides go through the partition's :class:`~detectors.join.JoinBuffer`, whose entries live in
+   the ``join`` table (changelog-backed). A match is forwarded to ``observations`` once.
+2. **detect** consumes ``observations`` (keyed by model id) into one
+   :class:`~detectors.bank.DetectorBank` per model and publishes each alert to ``alerts``. A
+   bank's snapshot goes to the ``detectors`` table after every alert and every
+   ``snapshot_every`` observations, so a restarted worker continues from it.
+
+A timer flushes the live view to Redis once a second (:mod:`stream_app.live_state`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import redis.asyncio
+
+from detectors.bank import DetectorBank
+from detectors.config import BankConfig
+from detectors.join import JoinedOutcome, JoinEntry
+from schemas.codec import decode, encode
+from schemas.errors import InvalidEvent
+from schemas.events import LabelEvent, PredictionEvent
+from stream_app.faust_app import create_app
+from stream_app.join_stage import PartitionedJoin
+from stream_app.live_state import LiveStateKeys, LiveStateWriter
+from stream_app.observations import decode_observation, encode_observation
+from stream_app.settings import Settings
+from stream_app.topics import Topics
+
+log = logging.getLogger(__name__)
+
+RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
+                       "value_serializer": "raw"}  # fmt: skip
+
+
+def build_worker(settings: Settings) -> faust.App:
+    """The Faust app with both agents, its tables and the Redis flush timer."""
+    names = Topics(settings.topics.prefix)
+    worker = settings.worker
+    app = create_app(settings, worker.app_id or f"{names.prefix}worker", worker.data_dir)
+    inputs = app.topic(names.predictions, names.labels, **RAW)
+    partitions = settings.topics.partitions
+    observations = app.topic(names.observations, partitions=partitions, **RAW)
+    alerts = app.topic(names.alerts, **RAW)
+    deadletter = app.topic(names.deadletter, **RAW)
+    join_table = app.Table("join", partitions=partitions, key_type=bytes, value_type=bytes)
+    bank_table = app.Table("detectors", partitions=partitions, key_type=bytes, value_type=bytes)
+    joins = PartitionedJoin(join_table, settings.join)
+    banks: dict[str, DetectorBank] = {}
+    since_snapshot: dict[str, int] = {}
+    state = LiveStateWriter(
+        redis.asyncio.Redis.from_url(
+            settings.redis.url, socket_timeout=1.0, socket_connect_timeout=1.0,
+            **settings.redis.client_kwargs(),
+        ),
+        LiveStateKeys(settings.redis.key_prefix),
+    )  # fmt: skip
+    dirty: set[str] = set()
+
+    async def dead_letter(message: Any, reason: str) -> None:
+        state.count(None, "deadlettered")
+        log.info("dead-lettered %s[%d]@%d: %s", message.topic, message.partition,
+                 message.offset, reason)  # fmt: skip
+        await deadletter.send(
+            key=message.key,
+            value=message.value,
+            headers=[
+                ("driftstream-reason", reason.encode()),
+                ("driftstream-source", f"{message.topic}/{message.partition}/{message.offset}"
+                 .encode()),
+            ],
+        )  # fmt: skip
+
+    @app.agent(inputs)
+    async def join(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                parsed = _parse_input(message.topic == names.predictions, message.key,
+                                      message.value)  # fmt: skip
+            except InvalidEvent as exc:
+                await dead_letter(message, exc.reason)
+                continue
+            model_id = parsed.model_id
+            kind = "predictions" if isinstance(parsed, PredictionEvent) else "labels"
+            state.count(model_id, kind)
+            if isinstance(parsed, PredictionEvent):
+                await observations.send(key=model_id.encode(), value=encode_observation(parsed))
+            buffer = joins.buffer(message.partition)
+            step = buffer.offer(parsed)
+            if step.note == "duplicate":
+                state.count(model_id, f"duplicate_{kind}")
+            if step.outcome is not None:
+                state.count(step.outcome.model_id, "joined")
+                await observations.send(key=model_id.encode(),
+                                        value=encode_observation(step.outcome))  # fmt: skip
+            for _request_id, entry in buffer.expire():
+                _count_expired(state, entry)
+
+    @app.agent(observations)
+    async def detect(stream: faust.StreamT[bytes]) -> None:
+        async for key, value in stream.items():
+            model_id = key.decode()
+            bank = banks.get(model_id)
+            if bank is None:
+                snapshot = bank_table.get(key)
+                bank = DetectorBank.restore(snapshot) if snapshot else _new_bank(settings, model_id)
+                banks[model_id] = bank
+            observation = decode_observation(value)
+            if isinstance(observation, JoinedOutcome):
+                fired = bank.observe_outcome(observation)
+            else:
+                fired = bank.observe_prediction(observation)
+            for alert in fired:
+                await alerts.send(key=key, value=encode(alert))
+                state.add_alert(alert)
+                state.count(model_id, "alerts")
+            dirty.add(model_id)
+            since_snapshot[model_id] = since_snapshot.get(model_id, 0) + 1
+            if fired or since_snapshot[model_id] >= settings.worker.snapshot_every:
+                bank_table[key] = bank.snapshot()
+                since_snapshot[model_id] = 0
+
+    async def flush_live_state() -> None:
+        now = datetime.now(UTC)
+        for model_id in dirty:
+            if (bank := banks.get(model_id)) is not None:
+                state.set_summary(bank.summary(), updated_at=now)
+        dirty.clear()
+        state.count(None, "evicted", joins.take_evicted())
+        await state.flush()
+
+    app.timer(interval=settings.worker.redis_flush_seconds)(flush_live_state)
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def final_flush(_sender: faust.App, **_: Any) -> None:
+        await flush_live_state()  # after the consumer stopped: nothing is counted later
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(_sender: faust.App, revoked: set[Any], **_: Any) -> None:
+        joins.forget({tp.partition for tp in revoked if tp.topic == names.predictions})
+        for model_id in list(banks):
+            banks.pop(model_id)  # restored from the detectors table if assigned again
+
+    return app
+
+
+def _parse_input(
+    is_prediction: bool, key: bytes | None, value: bytes | None
+) -> PredictionEvent | LabelEvent:
+    """Decode one input message, checking that it is keyed by its request id."""
+    model = PredictionEvent if is_prediction else LabelEvent
+    if value is None:
+        raise InvalidEvent(f"{model.__name__}: message has no value")
+    parsed = decode(PredictionEvent, value) if is_prediction else decode(LabelEvent, value)
+    if key is None:
+        raise InvalidEvent(f"{model.__name__}: message has no key; key it by request_id")
+    if key != parsed.request_id.encode():
+        raise InvalidEvent(
+            f"{model.__name__}.request_id: {parsed.request_id!r} does not match the message key"
+        )
+    return parsed
+
+
+def _count_expired(state: LiveStateWriter, entry: JoinEntry) -> None:
+    if entry.prediction is not None:
+        state.count(entry.prediction.model_id, "expired_predictions")
+    elif entry.label is not None:
+        state.count(entry.label.model_id, "orphan_labels")
+
+
+def _new_bank(settings: Settings, model_id: str) -> DetectorBank:
+    return DetectorBank(model_id, BankConfig.from_settings(settings.detectors))
+
+
+def run_worker(settings: Settings, argv: Sequence[str] = ("--loglevel", "info")) -> None:
+    """Run the worker in the foreground until interrupted (Faust's own command line)."""
+    import sys
+
+    app = build_worker(settings)
+    sys.argv = ["driftstream", "worker", *argv]
+    app.main()

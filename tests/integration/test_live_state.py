@@ -1,0 +1,82 @@
+"""The Redis writer on a real Redis: batching, changes made mid-flush, and Redis outages."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import redis
+import redis.asyncio
+
+from schemas.events import DriftAlert, WindowStats
+from stream_app.live_state import LiveStateKeys, LiveStateWriter, read_live_state
+from stream_app.settings import Settings
+
+
+def alert(model_id: str, n: int) -> DriftAlert:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    return DriftAlert(
+        alert_id=f"a{n}", model_id=model_id, model_version="1", signal="error_rate",
+        detector="adwin", kind="concept", severity="critical", detected_at=now, event_time=now,
+        before=WindowStats(mean=0.1, n=100), after=WindowStats(mean=0.4, n=50),
+    )  # fmt: skip
+
+
+def writer_for(settings: Settings, url: str | None = None) -> LiveStateWriter:
+    client = redis.asyncio.Redis.from_url(url or settings.redis.url, socket_connect_timeout=1.0)
+    return LiveStateWriter(client, LiveStateKeys(settings.redis.key_prefix))
+
+
+def view(settings: Settings) -> dict[str, dict[str, object]]:
+    client = redis.Redis.from_url(settings.redis.url, decode_responses=True)
+    with client:
+        return read_live_state(client, LiveStateKeys(settings.redis.key_prefix))
+
+
+def test_changes_made_during_a_flush_are_not_lost(
+    settings: Settings, redis_conn: redis.Redis
+) -> None:
+    async def scenario() -> None:
+        writer = writer_for(settings)
+        writer.count("m", "predictions", 5)
+        in_flight = asyncio.create_task(writer.flush())
+        await asyncio.sleep(0)  # the flush has taken its batch and awaits Redis
+        writer.count("m", "predictions", 2)
+        writer.add_alert(alert("m", 1))
+        assert await in_flight
+        assert await writer.flush()
+        await writer.client.aclose()
+
+    asyncio.run(scenario())
+    state = view(settings)
+    assert state["m"]["predictions"] == "7"
+    assert state["m"]["last_alert_id"] == "a1"
+    assert redis_conn.xlen(f"{settings.redis.key_prefix}alerts:m") == 1
+
+
+def test_an_outage_makes_the_view_stale_and_it_catches_up(
+    settings: Settings, redis_conn: redis.Redis
+) -> None:
+    async def scenario() -> None:
+        writer = writer_for(settings, url="redis://127.0.0.1:1/0")  # nothing listens there
+        writer.count("m", "joined", 3)
+        writer.count(None, "deadlettered")
+        writer.add_alert(alert("m", 1))
+        assert not await writer.flush()
+        assert writer.stats.stale
+        writer.count("m", "joined", 4)
+        writer.set_model("m", {"status": "drift"})
+        assert not await writer.flush()
+        assert writer.stats.failed_flushes == 2
+        await writer.client.aclose()
+        writer.client = redis.asyncio.Redis.from_url(settings.redis.url)  # Redis is back
+        assert await writer.flush()
+        assert not writer.stats.stale
+        await writer.client.aclose()
+
+    asyncio.run(scenario())
+    state = view(settings)
+    assert state["m"]["joined"] == "7"
+    assert state["m"]["status"] == "drift"
+    assert state["_pipeline"] == {"deadlettered": "1"}
+    assert redis_conn.xlen(f"{settings.redis.key_prefix}alerts") == 1
