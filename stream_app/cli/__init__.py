@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from stream_app.cli.demo import demo
 from stream_app.cli.live import alerts, state, worker
+from stream_app.cli.replay import replay
 from stream_app.cli.schemas import schemas_app
 from stream_app.cli.services import services_app
 from stream_app.cli.simulate import simulate
@@ -21,3 +23,5 @@ app.command()(simulate)
 app.command()(worker)
 app.command()(alerts)
 app.command()(state)
+app.command()(replay)
+app.command()(demo)

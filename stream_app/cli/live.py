@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Annotated
 
 import typer
-from confluent_kafka import Consumer
 from rich.table import Table
 
-from schemas.codec import decode
 from schemas.errors import InvalidEvent
-from schemas.events import DriftAlert
+from stream_app.alerts_feed import format_alert, read_alerts
 from stream_app.cli.console import console, errors, fail
 from stream_app.settings import Settings
-from stream_app.topics import Topics
 
 
 def worker(
@@ -25,15 +21,6 @@ def worker(
     from stream_app.worker import run_worker  # Faust is slow to import; only this command needs it
 
     run_worker(Settings(), ["--loglevel", loglevel])
-
-
-def format_alert(alert: DriftAlert) -> str:
-    """One line per alert, for people."""
-    return (
-        f"{alert.event_time:%Y-%m-%d %H:%M:%S} {alert.severity.upper():8} {alert.model_id} "
-        f"{alert.kind} drift on {alert.signal} ({alert.detector}): mean {alert.before.mean:.3f} "
-        f"-> {alert.after.mean:.3f} [{alert.alert_id[:12]}]"
-    )
 
 
 def alerts(
@@ -47,37 +34,15 @@ def alerts(
     ] = 3.0,
 ) -> None:
     """Print the alerts topic from the beginning (and, with --follow, as alerts arrive)."""
-    settings = Settings()
-    topic = Topics(settings.topics.prefix).alerts
-    consumer = Consumer({
-        **settings.kafka.client_config(),
-        "group.id": f"driftstream-alerts-cli-{uuid.uuid4().hex[:8]}",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-    })  # fmt: skip
-    consumer.subscribe([topic])
     try:
-        while True:
-            message = consumer.poll(1.0 if follow else idle_seconds)
-            if message is None:
-                if follow:
-                    continue
-                break
-            if message.error() is not None:
-                errors.print(f"[yellow]{message.error()}[/yellow]")
-                continue
-            try:
-                alert = decode(DriftAlert, message.value() or b"")
-            except InvalidEvent as exc:
-                errors.print(f"[yellow]skipping an invalid alert: {exc.reason}[/yellow]")
-                continue
-            if model is None or alert.model_id == model:
-                console.print(alert.model_dump_json() if as_json else format_alert(alert),
-                              soft_wrap=True, markup=False)  # fmt: skip
+        for item in read_alerts(Settings(), follow=follow, idle_seconds=idle_seconds):
+            if isinstance(item, InvalidEvent):
+                errors.print(f"[yellow]skipping an invalid alert: {item.reason}[/yellow]")
+            elif model is None or item.model_id == model:
+                text = item.model_dump_json() if as_json else format_alert(item)
+                console.print(text, soft_wrap=True, markup=False)
     except KeyboardInterrupt:
         pass
-    finally:
-        consumer.close()
 
 
 def state(

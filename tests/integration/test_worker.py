@@ -11,6 +11,8 @@ import pytest
 import redis
 from confluent_kafka import Message, Producer
 
+from detectors.backtest import Backtest
+from detectors.config import BankConfig, DetectorConfig
 from detectors.join import JoinedOutcome
 from producers.kafka_producer import EventProducer
 from producers.simulator import ModelTraffic, simulate
@@ -199,6 +201,14 @@ def test_drift_alerts_live_state_and_dead_letters(
     assert [a for a in by_model["churn"] if a.kind == "concept"] == []
 
     assert len({a.alert_id for a in alerts}) == len(alerts)
+    replayed = Backtest(
+        ttl_seconds=settings.join.ttl_seconds,
+        max_pending=settings.join.max_pending,
+        config=DetectorConfig(default=BankConfig.from_settings(settings.detectors)),
+    )
+    for event in events:
+        replayed.process(event)
+    assert sorted(a.alert_id for a in replayed.alerts) == sorted(a.alert_id for a in alerts)
     assert redis_conn.xlen(f"{settings.redis.key_prefix}alerts") == len(alerts)
 
 
