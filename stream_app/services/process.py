@@ -38,13 +38,20 @@ class ManagedProcess:
         return self.state_dir / f"{self.name}.log"
 
     def pid(self) -> int | None:
-        """The pid from our pid file if that process is alive and still ours, else None."""
+        """The pid from our pid file if that process is alive and still ours, else None.
+
+        "Ours" means the marker appears in its executable's path or its command line (read
+        both: a server such as redis rewrites its command line while it starts).
+        """
         try:
             pid = int(self.pid_file.read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            proc = Path(f"/proc/{pid}")
+            seen = os.readlink(proc / "exe") + (proc / "cmdline").read_bytes().decode(
+                errors="replace"
+            )
         except (OSError, ValueError):
             return None
-        return pid if self.marker in cmdline else None
+        return pid if self.marker in seen else None
 
     def start(self, argv: Sequence[str], env: dict[str, str] | None = None) -> int:
         """Start ``argv`` detached, logging to the log file; record and return its pid."""
