@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from stream_app.services.base import LocalService
 from stream_app.services.kafka import LocalKafka
 from stream_app.services.process import ServiceError
 from stream_app.services.redis import LocalRedis
@@ -29,7 +30,7 @@ class ServiceStatus:
     state: str  # "started" | "ours, already running" | "external, reused" | "up" | "down" ...
 
 
-def local_services(settings: Settings) -> list[LocalKafka | LocalRedis]:
+def local_services(settings: Settings) -> list[LocalService]:
     return [
         LocalKafka(settings.kafka, settings.services),
         LocalRedis(settings.redis, settings.services),

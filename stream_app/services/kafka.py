@@ -11,16 +11,14 @@ import base64
 import shutil
 import subprocess
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from stream_app.services.process import ManagedProcess, ServiceError, wait_until
+from stream_app.services.base import LocalService, Say
+from stream_app.services.process import ManagedProcess, ServiceError
 from stream_app.settings import KafkaSettings, LocalServicesSettings
-
-Say = Callable[[str], None]
 
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -104,7 +102,7 @@ def fetch_kafka_jars(local: LocalServicesSettings, say: Say) -> Path:
     return libs
 
 
-class LocalKafka:
+class LocalKafka(LocalService):
     """``up``/``down``/``status`` of the development broker described by the settings."""
 
     name = "kafka"
@@ -116,17 +114,10 @@ class LocalKafka:
         self.home = local.state_dir / "kafka"
         self.process = ManagedProcess("kafka", local.state_dir, marker=str(self.home))
 
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
     def answers(self) -> bool:
         return kafka_answers(self.kafka)
 
-    def up(self, say: Say) -> str:
-        """Start the broker unless one already answers; return what was done."""
-        if self.answers():
-            return "ours, already running" if self.process.pid() else "external, reused"
+    def launch(self, say: Say) -> int:
         libs = fetch_kafka_jars(self.local, say)
         java = shutil.which("java")
         if java is None:
@@ -157,7 +148,7 @@ class LocalKafka:
                     f"formatting {data} failed:\n{formatted.stdout}{formatted.stderr}"
                 )
         say(f"starting Kafka {self.local.kafka_version} (KRaft) on {self.address}")
-        self.process.start(
+        return self.process.start(
             [
                 java,
                 f"-Xmx{self.local.kafka_heap}",
@@ -170,21 +161,6 @@ class LocalKafka:
                 str(properties),
             ],
         )
-        ready = wait_until(
-            lambda: self.answers() or self.process.pid() is None,
-            self.local.ready_timeout_seconds,
-        )
-        if not ready or self.process.pid() is None:
-            self.process.stop()
-            raise ServiceError(
-                f"Kafka did not answer on {self.address} within "
-                f"{self.local.ready_timeout_seconds:.0f}s; last lines of "
-                f"{self.process.log_file}:\n{self.process.log_tail()}"
-            )
-        return "started"
-
-    def down(self) -> bool:
-        return self.process.stop()
 
     def _write_config(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)

@@ -40,18 +40,16 @@ class ManagedProcess:
     def pid(self) -> int | None:
         """The pid from our pid file if that process is alive and still ours, else None.
 
-        "Ours" means the marker appears in its executable's path or its command line (read
-        both: a server such as redis rewrites its command line while it starts).
+        "Ours" means the marker appears in its command line. A server that rewrites its
+        command line (redis does) reads as empty for a moment while it starts, so right after
+        ``start`` wait on :func:`is_alive` of the returned pid instead.
         """
         try:
             pid = int(self.pid_file.read_text().strip())
-            proc = Path(f"/proc/{pid}")
-            seen = os.readlink(proc / "exe") + (proc / "cmdline").read_bytes().decode(
-                errors="replace"
-            )
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except (OSError, ValueError):
             return None
-        return pid if self.marker in seen else None
+        return pid if self.marker in cmdline else None
 
     def start(self, argv: Sequence[str], env: dict[str, str] | None = None) -> int:
         """Start ``argv`` detached, logging to the log file; record and return its pid."""
@@ -68,16 +66,19 @@ class ManagedProcess:
         self.pid_file.write_text(str(proc.pid))
         return proc.pid
 
-    def stop(self, timeout: float = 30.0) -> bool:
-        """Stop our process (SIGTERM, then SIGKILL after ``timeout``); True if one was running."""
-        pid = self.pid()
+    def stop(self, timeout: float = 30.0, pid: int | None = None) -> bool:
+        """Stop our process (SIGTERM, then SIGKILL after ``timeout``); True if one was running.
+
+        ``pid`` names the process when the caller knows it (it has just started it).
+        """
+        pid = pid or self.pid()
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
         os.kill(pid, signal.SIGTERM)
-        if not wait_until(lambda: not _alive(pid), timeout):
+        if not wait_until(lambda: not is_alive(pid), timeout):
             os.kill(pid, signal.SIGKILL)
-            wait_until(lambda: not _alive(pid), 10.0)
+            wait_until(lambda: not is_alive(pid), 10.0)
         self.pid_file.unlink(missing_ok=True)
         return True
 
@@ -89,7 +90,8 @@ class ManagedProcess:
             return "(no log written)"
 
 
-def _alive(pid: int) -> bool:
+def is_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (reaping it first if it is our exited child)."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
     try:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from urllib.parse import urlparse
 
 import redis
 
-from stream_app.services.process import ManagedProcess, ServiceError, wait_until
+from stream_app.services.base import LocalService, Say
+from stream_app.services.process import ManagedProcess, ServiceError
 from stream_app.settings import LocalServicesSettings, RedisSettings
-
-Say = Callable[[str], None]
 
 
 def redis_client(settings: RedisSettings, **overrides: object) -> redis.Redis:
@@ -38,7 +36,7 @@ def _redis_server_binary() -> str:
     return found
 
 
-class LocalRedis:
+class LocalRedis(LocalService):
     """``up``/``down``/``status`` of the development Redis described by the settings."""
 
     name = "redis"
@@ -52,17 +50,10 @@ class LocalRedis:
         self.home = local.state_dir / "redis"
         self.process = ManagedProcess("redis", local.state_dir, marker="redis-server")
 
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
     def answers(self) -> bool:
         return redis_answers(self.settings)
 
-    def up(self, say: Say) -> str:
-        """Start redis-server unless a Redis already answers; return what was done."""
-        if self.answers():
-            return "ours, already running" if self.process.pid() else "external, reused"
+    def launch(self, say: Say) -> int:
         binary = _redis_server_binary()
         self.home.mkdir(parents=True, exist_ok=True)
         argv = [
@@ -83,18 +74,4 @@ class LocalRedis:
         if self.settings.password is not None:
             argv += ["--requirepass", self.settings.password.get_secret_value()]
         say(f"starting redis-server on {self.address}")
-        self.process.start(argv)
-        ready = wait_until(
-            lambda: self.answers() or self.process.pid() is None,
-            self.local.ready_timeout_seconds,
-        )
-        if not ready or self.process.pid() is None:
-            self.process.stop()
-            raise ServiceError(
-                f"Redis did not answer on {self.address}; last lines of "
-                f"{self.process.log_file}:\n{self.process.log_tail()}"
-            )
-        return "started"
-
-    def down(self) -> bool:
-        return self.process.stop()
+        return self.process.start(argv)
