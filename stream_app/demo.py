@@ -218,12 +218,16 @@ def run_demo(console: Console, duration: float, rate: float, seed: int) -> list[
 
             wait_until(caught_up, timeout=120, interval=1.0)
             wait_until(
-                lambda: len(watcher.alerts) >= sum(
-                    int(v.get("alerts", 0)) for m, v in read_live_state(client, keys).items()
-                    if m[0] != "_"
+                lambda: (
+                    len(watcher.alerts)
+                    >= sum(
+                        int(v.get("alerts", 0))
+                        for m, v in read_live_state(client, keys).items()
+                        if m[0] != "_"
+                    )
                 ),
                 timeout=10,
-            )  # fmt: skip
+            )
             console.print(_progress_table(read_live_state(client, keys), len(events), len(stream)))
             alerts = list(watcher.alerts)
     finally:
@@ -244,16 +248,26 @@ def run_demo(console: Console, duration: float, rate: float, seed: int) -> list[
 
 def _summary_table(scores: Sequence[ModelScore]) -> Table:
     table = Table(title="driftstream demo: what happened", title_justify="left")
-    for column in ("model", "scenario", "accuracy before", "accuracy after", "alerts",
-                   "first alert after the drift start"):  # fmt: skip
+    for column in (
+        "model",
+        "scenario",
+        "accuracy before",
+        "accuracy after",
+        "alerts",
+        "first alert after the drift start",
+    ):
         table.add_column(column)
     for s in scores:
         alerts = ", ".join(sorted({f"{a.kind}:{a.signal}/{a.detector}" for a in s.alerts})) or "-"
         delay = "-" if s.first_alert_delay is None else f"{s.first_alert_delay} predictions"
         table.add_row(
-            s.model_id, s.scenario, _fraction(s.accuracy_before), _fraction(s.accuracy_after),
-            alerts, delay,
-        )  # fmt: skip
+            s.model_id,
+            s.scenario,
+            _fraction(s.accuracy_before),
+            _fraction(s.accuracy_after),
+            alerts,
+            delay,
+        )
     return table
 
 

@@ -40,8 +40,12 @@ from stream_app.topics import Topics
 
 log = logging.getLogger(__name__)
 
-RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
-                       "value_serializer": "raw"}  # fmt: skip
+RAW: dict[str, Any] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
 
 
 def build_worker(settings: Settings) -> faust.App:
@@ -59,36 +63,30 @@ def build_worker(settings: Settings) -> faust.App:
     joins = PartitionedJoin(join_table, settings.join)
     banks: dict[str, DetectorBank] = {}
     since_snapshot: dict[str, int] = {}
-    state = LiveStateWriter(
-        redis.asyncio.Redis.from_url(
-            settings.redis.url, socket_timeout=1.0, socket_connect_timeout=1.0,
-            **settings.redis.client_kwargs(),
-        ),
-        LiveStateKeys(settings.redis.key_prefix),
-    )  # fmt: skip
+    client = redis.asyncio.Redis.from_url(
+        settings.redis.url,
+        socket_timeout=1.0,
+        socket_connect_timeout=1.0,
+        **settings.redis.client_kwargs(),
+    )
+    state = LiveStateWriter(client, LiveStateKeys(settings.redis.key_prefix))
     dirty: set[str] = set()
 
     async def dead_letter(message: Any, reason: str) -> None:
+        """Send a message we cannot use to the dead-letter topic, as it came, with the reason."""
+        source = f"{message.topic}/{message.partition}/{message.offset}"
         state.count(None, "deadlettered")
-        log.info("dead-lettered %s[%d]@%d: %s", message.topic, message.partition,
-                 message.offset, reason)  # fmt: skip
-        await deadletter.send(
-            key=message.key,
-            value=message.value,
-            headers=[
-                ("driftstream-reason", reason.encode()),
-                ("driftstream-source", f"{message.topic}/{message.partition}/{message.offset}"
-                 .encode()),
-            ],
-        )  # fmt: skip
+        log.info("dead-lettered %s: %s", source, reason)
+        headers = [("driftstream-reason", reason.encode()), ("driftstream-source", source.encode())]
+        await deadletter.send(key=message.key, value=message.value, headers=headers)
 
     @app.agent(inputs)
     async def join(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
             try:
-                parsed = _parse_input(message.topic == names.predictions, message.key,
-                                      message.value)  # fmt: skip
+                is_prediction = message.topic == names.predictions
+                parsed = _parse_input(is_prediction, message.key, message.value)
             except InvalidEvent as exc:
                 await dead_letter(message, exc.reason)
                 continue
@@ -101,27 +99,32 @@ def build_worker(settings: Settings) -> faust.App:
             step = buffer.offer(parsed)
             if step.note == "duplicate":
                 state.count(model_id, f"duplicate_{kind}")
-            if step.outcome is not None:
-                state.count(step.outcome.model_id, "joined")
-                await observations.send(key=model_id.encode(),
-                                        value=encode_observation(step.outcome))  # fmt: skip
+            if (outcome := step.outcome) is not None:  # routed by the prediction's model
+                state.count(outcome.model_id, "joined")
+                await observations.send(
+                    key=outcome.model_id.encode(), value=encode_observation(outcome)
+                )
             for _request_id, entry in buffer.expire():
                 _count_expired(state, entry)
 
     @app.agent(observations)
     async def detect(stream: faust.StreamT[bytes]) -> None:
-        async for key, value in stream.items():
-            model_id = key.decode()
+        async for event in stream.events():
+            key, model_id = event.message.key, event.message.key.decode()
             bank = banks.get(model_id)
             if bank is None:
                 snapshot = bank_table.get(key)
                 bank = DetectorBank.restore(snapshot) if snapshot else _new_bank(settings, model_id)
                 banks[model_id] = bank
-            observation = decode_observation(value)
-            if isinstance(observation, JoinedOutcome):
-                fired = bank.observe_outcome(observation)
-            else:
-                fired = bank.observe_prediction(observation)
+            try:  # only our join stage writes here, but a topic is open to anyone with access
+                observation = decode_observation(event.message.value)
+                if isinstance(observation, JoinedOutcome):
+                    fired = bank.observe_outcome(observation)
+                else:
+                    fired = bank.observe_prediction(observation)
+            except ValueError as exc:
+                await dead_letter(event.message, f"observation: {exc}".splitlines()[0])
+                continue
             for alert in fired:
                 await alerts.send(key=key, value=encode(alert))
                 state.add_alert(alert)

@@ -69,9 +69,16 @@ def state(
     pipeline = view.pop("_pipeline", {})
     if not view:
         fail(f"no state for {model!r}" if model else "no models in Redis yet", code=3)
-    columns = {"predictions": "predictions", "labels": "labels", "joined": "joined",
-               "expired_predictions": "expired", "orphan_labels": "orphan labels",
-               "accuracy": "accuracy", "status": "status", "alerts": "alerts"}  # fmt: skip
+    columns = {
+        "predictions": "predictions",
+        "labels": "labels",
+        "joined": "joined",
+        "expired_predictions": "expired",
+        "orphan_labels": "orphan labels",
+        "accuracy": "accuracy",
+        "status": "status",
+        "alerts": "alerts",
+    }
     table = Table("model", *columns.values())
     for model_id, fields in view.items():
         table.add_row(model_id, *(_short(fields.get(c, "0")) for c in columns))

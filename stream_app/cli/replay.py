@@ -43,8 +43,18 @@ PROGRESS_MIN_BYTES = 4 * 1024 * 1024
 """Files at least this large show a progress bar (on stderr)."""
 MAX_REPORTED_INVALID = 10
 """Bad lines reported one by one; the rest are only counted."""
-SUMMARY_ROWS = ("predictions", "labels", "joined", "duplicates", "expired predictions",
-                "orphan labels", "pending", "accuracy (recent)", "status", "alerts")  # fmt: skip
+SUMMARY_ROWS = (
+    "predictions",
+    "labels",
+    "joined",
+    "duplicates",
+    "expired predictions",
+    "orphan labels",
+    "pending",
+    "accuracy (recent)",
+    "status",
+    "alerts",
+)
 
 
 def replay(
@@ -156,8 +166,15 @@ def _alert_line(alert: DriftAlert) -> str:
 def _cells(model: ModelReport) -> list[str]:
     """A model's column of the summary table, in the order of ``SUMMARY_ROWS``."""
     c, bank = model.counts, model.bank
-    counts = (c.predictions, c.labels, c.joined, c.duplicates, c.expired_predictions,
-              c.orphan_labels, c.pending_predictions + c.pending_labels)  # fmt: skip
+    counts = (
+        c.predictions,
+        c.labels,
+        c.joined,
+        c.duplicates,
+        c.expired_predictions,
+        c.orphan_labels,
+        c.pending_predictions + c.pending_labels,
+    )
     if bank is not None and bank.accuracy is not None:
         quality = f"{bank.accuracy:.1%}"
     elif bank is not None and bank.mean_absolute_error is not None:

@@ -16,10 +16,18 @@ from stream_app.settings import Settings
 def alert(model_id: str, n: int) -> DriftAlert:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     return DriftAlert(
-        alert_id=f"a{n}", model_id=model_id, model_version="1", signal="error_rate",
-        detector="adwin", kind="concept", severity="critical", detected_at=now, event_time=now,
-        before=WindowStats(mean=0.1, n=100), after=WindowStats(mean=0.4, n=50),
-    )  # fmt: skip
+        alert_id=f"a{n}",
+        model_id=model_id,
+        model_version="1",
+        signal="error_rate",
+        detector="adwin",
+        kind="concept",
+        severity="critical",
+        detected_at=now,
+        event_time=now,
+        before=WindowStats(mean=0.1, n=100),
+        after=WindowStats(mean=0.4, n=50),
+    )
 
 
 def writer_for(settings: Settings, url: str | None = None) -> LiveStateWriter:

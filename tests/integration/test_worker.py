@@ -157,7 +157,15 @@ def test_drift_alerts_live_state_and_dead_letters(
     assert producer.flush(30) == 0
 
     expected = {m: len(labelled_requests(events, m)) for m in truth}
-    view = wait_for_joined(settings, worker, expected)
+    wait_for_joined(settings, worker, expected)
+
+    def detected_all() -> bool:  # the detection stage has seen every outcome
+        view = live_view(settings)
+        seen = {m: view[m].get("signals", {}).get("error_rate", {}).get("n", 0) for m in truth}
+        return all(seen[m] >= n for m, n in expected.items())
+
+    assert wait_until(detected_all, 60), live_view(settings)
+    view = live_view(settings)
 
     for model_id, model_truth in truth.items():
         state = view[model_id]

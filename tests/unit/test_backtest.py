@@ -143,14 +143,20 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def prediction(request_id: str, model_id: str, seconds: float) -> PredictionEvent:
-    return PredictionEvent(request_id=request_id, model_id=model_id, model_version="1",
-                           timestamp=T0 + timedelta(seconds=seconds), features={"x": 1.0},
-                           prediction=1)  # fmt: skip
+    return PredictionEvent(
+        request_id=request_id,
+        model_id=model_id,
+        model_version="1",
+        timestamp=T0 + timedelta(seconds=seconds),
+        features={"x": 1.0},
+        prediction=1,
+    )
 
 
 def label(request_id: str, model_id: str, seconds: float) -> LabelEvent:
-    return LabelEvent(request_id=request_id, model_id=model_id,
-                      timestamp=T0 + timedelta(seconds=seconds), label=1)  # fmt: skip
+    return LabelEvent(
+        request_id=request_id, model_id=model_id, timestamp=T0 + timedelta(seconds=seconds), label=1
+    )
 
 
 def test_expired_predictions_and_orphan_labels_are_counted_per_model() -> None:

@@ -15,9 +15,13 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 def prediction(request_id: str, seconds: float = 0) -> PredictionEvent:
     return PredictionEvent(
-        request_id=request_id, model_id="m", model_version="1",
-        timestamp=T0 + timedelta(seconds=seconds), features={"x": 1.0}, prediction=1,
-    )  # fmt: skip
+        request_id=request_id,
+        model_id="m",
+        model_version="1",
+        timestamp=T0 + timedelta(seconds=seconds),
+        features={"x": 1.0},
+        prediction=1,
+    )
 
 
 def label(request_id: str, seconds: float = 0) -> LabelEvent:
