@@ -19,7 +19,7 @@ signals and numeric-only ones on binary signals, so one list can serve both.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Annotated, Any, Protocol
 
@@ -38,6 +38,10 @@ class DetectorDefaults(Protocol):
     def data_detectors(self) -> Sequence[DetectorSpec]: ...
     @property
     def alert_cooldown_events(self) -> int: ...
+    @property
+    def signal_detectors(self) -> Mapping[str, Sequence[DetectorSpec]]: ...
+    @property
+    def models(self) -> Mapping[str, Mapping[str, Any]]: ...
 
 
 def _specs(value: Any) -> Any:
@@ -98,6 +102,7 @@ class BankConfig(BaseModel):
                 "concept_detectors": settings.concept_detectors,
                 "data_detectors": settings.data_detectors,
                 "alert_cooldown_events": settings.alert_cooldown_events,
+                "signal_detectors": settings.signal_detectors,
                 **overrides,
             }
         )
@@ -124,6 +129,17 @@ class DetectorConfig(BaseModel):
 
     default: BankConfig = Field(default_factory=BankConfig)
     models: dict[str, BankConfig] = Field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: DetectorDefaults, **overrides: Any) -> DetectorConfig:
+        """The default from the settings (plus ``overrides``), and each model's own fields on
+        top of it (``settings.models``: model id -> BankConfig fields)."""
+        default = BankConfig.from_settings(settings, **overrides)
+        models = {
+            model_id: BankConfig.model_validate({**dict(default), **fields})
+            for model_id, fields in settings.models.items()
+        }
+        return cls(default=default, models=models)
 
     def for_model(self, model_id: str) -> BankConfig:
         """The configuration of ``model_id``."""

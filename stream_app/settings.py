@@ -102,13 +102,19 @@ class JoinSettings(BaseModel):
 
 
 class DetectorSettings(BaseModel):
-    """Default detectors per kind of signal, as names or specs (JSON in the environment, e.g.
-    ``DRIFTSTREAM_DETECTORS__DATA_DETECTORS='[{"name": "adwin", "params": {"delta": 1e-5}}]'``).
+    """Which detectors run on which signal, for every model or per model (JSON values in the
+    environment), e.g. ``DRIFTSTREAM_DETECTORS__DATA_DETECTORS='[{"name": "kswin"}]'``,
+    ``DRIFTSTREAM_DETECTORS__SIGNAL_DETECTORS='{"feature:zip*": []}'`` (signal name or pattern
+    -> detectors; empty switches it off), or
+    ``DRIFTSTREAM_DETECTORS__MODELS='{"fraud": {"alert_cooldown_events": 5000}}'`` (model id ->
+    fields of ``detectors.config.BankConfig``).
     """
 
     concept_detectors: DetectorList = DEFAULT_CONCEPT_DETECTORS
     data_detectors: DetectorList = DEFAULT_DATA_DETECTORS
     alert_cooldown_events: int = Field(default=1000, ge=0)
+    signal_detectors: dict[str, DetectorList] = Field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class WorkerSettings(BaseModel):

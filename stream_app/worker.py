@@ -26,7 +26,7 @@ import faust
 import redis.asyncio
 
 from detectors.bank import DetectorBank
-from detectors.config import BankConfig
+from detectors.config import DetectorConfig
 from detectors.join import JoinedOutcome, JoinEntry
 from schemas.codec import decode, encode
 from schemas.errors import InvalidEvent
@@ -61,6 +61,7 @@ def build_worker(settings: Settings) -> faust.App:
     join_table = app.Table("join", partitions=partitions, key_type=bytes, value_type=bytes)
     bank_table = app.Table("detectors", partitions=partitions, key_type=bytes, value_type=bytes)
     joins = PartitionedJoin(join_table, settings.join)
+    detector_config = DetectorConfig.from_settings(settings.detectors)
     banks: dict[str, DetectorBank] = {}
     since_snapshot: dict[str, int] = {}
     client = redis.asyncio.Redis.from_url(
@@ -114,7 +115,11 @@ def build_worker(settings: Settings) -> faust.App:
             bank = banks.get(model_id)
             if bank is None:
                 snapshot = bank_table.get(key)
-                bank = DetectorBank.restore(snapshot) if snapshot else _new_bank(settings, model_id)
+                bank = (
+                    DetectorBank.restore(snapshot)
+                    if snapshot
+                    else DetectorBank(model_id, detector_config.for_model(model_id))
+                )
                 banks[model_id] = bank
             try:  # only our join stage writes here, but a topic is open to anyone with access
                 observation = decode_observation(event.message.value)
@@ -181,10 +186,6 @@ def _count_expired(state: LiveStateWriter, entry: JoinEntry) -> None:
         state.count(entry.prediction.model_id, "expired_predictions")
     elif entry.label is not None:
         state.count(entry.label.model_id, "orphan_labels")
-
-
-def _new_bank(settings: Settings, model_id: str) -> DetectorBank:
-    return DetectorBank(model_id, BankConfig.from_settings(settings.detectors))
 
 
 def run_worker(settings: Settings, argv: Sequence[str] = ("--loglevel", "info")) -> None:

@@ -32,7 +32,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 from rich.table import Table
 
 from detectors.backtest import Backtest, BacktestSummary, ModelReport
-from detectors.config import BankConfig, DetectorConfig
+from detectors.config import DetectorConfig
 from producers.event_file import scan_event_lines
 from schemas.errors import InvalidEvent
 from schemas.events import DriftAlert
@@ -117,7 +117,7 @@ def _detector_config(
     if cooldown is not None:
         overrides["alert_cooldown_events"] = cooldown
     try:
-        return DetectorConfig(default=BankConfig.from_settings(settings.detectors, **overrides))
+        return DetectorConfig.from_settings(settings.detectors, **overrides)
     except ValidationError as exc:
         raise typer.BadParameter(exc.errors()[0]["msg"]) from exc
 

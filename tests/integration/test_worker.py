@@ -12,7 +12,7 @@ import redis
 from confluent_kafka import Message, Producer
 
 from detectors.backtest import Backtest
-from detectors.config import BankConfig, DetectorConfig
+from detectors.config import DetectorConfig
 from detectors.join import JoinedOutcome
 from producers.kafka_producer import EventProducer
 from producers.simulator import ModelTraffic, simulate
@@ -212,7 +212,7 @@ def test_drift_alerts_live_state_and_dead_letters(
     replayed = Backtest(
         ttl_seconds=settings.join.ttl_seconds,
         max_pending=settings.join.max_pending,
-        config=DetectorConfig(default=BankConfig.from_settings(settings.detectors)),
+        config=DetectorConfig.from_settings(settings.detectors),
     )
     for event in events:
         replayed.process(event)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from detectors.config import DetectorConfig
+from detectors.signals import Signal
 from stream_app.settings import Settings
 
 
@@ -39,3 +41,23 @@ def test_invalid_values_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DRIFTSTREAM_TOPICS__PARTITIONS", "0")
     with pytest.raises(ValueError, match="partitions"):
         Settings()
+
+
+def test_detectors_are_configurable_per_model_and_per_signal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DRIFTSTREAM_DETECTORS__SIGNAL_DETECTORS", '{"feature:zip*": []}')
+    monkeypatch.setenv(
+        "DRIFTSTREAM_DETECTORS__MODELS",
+        '{"fraud": {"concept_detectors": [{"name": "ddm"}], "alert_cooldown_events": 5}}',
+    )
+    config = DetectorConfig.from_settings(Settings().detectors)
+    fraud, other = config.for_model("fraud"), config.for_model("churn")
+    assert [spec.name for spec in fraud.concept_detectors] == ["ddm"]
+    assert fraud.alert_cooldown_events == 5
+    assert [spec.name for spec in other.concept_detectors] == ["adwin", "page_hinkley"]
+    zip_feature = Signal("feature:zip3", "data", binary=False)
+    assert fraud.detectors_for(zip_feature) == other.detectors_for(zip_feature) == ()
+    assert [s.name for s in other.detectors_for(Signal("feature:age", "data", binary=False))] == [
+        "adwin"
+    ]
