@@ -238,11 +238,15 @@ def run_demo(console: Console, duration: float, rate: float, seed: int) -> list[
                 console.print(f"[dim]·[/dim] stopped {service.name}, which the demo started")
     scores = score(models, events, alerts)
     console.print(_summary_table(scores))
-    console.print(
-        f"Inspect this run: DRIFTSTREAM_TOPICS__PREFIX={settings.topics.prefix} "
-        f"DRIFTSTREAM_REDIS__KEY_PREFIX={settings.redis.key_prefix} driftstream state",
-        markup=False,
-    )
+    if started:
+        console.print("To look around afterwards, start `driftstream services up` first.")
+    else:
+        console.print(
+            f"Inspect this run: DRIFTSTREAM_TOPICS__PREFIX={settings.topics.prefix} "
+            f"DRIFTSTREAM_REDIS__KEY_PREFIX={settings.redis.key_prefix} driftstream state",
+            markup=False,
+            soft_wrap=True,
+        )
     return scores
 
 
