@@ -199,7 +199,7 @@ class DetectorBank:
     def _signal_summary(self, monitor: SignalMonitor) -> SignalSummary:
         detectors: dict[str, Status] = {}
         for name in monitor.detectors:
-            if self._policy.in_drift(monitor.signal.name, name, monitor.n):
+            if self._policy.in_drift(monitor.signal.name, name):
                 detectors[name] = "drift"
             elif monitor.in_warning(name):
                 detectors[name] = "warning"

@@ -31,11 +31,13 @@ def alert_id(model_id: str, signal: str, detector: str, sequence: int) -> str:
 
 @dataclass(slots=True)
 class _PairHistory:
-    """The alerts so far of one (signal, detector): how many, and when (signal values seen)."""
+    """The alerts so far of one (signal, detector): how many, when (signal values seen), and
+    the means before and after the last critical one."""
 
     alerts: int = 0
     last_alert_at: int | None = None
     last_critical_at: int | None = None
+    episode: tuple[float, float] | None = None  # (baseline, first shifted mean) of a drift
 
 
 class AlertPolicy:
@@ -87,12 +89,25 @@ class AlertPolicy:
         pair.last_alert_at = observed
         if firing.severity == "critical":
             pair.last_critical_at = observed
+            pair.episode = _next_episode(pair.episode, firing.before.mean, firing.after.mean)
         self.last_alert_id = alert.alert_id
         return alert
 
-    def in_drift(self, signal: str, detector: str, observed: int) -> bool:
-        """Whether the pair had a critical alert within the last cooldown (or this value)."""
+    def in_drift(self, signal: str, detector: str) -> bool:
+        """Whether the pair is in a drift episode: it raised a critical alert, and no later
+        critical alert brought the signal back near the mean it had before (so a model stays
+        in "drift" while its accuracy stays down, not just for a cooldown)."""
         pair = self._pairs.get((signal, detector))
-        if pair is None or pair.last_critical_at is None:
-            return False
-        return observed - pair.last_critical_at < max(self.cooldown_events, 1)
+        return pair is not None and pair.episode is not None
+
+
+def _next_episode(
+    episode: tuple[float, float] | None, before: float, after: float
+) -> tuple[float, float] | None:
+    """The drift episode after a critical alert that moved a signal from ``before`` to
+    ``after``: a new one starts from ``before``; an open one ends when ``after`` is back within
+    half its first shift of its baseline."""
+    if episode is None:
+        return before, after
+    baseline, first = episode
+    return None if abs(after - baseline) <= abs(first - baseline) / 2 else episode

@@ -185,6 +185,17 @@ def test_summary_shows_drift_and_rolling_error_rate() -> None:
     assert summary.signals["feature:z"].n == 5600
 
 
+def test_status_stays_drift_while_the_shift_lasts_and_clears_when_it_is_gone() -> None:
+    bank = DetectorBank("churn")
+    feed(bank, stream(n=8000))  # 3000 values after the drift: well past the cooldown
+    assert bank.summary().signals["error_rate"].status == "drift"
+    recovered = stream(n=3000, seed=7, drift_at=3000)  # back to the old error rate
+    alerts = feed(bank, recovered)
+    summary = bank.summary()
+    assert summary.signals["error_rate"].status == "ok", alerts
+    assert summary.signals["feature:z"].status == "ok"
+
+
 def test_regression_outcomes_feed_abs_error_without_binary_detectors() -> None:
     config = BankConfig.from_settings(
         DetectorSettings(concept_detectors=["adwin", "ddm"]), data_detectors=()
