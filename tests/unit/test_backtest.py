@@ -7,7 +7,7 @@ three are merged into one stream, as in a shared Kafka topic.
 from __future__ import annotations
 
 import doctest
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import pytest
 
@@ -15,6 +15,7 @@ import detectors.backtest
 from detectors.backtest import Backtest
 from producers.simulator import ModelTraffic, Truth, simulate
 from schemas.events import DriftAlert, LabelEvent, PredictionEvent
+from tests.factories import label, prediction
 
 N_PREDICTIONS = 4000
 CONCEPT_DELAY = 400
@@ -139,36 +140,16 @@ def test_counts_per_model_equal_the_truth(stream: Stream, replayed: Backtest) ->
         assert (report.bank.predictions, report.bank.outcomes) == (truth.predictions, truth.labels)
 
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def prediction(request_id: str, model_id: str, seconds: float) -> PredictionEvent:
-    return PredictionEvent(
-        request_id=request_id,
-        model_id=model_id,
-        model_version="1",
-        timestamp=T0 + timedelta(seconds=seconds),
-        features={"x": 1.0},
-        prediction=1,
-    )
-
-
-def label(request_id: str, model_id: str, seconds: float) -> LabelEvent:
-    return LabelEvent(
-        request_id=request_id, model_id=model_id, timestamp=T0 + timedelta(seconds=seconds), label=1
-    )
-
-
 def test_expired_predictions_and_orphan_labels_are_counted_per_model() -> None:
     backtest = Backtest(ttl_seconds=10, max_pending=4)
     events: list[AnyEvent] = [
-        prediction("r1", "x", 0),  # never labelled: expires
-        label("r2", "y", 1),  # never predicted: an orphan of model y, which has no bank
-        prediction("r3", "x", 5),
-        label("r3", "x", 6),  # joined
-        label("r3", "x", 7),  # duplicate
-        prediction("r4", "z", 30),  # the watermark passes r1's and r2's TTL: both expire
-        *(prediction(f"r{i}", "z", 26 + i) for i in range(5, 9)),  # r8 evicts r4 (cap 4)
+        prediction("r1", 0, model_id="x"),  # never labelled: expires
+        label("r2", 1, model_id="y"),  # never predicted: an orphan of model y, which has no bank
+        prediction("r3", 5, model_id="x"),
+        label("r3", 6, model_id="x"),  # joined
+        label("r3", 7, model_id="x"),  # duplicate
+        prediction("r4", 30, model_id="z"),  # the watermark passes r1's and r2's TTL: both expire
+        *(prediction(f"r{i}", 26 + i, model_id="z") for i in range(5, 9)),  # r8 evicts r4 (cap 4)
     ]
     for event in events:
         assert backtest.process(event) == []

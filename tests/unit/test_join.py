@@ -5,34 +5,14 @@ from __future__ import annotations
 import pickle
 import random
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.join import JoinBuffer, JoinEntry, join_step
 from schemas.events import LabelEvent, PredictionEvent
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def prediction(request_id: str, second: float = 0.0, value: str = "a") -> PredictionEvent:
-    return PredictionEvent(
-        request_id=request_id,
-        model_id="m",
-        model_version="1",
-        timestamp=T0 + timedelta(seconds=second),
-        features={"x": 1.0},
-        prediction=value,
-        score=0.5,
-    )
-
-
-def label(request_id: str, second: float = 0.0, value: str = "a") -> LabelEvent:
-    return LabelEvent(
-        request_id=request_id, model_id="m", timestamp=T0 + timedelta(seconds=second), label=value
-    )
-
+from tests.factories import T0, label, prediction
 
 sides = st.tuples(st.booleans(), st.booleans(), st.integers(1, 3), st.integers(1, 3))
 

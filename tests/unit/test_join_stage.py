@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from schemas.events import LabelEvent, PredictionEvent
 from stream_app.join_stage import PartitionedJoin, PartitionView
 from stream_app.settings import JoinSettings
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def prediction(request_id: str, seconds: float = 0) -> PredictionEvent:
-    return PredictionEvent(
-        request_id=request_id,
-        model_id="m",
-        model_version="1",
-        timestamp=T0 + timedelta(seconds=seconds),
-        features={"x": 1.0},
-        prediction=1,
-    )
-
-
-def label(request_id: str, seconds: float = 0) -> LabelEvent:
-    return LabelEvent(
-        request_id=request_id, model_id="m", timestamp=T0 + timedelta(seconds=seconds), label=0
-    )
+from tests.factories import T0, label, prediction
 
 
 def test_views_of_one_table_keep_their_partitions_apart() -> None:

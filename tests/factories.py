@@ -1,0 +1,34 @@
+"""Small hand-made events for the core's unit tests (time in seconds after ``T0``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from schemas.events import LabelEvent, PredictionEvent
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def prediction(
+    request_id: str, second: float = 0.0, value: str | int = "a", model_id: str = "m"
+) -> PredictionEvent:
+    return PredictionEvent(
+        request_id=request_id,
+        model_id=model_id,
+        model_version="1",
+        timestamp=T0 + timedelta(seconds=second),
+        features={"x": 1.0},
+        prediction=value,
+        score=0.5,
+    )
+
+
+def label(
+    request_id: str, second: float = 0.0, value: str | int = "a", model_id: str = "m"
+) -> LabelEvent:
+    return LabelEvent(
+        request_id=request_id,
+        model_id=model_id,
+        timestamp=T0 + timedelta(seconds=second),
+        label=value,
+    )
