@@ -99,6 +99,9 @@ class JoinSettings(BaseModel):
 
     ttl_seconds: float = Field(default=3600.0, gt=0)
     max_pending: int = Field(default=1_000_000, ge=1)
+    max_future_seconds: float = Field(default=300.0, gt=0)
+    """Events stamped further ahead of the worker's clock are dead-lettered: one would move
+    the event-time watermark and expire everything pending."""
 
 
 class DetectorSettings(BaseModel):

@@ -88,6 +88,7 @@ def build_worker(settings: Settings) -> faust.App:
             try:
                 is_prediction = message.topic == names.predictions
                 parsed = _parse_input(is_prediction, message.key, message.value)
+                _check_not_future(parsed, settings.join.max_future_seconds)
             except InvalidEvent as exc:
                 await dead_letter(message, exc.reason)
                 continue
@@ -179,6 +180,15 @@ def _parse_input(
             f"{model.__name__}.request_id: {parsed.request_id!r} does not match the message key"
         )
     return parsed
+
+
+def _check_not_future(event: PredictionEvent | LabelEvent, max_future_seconds: float) -> None:
+    ahead = (event.timestamp - datetime.now(UTC)).total_seconds()
+    if ahead > max_future_seconds:
+        raise InvalidEvent(
+            f"{type(event).__name__}.timestamp: {event.timestamp.isoformat()} is {ahead:.0f}s "
+            f"ahead of this worker's clock (at most {max_future_seconds:.0f}s allowed)"
+        )
 
 
 def _count_expired(state: LiveStateWriter, entry: JoinEntry) -> None:

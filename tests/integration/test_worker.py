@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +135,9 @@ def test_drift_alerts_live_state_and_dead_letters(
     ]
     events = list(simulate(models))
     truth = {m.model_id: m.truth for m in models}
+    future_label = LabelEvent(
+        request_id="r-future", model_id="fraud", timestamp=datetime(2099, 1, 1, tzinfo=UTC), label=1
+    )
     bad = [
         (topics.predictions, b"r-bad-1", b"{not json"),
         (topics.predictions, b"r-bad-2", b'{"request_id": "r-bad-2", "model_id": "fraud"}'),
@@ -145,6 +148,7 @@ def test_drift_alerts_live_state_and_dead_letters(
             encode(next(e for e in events if isinstance(e, LabelEvent))),
         ),
         (topics.predictions, b"r-big", b'{"x": "' + b"a" * 70_000 + b'"}'),
+        (topics.labels, b"r-future", encode(future_label)),
     ]
     producer = Producer(settings.kafka.client_config())
     for topic, key, value in bad[:3]:
@@ -186,6 +190,7 @@ def test_drift_alerts_live_state_and_dead_letters(
     assert "schema_version" in reasons[b"r-bad-3"]
     assert "does not match the message key" in reasons[b"someone-else"]
     assert "byte limit" in reasons[b"r-big"]
+    assert "ahead of this worker's clock" in reasons[b"r-future"]
 
     alerts = alerts_of(consume(settings, [topics.alerts]))
     by_model = {m: [a for a in alerts if a.model_id == m] for m in truth}
