@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 
 from detectors.bank import BankSummary, DetectorBank
 from detectors.config import DetectorConfig
-from detectors.join import JoinBuffer, JoinEntry
+from detectors.join import JoinBuffer, JoinEntry, expired_side
 from schemas.events import DriftAlert, LabelEvent, PredictionEvent
 
 
@@ -105,10 +105,9 @@ class Backtest:
             self._counts(step.outcome.model_id).joined += 1
             alerts += self._bank(step.outcome.model_id).observe_outcome(step.outcome)
         for _request_id, entry in self.buffer.expire():
-            if entry.prediction is not None:
-                self._counts(entry.prediction.model_id).expired_predictions += 1
-            elif entry.label is not None:
-                self._counts(entry.label.model_id).orphan_labels += 1
+            model_id, counter = expired_side(entry)
+            counts_of_model = self._counts(model_id)
+            setattr(counts_of_model, counter, getattr(counts_of_model, counter) + 1)
         for alert in alerts:
             self._counts(alert.model_id).alerts += 1
         self.alerts += alerts

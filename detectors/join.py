@@ -138,6 +138,20 @@ class JoinCounts:
     evicted: int = 0
 
 
+ExpiryCount = Literal["expired_predictions", "orphan_labels"]
+
+
+def expired_side(entry: JoinEntry) -> tuple[str, ExpiryCount]:
+    """The model and the counter of an expired *pending* entry (as :meth:`JoinBuffer.expire`
+    returns them): a prediction that never got its label, or a label that never got its
+    prediction."""
+    if entry.prediction is not None:
+        return entry.prediction.model_id, "expired_predictions"
+    if entry.label is not None:
+        return entry.label.model_id, "orphan_labels"
+    raise ValueError("a done marker is not a pending side")
+
+
 def outcome_error(prediction: OutcomeValue, label: OutcomeValue) -> tuple[Task, float]:
     """The task and the error of one prediction against its label.
 

@@ -27,7 +27,7 @@ import redis.asyncio
 
 from detectors.bank import DetectorBank
 from detectors.config import DetectorConfig
-from detectors.join import JoinedOutcome, JoinEntry
+from detectors.join import JoinedOutcome, expired_side
 from schemas.codec import decode, encode
 from schemas.errors import InvalidEvent
 from schemas.events import LabelEvent, PredictionEvent
@@ -107,7 +107,7 @@ def build_worker(settings: Settings) -> faust.App:
                     key=outcome.model_id.encode(), value=encode_observation(outcome)
                 )
             for _request_id, entry in buffer.expire():
-                _count_expired(state, entry)
+                state.count(*expired_side(entry))
 
     @app.agent(observations)
     async def detect(stream: faust.StreamT[bytes]) -> None:
@@ -189,13 +189,6 @@ def _check_not_future(event: PredictionEvent | LabelEvent, max_future_seconds: f
             f"{type(event).__name__}.timestamp: {event.timestamp.isoformat()} is {ahead:.0f}s "
             f"ahead of this worker's clock (at most {max_future_seconds:.0f}s allowed)"
         )
-
-
-def _count_expired(state: LiveStateWriter, entry: JoinEntry) -> None:
-    if entry.prediction is not None:
-        state.count(entry.prediction.model_id, "expired_predictions")
-    elif entry.label is not None:
-        state.count(entry.label.model_id, "orphan_labels")
 
 
 def run_worker(settings: Settings, argv: Sequence[str] = ("--loglevel", "info")) -> None:

@@ -81,10 +81,14 @@ def state(
     }
     table = Table("model", *columns.values())
     for model_id, fields in view.items():
-        table.add_row(model_id, *(_short(fields.get(c, "0")) for c in columns))
+        table.add_row(model_id, *(_short(fields.get(c, _UNSET.get(c, "0"))) for c in columns))
     console.print(table)
     if pipeline:
         console.print("pipeline: " + ", ".join(f"{k} {v}" for k, v in sorted(pipeline.items())))
+
+
+_UNSET = {"accuracy": "-", "status": "-"}
+"""What a model without that field shows (no outcomes yet: no accuracy); counters show 0."""
 
 
 def _short(value: str) -> str:

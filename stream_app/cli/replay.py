@@ -35,7 +35,7 @@ from detectors.backtest import Backtest, BacktestSummary, ModelReport
 from detectors.config import DetectorConfig
 from producers.event_file import scan_event_lines
 from schemas.errors import InvalidEvent
-from schemas.events import DriftAlert
+from stream_app.alerts_feed import format_alert
 from stream_app.cli.console import console, errors, fail
 from stream_app.settings import Settings
 
@@ -147,20 +147,10 @@ def _run(backtest: Backtest, file: Path, *, show_alerts: bool) -> SkippedLines:
                     continue
                 for alert in backtest.process(item):
                     if show_alerts:
-                        console.print(_alert_line(alert), soft_wrap=True)
+                        console.print(format_alert(alert), soft_wrap=True, markup=False)
     except OSError as exc:
         fail(f"cannot read {escape(str(file))}: {escape(exc.strerror or repr(exc))}", code=2)
     return skipped
-
-
-def _alert_line(alert: DriftAlert) -> str:
-    before, after = alert.before, alert.after
-    where = escape(f"{alert.model_id} {alert.signal} {alert.detector} {alert.kind}")
-    return (
-        f"{alert.event_time:%Y-%m-%d %H:%M:%S}Z {where} [bold red]{alert.severity}[/bold red] "
-        f"mean {before.mean:.4g} -> {after.mean:.4g} (n {before.n} -> {after.n}) "
-        f"{alert.alert_id[:8]}"
-    )
 
 
 def _cells(model: ModelReport) -> list[str]:

@@ -14,6 +14,7 @@ from producers.event_file import EventFileWriter, read_event_file
 from producers.simulator import ModelTraffic, simulate
 from schemas.errors import InvalidEvent
 from schemas.events import DriftAlert
+from stream_app.alerts_feed import format_alert
 from stream_app.cli.replay import replay
 
 app = typer.Typer()
@@ -50,7 +51,7 @@ def test_prints_each_alert_and_a_summary(recorded: tuple[Path, list[DriftAlert]]
     lines = result.stdout.splitlines()
     for alert in alerts:
         line = next(line for line in lines if alert.alert_id[:8] in line)
-        assert f"fraud {alert.signal} {alert.detector} {alert.kind} {alert.severity}" in line
+        assert format_alert(alert) in line  # model, kind, signal, detector, severity, means
     assert "replay summary" in result.stdout
     assert "3,000" in result.stdout  # the model's predictions
     assert f"{len(alerts)} alerts, 0 invalid lines skipped" in result.stdout
