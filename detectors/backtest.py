@@ -9,6 +9,10 @@ event times as ``detected_at``, so replaying a stream twice gives the same alert
 One difference from the worker: the replay has a single join buffer (one watermark, one
 ``max_pending`` cap), where the worker has one per input partition.
 
+With ``history_every=n`` it also records each model's time series (what the worker writes to
+Redis once a second): a :class:`~detectors.history.HistoryPoint` after every ``n``
+observations (predictions and outcomes) of the model, for ``driftstream replay --report``.
+
 >>> from producers.simulator import ModelTraffic, simulate
 >>> traffic = ModelTraffic("credit", "abrupt", n_predictions=3000, seed=1, warmup=500)
 >>> backtest = Backtest(ttl_seconds=600, max_pending=100_000)
@@ -18,6 +22,8 @@ One difference from the worker: the replay has a single join buffer (one waterma
 >>> model = backtest.summary().models["credit"]
 >>> model.counts.predictions, model.counts.joined == traffic.truth.labels, model.bank.accuracy
 (3000, True, 0.502)
+>>> backtest.history
+{}
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from dataclasses import dataclass, replace
 
 from detectors.bank import BankSummary, DetectorBank
 from detectors.config import DetectorConfig
+from detectors.history import HistoryPoint
 from detectors.join import JoinBuffer, JoinEntry, expired_side
 from schemas.events import DriftAlert, LabelEvent, PredictionEvent
 
@@ -76,17 +83,29 @@ class Backtest:
         The join's event-time TTL and entry cap (``stream_app.settings.JoinSettings``).
     config
         Detectors per model (default: :class:`~detectors.config.BankConfig` defaults).
+    history_every
+        Record a model's :class:`~detectors.history.HistoryPoint` in ``history`` after every
+        this many of its observations (0: no history).
     """
 
     def __init__(
-        self, *, ttl_seconds: float, max_pending: int, config: DetectorConfig | None = None
+        self,
+        *,
+        ttl_seconds: float,
+        max_pending: int,
+        config: DetectorConfig | None = None,
+        history_every: int = 0,
     ) -> None:
+        if history_every < 0:
+            raise ValueError("history_every must be >= 0")
         self.config = config or DetectorConfig()
         self.buffer = JoinBuffer({}, ttl_seconds=ttl_seconds, max_pending=max_pending)
         self.banks: dict[str, DetectorBank] = {}
         self.counts: dict[str, ModelCounts] = {}
         self.alerts: list[DriftAlert] = []
         self.events = 0
+        self.history_every = history_every
+        self.history: dict[str, list[HistoryPoint]] = {}
 
     def process(self, event: PredictionEvent | LabelEvent) -> list[DriftAlert]:
         """Run one event through the worker's steps; the alerts it raised, in order."""
@@ -95,7 +114,9 @@ class Backtest:
         alerts: list[DriftAlert] = []
         if isinstance(event, PredictionEvent):
             counts.predictions += 1
-            alerts += self._bank(event.model_id).observe_prediction(event)
+            bank = self._bank(event.model_id)
+            alerts += bank.observe_prediction(event)
+            self._record(bank)
         else:
             counts.labels += 1
         step = self.buffer.offer(event)
@@ -103,7 +124,9 @@ class Backtest:
             counts.duplicates += 1
         if step.outcome is not None:
             self._counts(step.outcome.model_id).joined += 1
-            alerts += self._bank(step.outcome.model_id).observe_outcome(step.outcome)
+            bank = self._bank(step.outcome.model_id)
+            alerts += bank.observe_outcome(step.outcome)
+            self._record(bank)
         for _request_id, entry in self.buffer.expire():
             model_id, counter = expired_side(entry)
             counts_of_model = self._counts(model_id)
@@ -125,6 +148,14 @@ class Backtest:
             for model_id, model in sorted(counts.items())
         }
         return BacktestSummary(self.events, self.buffer.counts.evicted, models, list(self.alerts))
+
+    def _record(self, bank: DetectorBank) -> None:
+        """Add a history point when ``bank`` has seen another ``history_every`` observations."""
+        every = self.history_every
+        if every and (bank.predictions + bank.outcomes) % every == 0:
+            point = HistoryPoint.of(bank.summary())
+            if point is not None:
+                self.history.setdefault(bank.model_id, []).append(point)
 
     def _counts(self, model_id: str) -> ModelCounts:
         counts = self.counts.get(model_id)

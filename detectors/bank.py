@@ -26,6 +26,8 @@ deterministic; the live worker passes its wall clock.
 >>> summary = bank.summary()
 >>> summary.status, round(summary.error_rate, 2), summary.signals["error_rate"].status
 ('drift', 0.29, 'drift')
+>>> summary.precision, summary.recall  # every label is 0: no positive class "1" to recall
+(0.0, None)
 """
 
 from __future__ import annotations
@@ -39,12 +41,13 @@ from detectors.config import BankConfig
 from detectors.join import JoinedOutcome
 from detectors.monitor import SignalMonitor
 from detectors.policy import AlertPolicy
+from detectors.positive_class import PositiveClassRates
 from detectors.signals import ABS_ERROR, ERROR_RATE, PredictionSignals, Signal, outcome_signal
 from schemas.events import DriftAlert, PredictionEvent
 
 Status = Literal["ok", "warning", "drift"]
 
-_SNAPSHOT_FORMAT = 1
+_SNAPSHOT_FORMAT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +67,10 @@ class BankSummary:
     """The live view of one model (what the Redis writer stores).
 
     ``error_rate``/``accuracy`` (classification) and ``mean_absolute_error`` (regression) are
-    over the last ``recent_window`` outcomes; ``status`` is the worst signal status.
+    over the last ``recent_window`` outcomes, and so are ``precision`` and ``recall`` of the
+    configured ``positive_label`` (None while undefined: no positive predicted, or none
+    actual); ``status`` is the worst signal status. ``event_time`` is the latest time the bank
+    has seen: a prediction's time, or the time an outcome became known.
     """
 
     model_id: str
@@ -77,6 +83,9 @@ class BankSummary:
     status: Status
     last_alert_id: str | None
     signals: dict[str, SignalSummary]
+    precision: float | None = None
+    recall: float | None = None
+    event_time: datetime | None = None
 
 
 class DetectorBank:
@@ -101,6 +110,8 @@ class DetectorBank:
         )
         self._monitors: dict[str, SignalMonitor] = {}
         self._policy = AlertPolicy(model_id, self.config.alert_cooldown_events)
+        self._positive = PositiveClassRates(self.config.positive_label, self.config.recent_window)
+        self._event_time: datetime | None = None
 
     def observe_prediction(
         self, event: PredictionEvent, detected_at: datetime | None = None
@@ -109,6 +120,7 @@ class DetectorBank:
         self._check_model(event.model_id)
         self.predictions += 1
         self.model_version = event.model_version
+        self._saw(event.timestamp)
         return self._observe(
             self._signals.extract(event),
             event.model_version,
@@ -126,11 +138,15 @@ class DetectorBank:
         """
         self._check_model(outcome.model_id)
         self.outcomes += 1
+        known_at = max(outcome.prediction_time, outcome.label_time)
+        self._saw(known_at)
+        if outcome.task == "classification":
+            self._positive.push(outcome.prediction, outcome.label)
         return self._observe(
             [outcome_signal(outcome)],
             outcome.model_version,
             outcome.prediction_time,
-            detected_at or max(outcome.prediction_time, outcome.label_time),
+            detected_at or known_at,
         )
 
     def summary(self) -> BankSummary:
@@ -149,6 +165,9 @@ class DetectorBank:
             status="drift" if "drift" in statuses else "warning" if "warning" in statuses else "ok",
             last_alert_id=self._policy.last_alert_id,
             signals=signals,
+            precision=self._positive.precision,
+            recall=self._positive.recall,
+            event_time=self._event_time,
         )
 
     def snapshot(self) -> bytes:
@@ -165,6 +184,10 @@ class DetectorBank:
         if snapshot_format != _SNAPSHOT_FORMAT or not isinstance(bank, cls):
             raise ValueError(f"not a DetectorBank snapshot of format {_SNAPSHOT_FORMAT}")
         return bank
+
+    def _saw(self, event_time: datetime) -> None:
+        if self._event_time is None or event_time > self._event_time:
+            self._event_time = event_time
 
     def _check_model(self, model_id: str) -> None:
         if model_id != self.model_id:

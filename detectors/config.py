@@ -82,6 +82,9 @@ class BankConfig(BaseModel):
         Caps on the number of ``feature:*`` and ``predicted_class:*`` signals per model.
     recent_window
         Values kept per signal for the live estimate and the change-point estimate.
+    positive_label
+        The class whose rolling precision and recall the bank's summary reports, compared as
+        text with the predictions and labels (default ``"1"``: the class ``1`` or ``"1"``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -93,6 +96,7 @@ class BankConfig(BaseModel):
     max_feature_signals: int = Field(default=100, ge=0)
     max_class_signals: int = Field(default=20, ge=0)
     recent_window: int = Field(default=500, ge=2)
+    positive_label: Annotated[str, BeforeValidator(str)] = "1"
 
     @classmethod
     def from_settings(cls, settings: DetectorDefaults, **overrides: Any) -> BankConfig:

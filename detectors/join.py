@@ -10,8 +10,19 @@ Either side may arrive first. When the second side arrives the entry becomes a *
 that swallows redelivered or duplicated events of either side until it expires, so each
 ``request_id`` yields one outcome however often its events are delivered (within the TTL).
 
-Time is event time: the buffer's *watermark* is the largest event timestamp it has seen, and
-an entry expires once it is more than ``ttl_seconds`` older than the watermark. Expired
+A worker that crashes re-reads its input from the last committed offset, while some of the
+entries it wrote after that offset may already be stored. Events may therefore carry their
+*position* (topic, partition and offset, as an opaque string), which the entry remembers for
+each side: an event whose position is the one stored for its side is that very event read
+again, and the step returns what it returned the first time (the outcome included, rebuilt
+from the side the done marker keeps), flagged ``replayed``. A copy of an event at another
+position stays a duplicate.
+
+Time is event time. The buffer's *watermark* is the earlier of the latest prediction time and
+the latest label time it has seen (nothing expires before both sides were seen), and an entry
+expires once it is more than ``ttl_seconds`` older than the watermark. Taking the earlier side
+matters when a worker catches up a backlog: it reads the two topics at different speeds, and
+the latest prediction may be an hour ahead of the labels still waiting to be read. Expired
 predictions and orphan labels are counted, never dropped silently.
 
 >>> from datetime import datetime, timedelta, timezone
@@ -73,12 +84,16 @@ class JoinEntry:
     """The stored join state of one ``request_id``.
 
     Pending: exactly one of ``prediction`` / ``label`` is set and ``done_at`` is ``None``.
-    Done marker: both sides are ``None`` and ``done_at`` is the event time of the match.
+    Done marker: ``done_at`` is the event time of the match; when the events had positions it
+    keeps the side that came first (to rebuild the outcome for a replay), else no side.
+    ``prediction_at`` / ``label_at`` are the positions of the events that gave each side.
     """
 
     prediction: PendingPrediction | None = None
     label: PendingLabel | None = None
     done_at: datetime | None = None
+    prediction_at: str | None = None
+    label_at: str | None = None
 
     @property
     def since(self) -> datetime:
@@ -123,6 +138,8 @@ class JoinStep:
     entry: JoinEntry
     outcome: JoinedOutcome | None
     note: JoinNote
+    replayed: bool = False
+    """The event was read again at the position it was first joined at (after a restart)."""
 
 
 @dataclass(slots=True)
@@ -133,6 +150,7 @@ class JoinCounts:
     labels: int = 0
     joined: int = 0
     duplicates: int = 0
+    replayed: int = 0
     expired_predictions: int = 0
     orphan_labels: int = 0
     evicted: int = 0
@@ -145,9 +163,9 @@ def expired_side(entry: JoinEntry) -> tuple[str, ExpiryCount]:
     """The model and the counter of an expired *pending* entry (as :meth:`JoinBuffer.expire`
     returns them): a prediction that never got its label, or a label that never got its
     prediction."""
-    if entry.prediction is not None:
+    if entry.done_at is None and entry.prediction is not None:
         return entry.prediction.model_id, "expired_predictions"
-    if entry.label is not None:
+    if entry.done_at is None and entry.label is not None:
         return entry.label.model_id, "orphan_labels"
     raise ValueError("a done marker is not a pending side")
 
@@ -164,7 +182,14 @@ def outcome_error(prediction: OutcomeValue, label: OutcomeValue) -> tuple[Task, 
     return "classification", 0.0 if prediction == label else 1.0
 
 
-def _joined(request_id: str, prediction: PendingPrediction, label: PendingLabel) -> JoinStep:
+def _joined(
+    request_id: str,
+    prediction: PendingPrediction,
+    label: PendingLabel,
+    first: Literal["prediction", "label"],
+    prediction_at: str | None,
+    label_at: str | None,
+) -> JoinStep:
     task, error = outcome_error(prediction.prediction, label.label)
     outcome = JoinedOutcome(
         request_id=request_id,
@@ -178,38 +203,98 @@ def _joined(request_id: str, prediction: PendingPrediction, label: PendingLabel)
         error=error,
         score=prediction.score,
     )
-    done = JoinEntry(done_at=max(prediction.timestamp, label.timestamp))
+    positioned = prediction_at is not None and label_at is not None
+    done = JoinEntry(
+        prediction=prediction if positioned and first == "prediction" else None,
+        label=label if positioned and first == "label" else None,
+        done_at=max(prediction.timestamp, label.timestamp),
+        prediction_at=prediction_at,
+        label_at=label_at,
+    )
     return JoinStep(entry=done, outcome=outcome, note="joined")
 
 
-def join_step(entry: JoinEntry | None, event: PredictionEvent | LabelEvent) -> JoinStep:
-    """Apply one event to the stored entry of its ``request_id`` (pure).
+def _pending_prediction(event: PredictionEvent) -> PendingPrediction:
+    return PendingPrediction(
+        model_id=event.model_id,
+        model_version=event.model_version,
+        timestamp=event.timestamp,
+        prediction=event.prediction,
+        score=event.score,
+    )
+
+
+def _pending_label(event: LabelEvent) -> PendingLabel:
+    return PendingLabel(model_id=event.model_id, timestamp=event.timestamp, label=event.label)
+
+
+def _replay(
+    entry: JoinEntry, event: PredictionEvent | LabelEvent, position: str | None
+) -> JoinStep | None:
+    """What ``event`` did the first time, if it is the event stored at ``position``."""
+    is_prediction = isinstance(event, PredictionEvent)
+    if position is None or position != (entry.prediction_at if is_prediction else entry.label_at):
+        return None
+    kept = entry.prediction if is_prediction else entry.label
+    if entry.done_at is None or kept is not None:  # this event stored its side and waited
+        return JoinStep(entry=entry, outcome=None, note="pending", replayed=True)
+    if isinstance(event, PredictionEvent) and entry.label is not None:
+        step = _joined(
+            event.request_id,
+            _pending_prediction(event),
+            entry.label,
+            "label",
+            position,
+            entry.label_at,
+        )
+    elif isinstance(event, LabelEvent) and entry.prediction is not None:
+        step = _joined(
+            event.request_id,
+            entry.prediction,
+            _pending_label(event),
+            "prediction",
+            entry.prediction_at,
+            position,
+        )
+    else:
+        return None  # a done marker written without positions keeps no side
+    return replace(step, entry=entry, replayed=True)
+
+
+def join_step(
+    entry: JoinEntry | None, event: PredictionEvent | LabelEvent, position: str | None = None
+) -> JoinStep:
+    """Apply one event, read at ``position`` (optional), to the stored entry of its
+    ``request_id`` (pure).
 
     The first event of a side is kept; a later event of a side already held, or any event
-    after the match, is a ``"duplicate"`` (even if its content differs: first one wins).
+    after the match, is a ``"duplicate"`` (even if its content differs: first one wins) unless
+    it is the very event stored for its side (same position): then the step is a replay.
     The outcome's model id and version are the prediction's.
     """
-    if entry is not None and (entry.done_at is not None):
-        return JoinStep(entry=entry, outcome=None, note="duplicate")
+    if entry is not None:
+        if (replayed := _replay(entry, event, position)) is not None:
+            return replayed
+        if entry.done_at is not None:
+            return JoinStep(entry=entry, outcome=None, note="duplicate")
     if isinstance(event, PredictionEvent):
         if entry is not None and entry.prediction is not None:
             return JoinStep(entry=entry, outcome=None, note="duplicate")
-        prediction = PendingPrediction(
-            model_id=event.model_id,
-            model_version=event.model_version,
-            timestamp=event.timestamp,
-            prediction=event.prediction,
-            score=event.score,
-        )
+        prediction = _pending_prediction(event)
         if entry is not None and entry.label is not None:
-            return _joined(event.request_id, prediction, entry.label)
-        return JoinStep(entry=JoinEntry(prediction=prediction), outcome=None, note="pending")
+            return _joined(
+                event.request_id, prediction, entry.label, "label", position, entry.label_at
+            )
+        pending = JoinEntry(prediction=prediction, prediction_at=position)
+        return JoinStep(entry=pending, outcome=None, note="pending")
     if entry is not None and entry.label is not None:
         return JoinStep(entry=entry, outcome=None, note="duplicate")
-    label = PendingLabel(model_id=event.model_id, timestamp=event.timestamp, label=event.label)
+    label = _pending_label(event)
     if entry is not None and entry.prediction is not None:
-        return _joined(event.request_id, entry.prediction, label)
-    return JoinStep(entry=JoinEntry(label=label), outcome=None, note="pending")
+        return _joined(
+            event.request_id, entry.prediction, label, "prediction", entry.prediction_at, position
+        )
+    return JoinStep(entry=JoinEntry(label=label, label_at=position), outcome=None, note="pending")
 
 
 class JoinBuffer:
@@ -240,7 +325,7 @@ class JoinBuffer:
         self.store = store
         self.ttl = timedelta(seconds=ttl_seconds)
         self.max_pending = max_pending
-        self.watermark: datetime | None = None
+        self._latest: dict[type[PredictionEvent | LabelEvent], datetime] = {}
         self._counts = JoinCounts()
         self._since: dict[str, datetime] = {}
         self._heap: list[tuple[datetime, str]] = []
@@ -253,24 +338,39 @@ class JoinBuffer:
     def __len__(self) -> int:
         return len(self._since)
 
+    @property
+    def watermark(self) -> datetime | None:
+        """The earlier of the latest prediction and label times seen (None until both were)."""
+        return min(self._latest.values()) if len(self._latest) == 2 else None
+
     def rebuild_index(self) -> None:
         """Rebuild the expiry index (and the watermark, at least) from the store's entries."""
         self._since = {request_id: entry.since for request_id, entry in self.store.items()}
         self._heap = [(since, request_id) for request_id, since in self._since.items()]
         heapq.heapify(self._heap)
-        if self._since:
-            latest = max(self._since.values())
-            self.watermark = latest if self.watermark is None else max(self.watermark, latest)
+        for entry in self.store.values():
+            if entry.done_at is None and entry.prediction is not None:
+                self._saw(PredictionEvent, entry.prediction.timestamp)
+            elif entry.done_at is None and entry.label is not None:
+                self._saw(LabelEvent, entry.label.timestamp)
 
-    def offer(self, event: PredictionEvent | LabelEvent) -> JoinStep:
-        """Join one event, store the new entry, advance the watermark, enforce the cap."""
+    def _saw(self, side: type[PredictionEvent | LabelEvent], timestamp: datetime) -> None:
+        latest = self._latest.get(side)
+        if latest is None or timestamp > latest:
+            self._latest[side] = timestamp
+
+    def offer(self, event: PredictionEvent | LabelEvent, position: str | None = None) -> JoinStep:
+        """Join one event (read at ``position``, see :func:`join_step`), store the new entry,
+        advance the watermark, enforce the cap."""
         if isinstance(event, PredictionEvent):
             self._counts.predictions += 1
         else:
             self._counts.labels += 1
-        if self.watermark is None or event.timestamp > self.watermark:
-            self.watermark = event.timestamp
-        step = join_step(self.store.get(event.request_id), event)
+        self._saw(type(event), event.timestamp)
+        step = join_step(self.store.get(event.request_id), event, position)
+        if step.replayed:
+            self._counts.replayed += 1
+            return step
         if step.note == "duplicate":
             self._counts.duplicates += 1
             return step
@@ -297,12 +397,13 @@ class JoinBuffer:
         while (oldest := self._oldest()) is not None and oldest[0] < cutoff:
             request_id = oldest[1]
             entry = self._remove(request_id)
+            if entry.done_at is not None:
+                continue
             if entry.prediction is not None:
                 self._counts.expired_predictions += 1
-                expired.append((request_id, entry))
-            elif entry.label is not None:
+            else:
                 self._counts.orphan_labels += 1
-                expired.append((request_id, entry))
+            expired.append((request_id, entry))
         return expired
 
     def _index(self, request_id: str, since: datetime) -> None:

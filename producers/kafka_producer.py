@@ -75,7 +75,11 @@ class EventProducer:
         topic = (
             self._topics.predictions if isinstance(event, PredictionEvent) else self._topics.labels
         )
-        key, value = event.request_id.encode(), encode(event)
+        self.send_encoded(topic, event.request_id.encode(), encode(event))
+
+    def send_encoded(self, topic: str, key: bytes, value: bytes) -> None:
+        """Queue an event already encoded by ``schemas.codec.encode`` (the benchmarks pre-encode
+        millions); waits only while the local queue is full."""
         while True:
             try:
                 self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)

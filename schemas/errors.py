@@ -33,5 +33,6 @@ class InvalidEvent(ValueError):  # noqa: N818 - the public name others code agai
 
 
 def _short(part: str | int) -> str:
-    text = str(part)
+    # control characters (NUL, ESC, ...) escaped; whitespace is collapsed by the caller
+    text = "".join(c if c.isprintable() or c.isspace() else repr(c)[1:-1] for c in str(part))
     return text if len(text) <= _MAX_PART else f"{text[: _MAX_PART - 3]}..."

@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import suppress
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, TopicPartition
 
 from schemas.codec import decode
 from schemas.errors import InvalidEvent
@@ -49,6 +50,41 @@ def read_alerts(
                 yield decode(DriftAlert, message.value() or b"")
             except InvalidEvent as exc:
                 yield exc
+    finally:
+        consumer.close()
+
+
+def recent_alerts(settings: Settings, per_partition: int) -> list[DriftAlert]:
+    """The valid alerts among the last ``per_partition`` records of each alerts partition."""
+    topic = Topics(settings.topics.prefix).alerts
+    consumer = Consumer(
+        {
+            **settings.kafka.client_config(),
+            "group.id": f"driftstream-alerts-tail-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        assignment, ends = [], {}
+        for partition in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+            if high > low:
+                assignment.append(TopicPartition(topic, partition, max(low, high - per_partition)))
+                ends[partition] = high
+        consumer.assign(assignment)
+        alerts: list[DriftAlert] = []
+        while ends:
+            message = consumer.poll(10)
+            if message is None:
+                raise TimeoutError(f"reading the tail of {topic} timed out")
+            if message.error() is not None:
+                continue
+            with suppress(InvalidEvent):  # not ours to judge here; `driftstream alerts` is
+                alerts.append(decode(DriftAlert, message.value() or b""))
+            if (message.offset() or 0) + 1 >= ends.get(message.partition() or 0, 0):
+                ends.pop(message.partition() or 0, None)
+        return alerts
     finally:
         consumer.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,20 @@ def broker_credentials(kafka: KafkaSettings) -> Any:
     return None
 
 
+class HideSaslExchange(logging.Filter):
+    """aiokafka logs every request and response at DEBUG, logins included, and a SASL PLAIN
+    login carries the password in clear: those lines lose their payload."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if any(type(arg).__name__.startswith("Sasl") for arg in args):  # the request/response
+            record.msg, record.args = "SASL exchange (payload not logged)", ()
+        return True
+
+
+HIDE_SASL_EXCHANGE = HideSaslExchange()  # one instance: adding it again is a no-op
+
+
 def broker_url(kafka: KafkaSettings) -> str:
     """``kafka://host1:port;host2:port`` from the comma-separated bootstrap servers."""
     return ";".join(f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(","))
@@ -41,6 +56,7 @@ def broker_url(kafka: KafkaSettings) -> str:
 
 def create_app(settings: Settings, app_id: str, data_dir: Path, **options: Any) -> faust.App:
     """A Faust app on the configured broker; ``options`` override Faust settings."""
+    logging.getLogger("aiokafka.conn").addFilter(HIDE_SASL_EXCHANGE)
     return faust.App(
         app_id,
         broker=broker_url(settings.kafka),
@@ -50,6 +66,8 @@ def create_app(settings: Settings, app_id: str, data_dir: Path, **options: Any) 
         topic_partitions=settings.topics.partitions,
         topic_replication_factor=settings.topics.replication_factor,
         consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.worker.session_timeout_seconds,
+        broker_heartbeat_interval=settings.worker.session_timeout_seconds / 10,
         web_enabled=False,
         **options,
     )

@@ -4,19 +4,27 @@ The worker records what happened (``count``, ``set_model``, ``set_summary``, ``a
 memory; ``flush`` sends it all in one pipeline, typically once a second. Counters are sent as
 ``HINCRBY`` deltas, so several workers add up; states are overwritten. When Redis is down the
 flush fails, the view is "stale" (logged once per outage and counted), nothing blocks, and the
-pending changes go out with the next successful flush. Key layout (prefix ``driftstream:``):
+pending changes go out with the next successful flush. A Redis that comes back empty (restarted
+without persistence, flushed) is noticed by a per-writer key that has vanished: the writer then
+writes again everything it wrote since it started. Key layout (prefix ``driftstream:``):
 
 - ``models``: set of model ids seen
 - ``pipeline``: hash of counts that belong to no model (dead-lettered, evicted, failed flushes)
 - ``model:{id}``: hash of counts, rolling accuracy / error rate, status, last alert id, updated_at
 - ``model:{id}:signals``: hash of per-signal estimate and detector status (JSON per signal)
+- ``model:{id}:history``: capped stream, one entry per flush of a model that changed (field
+  ``point``: a :class:`~detectors.history.HistoryPoint` as JSON: event time, counts, rolling
+  accuracy, precision, recall, error rate, MAE, every signal's estimate); what
+  ``driftstream report`` draws
 - ``alerts`` and ``alerts:{id}``: capped streams of alerts (JSON in field ``alert``)
+- ``writer:{id}``: one key per running writer (expires a day after its last flush)
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -28,7 +36,8 @@ from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
 from detectors.bank import BankSummary
-from schemas.codec import encode
+from detectors.history import HistoryPoint
+from schemas.codec import decode, encode
 from schemas.events import DriftAlert
 
 log = logging.getLogger(__name__)
@@ -58,8 +67,14 @@ class LiveStateKeys:
     def signals(self, model_id: str) -> str:
         return f"{self.prefix}model:{model_id}:signals"
 
+    def history(self, model_id: str) -> str:
+        return f"{self.prefix}model:{model_id}:history"
+
     def model_alerts(self, model_id: str) -> str:
         return f"{self.prefix}alerts:{model_id}"
+
+    def writer(self, writer_id: str) -> str:
+        return f"{self.prefix}writer:{writer_id}"
 
 
 @dataclass
@@ -76,17 +91,18 @@ def _nested_dict() -> defaultdict[str, dict[FieldT, EncodableT]]:
 
 @dataclass
 class PendingChanges:
-    """What has not reached Redis yet: counter deltas, hash fields, alerts."""
+    """What has not reached Redis yet: counter deltas, hash fields, history points, alerts."""
 
     counts: defaultdict[str | None, Counter[str]] = field(
         default_factory=lambda: defaultdict(Counter)
     )
     model: defaultdict[str, dict[FieldT, EncodableT]] = field(default_factory=_nested_dict)
     signals: defaultdict[str, dict[FieldT, EncodableT]] = field(default_factory=_nested_dict)
+    history: defaultdict[str, list[HistoryPoint]] = field(default_factory=lambda: defaultdict(list))
     alerts: list[DriftAlert] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.counts or self.model or self.signals or self.alerts)
+        return bool(self.counts or self.model or self.signals or self.history or self.alerts)
 
     def absorb_older(self, older: PendingChanges) -> None:
         """Fold in changes made before these (newer field values win)."""
@@ -95,7 +111,17 @@ class PendingChanges:
         for mine, theirs in ((self.model, older.model), (self.signals, older.signals)):
             for model_id, values in theirs.items():
                 mine[model_id] = {**values, **mine[model_id]}
+        for model_id, points in older.history.items():
+            self.history[model_id][:0] = points
         self.alerts[:0] = older.alerts
+
+    def lasting(self) -> PendingChanges:
+        """The counts and fields alone (what a Redis that lost its data can be given again)."""
+        return PendingChanges(
+            counts=defaultdict(Counter, {m: Counter(c) for m, c in self.counts.items()}),
+            model=defaultdict(dict, {m: dict(v) for m, v in self.model.items()}),
+            signals=defaultdict(dict, {m: dict(v) for m, v in self.signals.items()}),
+        )
 
 
 @dataclass
@@ -106,8 +132,12 @@ class LiveStateWriter:
     keys: LiveStateKeys
     max_pending_alerts: int = 10_000
     stream_length: int = 1_000
+    history_length: int = 3_600
     stats: WriterStats = field(default_factory=WriterStats)
+    writer_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     _pending: PendingChanges = field(default_factory=PendingChanges)
+    _written: PendingChanges = field(default_factory=PendingChanges)
+    """The counts and fields this writer has put in Redis (for a Redis that lost them)."""
 
     def count(self, model_id: str | None, name: str, n: int = 1) -> None:
         """Add ``n`` to the counter ``name`` of a model (predictions, labels, joined, ...), or
@@ -119,7 +149,8 @@ class LiveStateWriter:
         self._pending.model[model_id].update({k: str(v) for k, v in values.items()})
 
     def set_summary(self, summary: BankSummary, updated_at: datetime) -> None:
-        """Record a detector bank's live view: model status and rates, and every signal."""
+        """Record a detector bank's live view: model status and rates, every signal, and a
+        point of its history."""
         rates = {
             "status": summary.status,
             "model_version": summary.model_version,
@@ -127,12 +158,16 @@ class LiveStateWriter:
             "accuracy": summary.accuracy,
             "mean_absolute_error": summary.mean_absolute_error,
             "last_alert_id": summary.last_alert_id,
+            "predictions_applied": summary.predictions,  # each once, unlike the event counts
+            "outcomes_applied": summary.outcomes,
         }
         values = {name: value for name, value in rates.items() if value is not None}
         self.set_model(summary.model_id, {**values, "updated_at": updated_at.isoformat()})
         self._pending.signals[summary.model_id].update(
             {name: json.dumps(asdict(signal)) for name, signal in summary.signals.items()}
         )
+        if (point := HistoryPoint.of(summary)) is not None:
+            self._pending.history[summary.model_id].append(point)
 
     def add_alert(self, alert: DriftAlert) -> None:
         """Queue an alert for the streams."""
@@ -145,12 +180,13 @@ class LiveStateWriter:
         Changes recorded while the pipeline is in flight go into a fresh batch, so none is lost
         whichever way the flush ends. Past ``max_pending_alerts`` queued alerts (a long outage)
         the oldest are dropped from the Redis streams and counted; they are on the alerts topic.
+        History points queue up to ``history_length`` per model, as many as the stream keeps.
         """
         batch, self._pending = self._pending, PendingChanges()
         if not batch:
             return True
         try:
-            await self._pipeline(batch).execute()
+            results = await self._pipeline(batch).execute()
         except (redis.RedisError, OSError) as exc:
             self.stats.failed_flushes += 1
             if not self.stats.stale:
@@ -161,16 +197,27 @@ class LiveStateWriter:
             if excess > 0:
                 del self._pending.alerts[:excess]
                 self.stats.dropped_alerts += excess
+            for points in self._pending.history.values():
+                del points[: -self.history_length]
             return False
         if self.stats.stale:
             log.warning("Redis is back; live state caught up")
             self.count(None, "redis_outages")
+        written = batch.lasting()
+        if results[0] is None and self.stats.flushes:  # our key is gone: so is what we wrote
+            log.warning("Redis lost the live state; writing it again")
+            self.count(None, "redis_rebuilds")
+            self._pending.absorb_older(self._written)
+        else:
+            written.absorb_older(self._written)
+        self._written = written
         self.stats.stale = False
         self.stats.flushes += 1
         return True
 
     def _pipeline(self, batch: PendingChanges) -> Pipeline:
         pipe = self.client.pipeline(transaction=False)
+        pipe.set(self.keys.writer(self.writer_id), 1, ex=86_400, get=True)
         models = {m for m in batch.counts if m is not None} | set(batch.model) | set(batch.signals)
         if models:
             pipe.sadd(self.keys.models, *models)
@@ -182,6 +229,14 @@ class LiveStateWriter:
             pipe.hset(self.keys.model(model_id), mapping=values)
         for model_id, values in batch.signals.items():
             pipe.hset(self.keys.signals(model_id), mapping=values)
+        for model_id, points in batch.history.items():
+            for point in points:
+                pipe.xadd(
+                    self.keys.history(model_id),
+                    {"point": point.to_json()},
+                    maxlen=self.history_length,
+                    approximate=True,
+                )
         for alert in batch.alerts:
             entry: dict[FieldT, EncodableT] = {"alert": encode(alert)}
             for stream in (self.keys.alerts, self.keys.model_alerts(alert.model_id)):
@@ -209,3 +264,36 @@ def read_live_state(
     if model_id is None:
         view["_pipeline"] = read_hash(keys.pipeline)
     return view
+
+
+def read_history(client: redis.Redis, keys: LiveStateKeys, model_id: str) -> list[HistoryPoint]:
+    """A model's history points in Redis, oldest first. ``client`` must decode responses."""
+    return [
+        HistoryPoint.from_json(fields["point"])
+        for fields in _entries(client, keys.history(model_id))
+    ]
+
+
+def read_latest_point(
+    client: redis.Redis, keys: LiveStateKeys, model_id: str
+) -> HistoryPoint | None:
+    """A model's latest history point in Redis (None before its first). ``client`` must
+    decode responses."""
+    entries = cast(
+        list[tuple[str, dict[str, str]]], client.xrevrange(keys.history(model_id), count=1)
+    )
+    return HistoryPoint.from_json(entries[0][1]["point"]) if entries else None
+
+
+def read_model_alerts(client: redis.Redis, keys: LiveStateKeys, model_id: str) -> list[DriftAlert]:
+    """A model's alerts in Redis (the latest ``stream_length``), oldest first. ``client``
+    must decode responses."""
+    return [
+        decode(DriftAlert, fields["alert"].encode())
+        for fields in _entries(client, keys.model_alerts(model_id))
+    ]
+
+
+def _entries(client: redis.Redis, stream: str) -> list[dict[str, str]]:
+    entries = cast(list[tuple[str, dict[str, str]]], client.xrange(stream))
+    return [fields for _id, fields in entries]

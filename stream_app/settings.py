@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detectors.config import DEFAULT_CONCEPT_DETECTORS, DEFAULT_DATA_DETECTORS, DetectorList
@@ -19,7 +20,13 @@ CACHE_HOME = Path.home() / ".cache" / "driftstream"
 
 
 class KafkaSettings(BaseModel):
-    """How every client (producers, the Faust worker, the CLI) reaches Kafka."""
+    """How every client (producers, the Faust worker, the CLI) reaches Kafka.
+
+    ``driftstream services up`` runs a local broker with this security: ``SASL_PLAINTEXT``
+    with a SCRAM mechanism creates the SCRAM user ``sasl_username`` when it formats the broker.
+    """
+
+    model_config = ConfigDict(hide_input_in_errors=True)  # an error must not echo a secret
 
     bootstrap_servers: str = "127.0.0.1:9092"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -29,6 +36,9 @@ class KafkaSettings(BaseModel):
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
+    credential_check_seconds: float = Field(default=30.0, gt=0)
+    """How often a running worker re-checks that Kafka still accepts its login (it stops when
+    not, rather than retrying forever)."""
 
     def client_config(self) -> dict[str, Any]:
         """librdkafka (confluent-kafka) connection properties, security included."""
@@ -59,7 +69,14 @@ class KafkaSettings(BaseModel):
 
 
 class RedisSettings(BaseModel):
-    """Where the live per-model state is written."""
+    """Where the live per-model state is written.
+
+    With ``username`` and ``password`` the local Redis of ``driftstream services up`` has that
+    ACL user, allowed only keys under ``key_prefix``, and no default user; with a ``password``
+    alone the default user needs it.
+    """
+
+    model_config = ConfigDict(hide_input_in_errors=True)  # an error must not echo a secret
 
     url: str = "redis://127.0.0.1:6379/0"
     username: str | None = None
@@ -67,6 +84,17 @@ class RedisSettings(BaseModel):
     tls: bool = False
     tls_ca_file: Path | None = None
     key_prefix: str = "driftstream:"
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials_in_url(cls, url: str) -> str:
+        parsed = urlparse(url)
+        if parsed.password is not None or parsed.username:
+            raise ValueError(
+                "put credentials in DRIFTSTREAM_REDIS__USERNAME and DRIFTSTREAM_REDIS__PASSWORD, "
+                "not in the URL (addresses are shown in messages)"
+            )
+        return url
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``redis.Redis.from_url`` (credentials never in the URL)."""
@@ -125,8 +153,20 @@ class WorkerSettings(BaseModel):
 
     app_id: str | None = None  # Faust app id and consumer group; default: "<topic prefix>worker"
     data_dir: Path = CACHE_HOME / "worker"
-    snapshot_every: int = Field(default=500, ge=1)  # observations per model between snapshots
+    session_timeout_seconds: float = Field(default=30.0, ge=6.0)
+    """How long the group waits for a worker that stopped answering (killed, cut off) before
+    its partitions move to another worker."""
+    dedupe_window: int = Field(default=100_000, ge=1_000)
+    """Observations per model remembered (8 bytes each) to skip one sent again after a crash:
+    more than the join stage can re-send, i.e. than it handles between two offset commits."""
+    alerts_lookback: int = Field(default=1_000, ge=1)
+    """Records per alerts partition read when a model's state is restored, so an alert raised
+    again by re-read observations is not published twice."""
     redis_flush_seconds: float = Field(default=1.0, gt=0)
+    metrics_host: str = "127.0.0.1"  # Prometheus endpoint; "0.0.0.0" to be scraped from outside
+    metrics_port: int = Field(default=9478, ge=0, le=65535)  # 0 switches the endpoint off
+    metrics_max_models: int = Field(default=100, ge=1)  # models with labels of their own
+    metrics_max_signals: int = Field(default=50, ge=1)  # signals per model with their own gauges
 
 
 class LocalServicesSettings(BaseModel):
@@ -144,7 +184,10 @@ class Settings(BaseSettings):
     """The root of the configuration tree."""
 
     model_config = SettingsConfigDict(
-        env_prefix="DRIFTSTREAM_", env_nested_delimiter="__", extra="forbid"
+        env_prefix="DRIFTSTREAM_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        hide_input_in_errors=True,  # an error must not echo a secret
     )
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

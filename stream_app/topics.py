@@ -88,3 +88,17 @@ def _partition_counts(admin: AdminClient, timeout: float) -> dict[str, int]:
     except KafkaException as exc:
         raise RuntimeError(f"Kafka did not answer a metadata request: {exc}") from exc
     return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
+
+
+def delete_topics(kafka: KafkaSettings, prefix: str, timeout: float = 30.0) -> list[str]:
+    """Delete every topic whose name starts with ``prefix`` (internal ones included); return
+    their names. For throwaway prefixes only: the demo's and the tests'."""
+    if not prefix:
+        raise ValueError("an empty prefix would delete every topic")
+    quiet: dict[str, Any] = {"error_cb": lambda _error: None}
+    admin = AdminClient({**kafka.client_config(), **quiet})
+    ours = sorted(name for name in _partition_counts(admin, timeout) if name.startswith(prefix))
+    if ours:
+        for future in admin.delete_topics(ours, operation_timeout=timeout).values():
+            future.result()
+    return ours

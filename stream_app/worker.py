@@ -8,9 +8,15 @@ Two agents over the pure core (``detectors/``):
    sides go through the partition's :class:`~detectors.join.JoinBuffer`, whose entries live in
    the ``join`` table (changelog-backed). A match is forwarded to ``observations`` once.
 2. **detect** consumes ``observations`` (keyed by model id) into one
-   :class:`~detectors.bank.DetectorBank` per model and publishes each alert to ``alerts``. A
-   bank's snapshot goes to the ``detectors`` table after every alert and every
-   ``snapshot_every`` observations, so a restarted worker continues from it.
+   :class:`~detectors.bank.DetectorBank` per model and publishes each alert to ``alerts``
+   (:mod:`stream_app.detect_stage`: each observation applied once, state saved at every offset
+   commit, no alert published twice).
+
+The guarantee is at-least-once delivery made idempotent: the join recognises an input event it
+reads again after a crash by its position (topic/partition/offset) and repeats what it did,
+and the detection stage skips observations it has applied. Faust's exactly-once mode is not
+used: it puts a message in the transaction of its *destination* partition, not of the input
+offsets it came from, so it does not make this two-stage topology atomic.
 
 A timer flushes the live view to Redis once a second (:mod:`stream_app.live_state`).
 """
@@ -25,16 +31,21 @@ from typing import Any
 import faust
 import redis.asyncio
 
-from detectors.bank import DetectorBank
 from detectors.config import DetectorConfig
-from detectors.join import JoinedOutcome, expired_side
+from detectors.join import expired_side
 from schemas.codec import decode, encode
 from schemas.errors import InvalidEvent
 from schemas.events import LabelEvent, PredictionEvent
+from stream_app.alerts_feed import recent_alerts
+from stream_app.credential_watch import CredentialWatch
+from stream_app.dead_letters import dead_letter_record
+from stream_app.detect_stage import DetectionStage, SaveOnCommit
 from stream_app.faust_app import create_app
 from stream_app.join_stage import PartitionedJoin
-from stream_app.live_state import LiveStateKeys, LiveStateWriter
+from stream_app.live_state import LiveStateKeys
+from stream_app.metrics import MeteredLiveState, WorkerMetrics, consumer_lag, serving_metrics
 from stream_app.observations import decode_observation, encode_observation
+from stream_app.sampled_log import SampledLog
 from stream_app.settings import Settings
 from stream_app.topics import Topics
 
@@ -48,8 +59,9 @@ RAW: dict[str, Any] = {
 }
 
 
-def build_worker(settings: Settings) -> faust.App:
-    """The Faust app with both agents, its tables and the Redis flush timer."""
+def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> faust.App:
+    """The Faust app with both agents, its tables and the Redis flush timer; it records into
+    ``metrics`` (Prometheus) as well as Redis."""
     names = Topics(settings.topics.prefix)
     worker = settings.worker
     app = create_app(settings, worker.app_id or f"{names.prefix}worker", worker.data_dir)
@@ -61,30 +73,40 @@ def build_worker(settings: Settings) -> faust.App:
     join_table = app.Table("join", partitions=partitions, key_type=bytes, value_type=bytes)
     bank_table = app.Table("detectors", partitions=partitions, key_type=bytes, value_type=bytes)
     joins = PartitionedJoin(join_table, settings.join)
-    detector_config = DetectorConfig.from_settings(settings.detectors)
-    banks: dict[str, DetectorBank] = {}
-    since_snapshot: dict[str, int] = {}
+    detection = DetectionStage(
+        bank_table,
+        DetectorConfig.from_settings(settings.detectors),
+        worker.dedupe_window,
+        lambda: recent_alerts(settings, worker.alerts_lookback),
+    )
+    app.sensors.add(SaveOnCommit(detection))
     client = redis.asyncio.Redis.from_url(
         settings.redis.url,
         socket_timeout=1.0,
         socket_connect_timeout=1.0,
         **settings.redis.client_kwargs(),
     )
-    state = LiveStateWriter(client, LiveStateKeys(settings.redis.key_prefix))
+    input_topics = (names.predictions, names.labels, names.observations)
+    metrics = metrics or WorkerMetrics.from_settings(worker)
+    state = MeteredLiveState(client, LiveStateKeys(settings.redis.key_prefix), metrics=metrics)
     dirty: set[str] = set()
 
+    dead_letter_log = SampledLog(log, "dead-lettered")
+
     async def dead_letter(message: Any, reason: str) -> None:
-        """Send a message we cannot use to the dead-letter topic, as it came, with the reason."""
+        """Send a message we cannot use to the dead-letter topic, as it came (cut if over
+        512 KiB), with the reason."""
         source = f"{message.topic}/{message.partition}/{message.offset}"
         state.count(None, "deadlettered")
-        log.info("dead-lettered %s: %s", source, reason)
-        headers = [("driftstream-reason", reason.encode()), ("driftstream-source", source.encode())]
-        await deadletter.send(key=message.key, value=message.value, headers=headers)
+        dead_letter_log.record(source, reason)  # one line per 10 s, however many
+        record = dead_letter_record(message.key, message.value, reason, source)
+        await deadletter.send(key=record.key, value=record.value, headers=record.headers)
 
     @app.agent(inputs)
     async def join(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
+            metrics.consumed_message("join", message.timestamp)
             try:
                 is_prediction = message.topic == names.predictions
                 parsed = _parse_input(is_prediction, message.key, message.value)
@@ -95,12 +117,13 @@ def build_worker(settings: Settings) -> faust.App:
             model_id = parsed.model_id
             kind = "predictions" if isinstance(parsed, PredictionEvent) else "labels"
             state.count(model_id, kind)
-            if isinstance(parsed, PredictionEvent):
-                await observations.send(key=model_id.encode(), value=encode_observation(parsed))
             buffer = joins.buffer(message.partition)
-            step = buffer.offer(parsed)
+            position = f"{kind[0]}{message.partition}:{message.offset}"
+            step = buffer.offer(parsed, position)
             if step.note == "duplicate":
                 state.count(model_id, f"duplicate_{kind}")
+            elif isinstance(parsed, PredictionEvent):  # once per request, for the data signals
+                await observations.send(key=model_id.encode(), value=encode_observation(parsed))
             if (outcome := step.outcome) is not None:  # routed by the prediction's model
                 state.count(outcome.model_id, "joined")
                 await observations.send(
@@ -113,21 +136,12 @@ def build_worker(settings: Settings) -> faust.App:
     async def detect(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             key, model_id = event.message.key, event.message.key.decode()
-            bank = banks.get(model_id)
-            if bank is None:
-                snapshot = bank_table.get(key)
-                bank = (
-                    DetectorBank.restore(snapshot)
-                    if snapshot
-                    else DetectorBank(model_id, detector_config.for_model(model_id))
-                )
-                banks[model_id] = bank
+            metrics.consumed_message("detect", event.message.timestamp)
             try:  # only our join stage writes here, but a topic is open to anyone with access
                 observation = decode_observation(event.message.value)
-                if isinstance(observation, JoinedOutcome):
-                    fired = bank.observe_outcome(observation)
-                else:
-                    fired = bank.observe_prediction(observation)
+                if observation.model_id != model_id:
+                    raise ValueError(f"keyed {model_id!r} but of model {observation.model_id!r}")
+                fired = detection.observe(event.message.partition, observation)
             except ValueError as exc:
                 await dead_letter(event.message, f"observation: {exc}".splitlines()[0])
                 continue
@@ -136,18 +150,17 @@ def build_worker(settings: Settings) -> faust.App:
                 state.add_alert(alert)
                 state.count(model_id, "alerts")
             dirty.add(model_id)
-            since_snapshot[model_id] = since_snapshot.get(model_id, 0) + 1
-            if fired or since_snapshot[model_id] >= settings.worker.snapshot_every:
-                bank_table[key] = bank.snapshot()
-                since_snapshot[model_id] = 0
 
     async def flush_live_state() -> None:
         now = datetime.now(UTC)
         for model_id in dirty:
-            if (bank := banks.get(model_id)) is not None:
-                state.set_summary(bank.summary(), updated_at=now)
+            if (model := detection.models.get(model_id)) is not None:
+                state.set_summary(model.bank.summary(), updated_at=now)
         dirty.clear()
         state.count(None, "evicted", joins.take_evicted())
+        for name, n in detection.take_counts().items():
+            state.count(None, name, n)
+        metrics.set_consumer_lag(consumer_lag(app, input_topics))
         await state.flush()
 
     app.timer(interval=settings.worker.redis_flush_seconds)(flush_live_state)
@@ -159,8 +172,8 @@ def build_worker(settings: Settings) -> faust.App:
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(_sender: faust.App, revoked: set[Any], **_: Any) -> None:
         joins.forget({tp.partition for tp in revoked if tp.topic == names.predictions})
-        for model_id in list(banks):
-            banks.pop(model_id)  # restored from the detectors table if assigned again
+        detection.forget()  # restored from the detectors table if assigned again
+        metrics.forget_model_gauges()
 
     return app
 
@@ -192,9 +205,19 @@ def _check_not_future(event: PredictionEvent | LabelEvent, max_future_seconds: f
 
 
 def run_worker(settings: Settings, argv: Sequence[str] = ("--loglevel", "info")) -> None:
-    """Run the worker in the foreground until interrupted (Faust's own command line)."""
+    """Run the worker in the foreground until interrupted (Faust's own command line).
+
+    Raises :class:`~stream_app.preflight.PreflightError` when Kafka refused its login while it ran.
+    """
     import sys
 
-    app = build_worker(settings)
-    sys.argv = ["driftstream", "worker", *argv]
-    app.main()
+    metrics = WorkerMetrics.from_settings(settings.worker)
+    app = build_worker(settings, metrics)
+    watch = CredentialWatch(settings.kafka).install(app)
+    # Faust's command line turns the web server on (port 6066) unless told not to
+    sys.argv = ["driftstream", "worker", "--without-web", *argv]
+    try:
+        with serving_metrics(metrics.registry, settings.worker):
+            app.main()
+    finally:
+        watch.raise_failure()  # Kafka refused our login: say so instead of exiting quietly

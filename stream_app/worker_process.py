@@ -49,6 +49,12 @@ class WorkerProcess:
                 self.process.wait(10)
         return self.process.returncode
 
+    def kill(self) -> None:
+        """SIGKILL: the crash a worker cannot clean up after (no commit, no final flush)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
     def log_tail(self, lines: int = 40) -> str:
         text = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
         return "\n".join(text.splitlines()[-lines:])

@@ -7,14 +7,23 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis
-from confluent_kafka.admin import AdminClient
 
 from stream_app.services import services_up
 from stream_app.services.redis import redis_client
 from stream_app.settings import Settings, TopicSettings
-from stream_app.topics import Topics, ensure_topics
+from stream_app.topics import Topics, delete_topics, ensure_topics
 
 RUN_ID = uuid.uuid4().hex[:8]
+
+
+def scoped_settings(base: Settings, name: str, partitions: int = 4) -> Settings:
+    """``base`` with topics named ``<name>.*`` and Redis keys under ``<name>:driftstream:``."""
+    return base.model_copy(
+        update={
+            "topics": TopicSettings(prefix=f"{name}.", partitions=partitions),
+            "redis": base.redis.model_copy(update={"key_prefix": f"{name}:driftstream:"}),
+        }
+    )
 
 
 @pytest.fixture(scope="session")
@@ -29,26 +38,17 @@ def services() -> Settings:
 def make_settings(services: Settings) -> Iterator[Callable[..., Settings]]:
     """A factory of settings whose topic and Redis prefixes are unique to this call.
 
-    Every topic the factory's callers create is deleted when the session ends.
+    Every topic of this test run is deleted when the session ends.
     """
-    prefixes: list[str] = []
+    made = 0
 
     def make(partitions: int = 4) -> Settings:
-        name = f"t{RUN_ID}-{len(prefixes)}"
-        prefixes.append(f"{name}.")
-        return services.model_copy(
-            update={
-                "topics": TopicSettings(prefix=f"{name}.", partitions=partitions),
-                "redis": services.redis.model_copy(update={"key_prefix": f"{name}:driftstream:"}),
-            }
-        )
+        nonlocal made
+        made += 1
+        return scoped_settings(services, f"t{RUN_ID}-{made}", partitions)
 
     yield make
-    admin = AdminClient(services.kafka.client_config())
-    ours = [t for t in admin.list_topics(timeout=10).topics if t.startswith(tuple(prefixes))]
-    if ours:
-        for future in admin.delete_topics(ours, operation_timeout=30).values():
-            future.result()
+    delete_topics(services.kafka, f"t{RUN_ID}-")
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from detectors.join import JoinedOutcome, join_step
 from schemas.events import LabelEvent, PredictionEvent
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -32,3 +33,14 @@ def label(
         timestamp=T0 + timedelta(seconds=second),
         label=value,
     )
+
+
+def outcome(
+    request_id: str, second: float = 0.0, wrong: bool = False, model_id: str = "m"
+) -> JoinedOutcome:
+    """The outcome the join makes of ``prediction`` and ``label`` (label "b" when wrong)."""
+    predicted = prediction(request_id, second, "a", model_id)
+    truth = label(request_id, second, "b" if wrong else "a", model_id)
+    step = join_step(join_step(None, predicted).entry, truth)
+    assert step.outcome is not None
+    return step.outcome

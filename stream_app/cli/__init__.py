@@ -7,6 +7,7 @@ import typer
 from stream_app.cli.demo import demo
 from stream_app.cli.live import alerts, state, worker
 from stream_app.cli.replay import replay
+from stream_app.cli.report import report
 from stream_app.cli.schemas import schemas_app
 from stream_app.cli.services import services_app
 from stream_app.cli.simulate import simulate
@@ -24,4 +25,5 @@ app.command()(worker)
 app.command()(alerts)
 app.command()(state)
 app.command()(replay)
+app.command()(report)
 app.command()(demo)

@@ -17,5 +17,5 @@ def fail(message: str, code: int = 1) -> None:
     """Print ``message`` as an error and exit with ``code``."""
     import typer
 
-    errors.print(f"[bold red]error:[/bold red] {message}")
+    errors.print(f"[bold red]error:[/bold red] {message}", soft_wrap=True)  # one line, unwrapped
     raise typer.Exit(code)

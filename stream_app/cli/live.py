@@ -6,21 +6,33 @@ import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from schemas.errors import InvalidEvent
 from stream_app.alerts_feed import format_alert, read_alerts
 from stream_app.cli.console import console, errors, fail
+from stream_app.preflight import PreflightError, check_kafka, check_redis, redis_address
 from stream_app.settings import Settings
 
 
 def worker(
     loglevel: Annotated[str, typer.Option(help="crit, error, warn, info or debug.")] = "info",
 ) -> None:
-    """Run the stream worker: join, detect, publish alerts, keep the Redis view (Ctrl-C stops)."""
+    """Run the stream worker: join, detect, publish alerts, keep the Redis view (Ctrl-C stops).
+
+    Exits with an error at once if Kafka or Redis refuse the configured credentials, and stops
+    (with that error) if Kafka refuses them later.
+    """
     from stream_app.worker import run_worker  # Faust is slow to import; only this command needs it
 
-    run_worker(Settings(), ["--loglevel", loglevel])
+    settings = Settings()
+    try:
+        check_kafka(settings.kafka)
+        check_redis(settings.redis)
+        run_worker(settings, ["--loglevel", loglevel])
+    except PreflightError as exc:
+        fail(escape(str(exc)))
 
 
 def alerts(
@@ -34,8 +46,13 @@ def alerts(
     ] = 3.0,
 ) -> None:
     """Print the alerts topic from the beginning (and, with --follow, as alerts arrive)."""
+    settings = Settings()
     try:
-        for item in read_alerts(Settings(), follow=follow, idle_seconds=idle_seconds):
+        check_kafka(settings.kafka)
+    except PreflightError as exc:
+        fail(escape(str(exc)))
+    try:
+        for item in read_alerts(settings, follow=follow, idle_seconds=idle_seconds):
             if isinstance(item, InvalidEvent):
                 errors.print(f"[yellow]skipping an invalid alert: {item.reason}[/yellow]")
             elif model is None or item.model_id == model:
@@ -57,12 +74,16 @@ def state(
 
     settings = Settings()
     try:
+        check_redis(settings.redis)
+    except PreflightError as exc:
+        fail(escape(str(exc)))
+    try:
         with redis_client(
             settings.redis, socket_connect_timeout=2.0, decode_responses=True
         ) as client:
             view = read_live_state(client, LiveStateKeys(settings.redis.key_prefix), model)
     except redis.RedisError as exc:
-        fail(f"Redis at {settings.redis.url} did not answer: {exc}")
+        fail(escape(f"Redis at {redis_address(settings.redis)} failed: {exc}"))
     if as_json:
         console.print(json.dumps(view, indent=2, sort_keys=True), markup=False)
         return

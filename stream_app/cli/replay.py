@@ -5,6 +5,7 @@ Examples::
     driftstream simulate -m fraud=abrupt -m churn=data-drift --events 20000 --to-file ev.jsonl
     driftstream replay ev.jsonl
     driftstream replay ev.jsonl --concept-detectors adwin,ddm --data-detectors "" --json
+    driftstream replay ev.jsonl --report replay.png
 
 The file is JSON lines as ``driftstream simulate --to-file`` writes them
 (:mod:`producers.event_file`). No Kafka or Redis: the events go through
@@ -13,6 +14,10 @@ defaults of the settings (``DRIFTSTREAM_JOIN__TTL_SECONDS``, ``DRIFTSTREAM_DETEC
 Each alert is printed as it is raised, then a summary per model. A bad line is reported with
 its ``file:line`` and skipped (counted in the summary), as the worker dead-letters bad input
 and goes on. ``--json`` prints one JSON document (alerts and per-model summary) instead.
+``--report PNG`` also draws the models' accuracy, precision, recall and alerted signals over
+event time, a point every ``--report-every`` observations of a model
+(:mod:`stream_app.report`: the picture ``driftstream report`` draws from a live worker's Redis
+history).
 Exit codes: 0 done, 2 the file cannot be read or an option is invalid.
 """
 
@@ -21,6 +26,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -73,6 +79,12 @@ def replay(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON document instead of text.")
     ] = False,
+    report: Annotated[
+        Path | None, typer.Option(help="Also draw the models over time into this PNG file.")
+    ] = None,
+    report_every: Annotated[
+        int, typer.Option(min=1, help="Observations of a model between report points.")
+    ] = 100,
 ) -> None:
     """Replay a recorded stream through the detectors, offline; print alerts and a summary."""
     settings = Settings()
@@ -80,15 +92,34 @@ def replay(
         ttl_seconds=settings.join.ttl_seconds,
         max_pending=settings.join.max_pending,
         config=_detector_config(settings, concept_detectors, data_detectors, cooldown),
+        history_every=report_every if report else 0,
     )
     started = time.monotonic()
     skipped = _run(backtest, file, show_alerts=not json_output)
     elapsed = time.monotonic() - started
     summary = backtest.summary()
     if json_output:
-        typer.echo(json.dumps(_document(file, summary, skipped), indent=2))
+        typer.echo(json.dumps(_document(file, summary, skipped), indent=2, default=_iso_time))
     else:
         _show_summary(file, summary, skipped, elapsed)
+    if report is not None:
+        _write_report(backtest, file, report)
+        (errors if json_output else console).print(f"report: {escape(str(report))}")
+
+
+def _write_report(backtest: Backtest, file: Path, out: Path) -> None:
+    """Draw every model with a detector bank (a model with labels only has none)."""
+    from stream_app.report import ModelSeries, write_report
+
+    series = [
+        ModelSeries(
+            model_id,
+            backtest.history.get(model_id, []),
+            [alert for alert in backtest.alerts if alert.model_id == model_id],
+        )
+        for model_id in sorted(backtest.banks)
+    ]
+    write_report(series, out, title=f"driftstream replay of {file.name}")
 
 
 @dataclass(slots=True)
@@ -194,6 +225,11 @@ def _show_summary(
         f"skipped, {summary.evicted} entries evicted from the join",
         soft_wrap=True,
     )
+
+
+def _iso_time(value: datetime) -> str:
+    """JSON for the summaries' datetimes (the only non-JSON values in them)."""
+    return value.isoformat()
 
 
 def _document(file: Path, summary: BacktestSummary, skipped: SkippedLines) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from stream_app.cli.console import console, fail, say
@@ -33,7 +34,7 @@ def up() -> None:
     try:
         _show(services_up(Settings(), say))
     except ServiceError as exc:
-        fail(str(exc))
+        fail(escape(str(exc)))
 
 
 @services_app.command()

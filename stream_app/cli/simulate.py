@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from confluent_kafka import KafkaException
 from pydantic import TypeAdapter
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -36,6 +37,7 @@ from producers.scenarios import Scenario
 from producers.sink import DeliveryStats, EventSink
 from schemas.events import LabelEvent, ModelId, PredictionEvent
 from stream_app.cli.console import console, fail, say
+from stream_app.preflight import check_kafka
 from stream_app.settings import Settings
 from stream_app.topics import ensure_topics
 
@@ -124,7 +126,7 @@ def simulate(
     try:
         sink = EventFileWriter(to_file) if to_file else _kafka_producer()
     except (KafkaException, RuntimeError) as exc:
-        fail(f"cannot set up the Kafka topics: {exc}")
+        fail(escape(f"cannot set up the Kafka topics: {exc}"))
     started = time.monotonic()
     stats = _send(sink, paced(stream, rate), n_predictions * len(traffic))
     elapsed = time.monotonic() - started
@@ -156,6 +158,7 @@ def _predictions_for(duration: float, rate: float, n_models: int, policy: LabelP
 def _kafka_producer() -> EventProducer:
     settings = Settings()
     say(f"preparing topics on Kafka at {settings.kafka.bootstrap_servers}")
+    check_kafka(settings.kafka)  # a refused login fails here, not in a silent retry loop
     topics = ensure_topics(settings.kafka, settings.topics, timeout=TOPIC_TIMEOUT_SECONDS)
     say(f"sending to {topics.predictions} and {topics.labels}")
     return EventProducer(settings.kafka, topics)

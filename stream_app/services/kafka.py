@@ -3,22 +3,33 @@
 The jars of ``org.apache.kafka:kafka_2.13`` and its runtime dependencies are resolved once with
 ``mvn dependency:copy-dependencies`` into ``<cache_dir>/kafka-<version>/libs``; the log directory
 is formatted with Kafka's storage tool once; the broker is ``java -cp 'libs/*' kafka.Kafka``.
+
+With ``SASL_PLAINTEXT`` and a SCRAM mechanism in the Kafka settings the client listener requires
+SCRAM logins (also between brokers); the SCRAM user is created when the log directory is
+formatted, from a salted password computed here. Secrets go only into files readable by us
+alone (``server.properties``; the storage tool's arguments via a Java ``@argfile``), never on a
+command line that ``ps`` shows. The controller listener stays PLAINTEXT on loopback.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import os
+import re
 import shutil
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Any
 
-from confluent_kafka.admin import AdminClient
-
+from stream_app.preflight import check_kafka
 from stream_app.services.base import LocalService, Say
-from stream_app.services.process import ManagedProcess, ServiceError
+from stream_app.services.process import ManagedProcess, ServiceError, write_private_file
 from stream_app.settings import KafkaSettings, LocalServicesSettings
+
+SCRAM_HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
+SCRAM_ITERATIONS = 8192
+_SCRAM_USER = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -55,16 +66,6 @@ logger.kafka.level = WARN
 logger.apache.name = org.apache.kafka
 logger.apache.level = WARN
 """
-
-
-def kafka_answers(kafka: KafkaSettings, timeout: float = 2.0) -> bool:
-    """True when a metadata request to the bootstrap servers returns at least one broker."""
-    quiet: dict[str, Any] = {"log_level": 0, "error_cb": lambda _error: None}
-    admin = AdminClient({**kafka.client_config(), **quiet})
-    try:
-        return bool(admin.list_topics(timeout=timeout).brokers)
-    except Exception:  # any client error means "not answering (yet)"
-        return False
 
 
 def fetch_kafka_jars(local: LocalServicesSettings, say: Say) -> Path:
@@ -114,8 +115,8 @@ class LocalKafka(LocalService):
         self.home = local.state_dir / "kafka"
         self.process = ManagedProcess("kafka", local.state_dir, marker=str(self.home))
 
-    def answers(self) -> bool:
-        return kafka_answers(self.kafka)
+    def check(self) -> None:
+        check_kafka(self.kafka, timeout=2.0)
 
     def launch(self, say: Say) -> int:
         libs = fetch_kafka_jars(self.local, say)
@@ -127,22 +128,15 @@ class LocalKafka(LocalService):
         data = self.home / "data"
         if not (data / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-            formatted = subprocess.run(
-                [
-                    java,
-                    "-cp",
-                    classpath,
-                    "kafka.tools.StorageTool",
-                    "format",
-                    "-t",
-                    cluster_id,
-                    "-c",
-                    str(properties),
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
+            storage_tool = ["-cp", classpath, "kafka.tools.StorageTool", "format"]
+            storage_tool += ["-t", cluster_id, "-c", str(properties), *self._scram_user()]
+            argfile = write_private_file(self.home / "format.args", _java_argfile(storage_tool))
+            try:
+                formatted = subprocess.run(
+                    [java, f"@{argfile}"], capture_output=True, text=True, check=False
+                )
+            finally:
+                argfile.unlink()
             if formatted.returncode != 0:
                 raise ServiceError(
                     f"formatting {data} failed:\n{formatted.stdout}{formatted.stderr}"
@@ -165,14 +159,17 @@ class LocalKafka(LocalService):
     def _write_config(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)
         controller = f"{self.host}:{self.local.kafka_controller_port}"
+        listener = self.kafka.security_protocol
         settings = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@{controller}",
-            "listeners": f"PLAINTEXT://{self.address},CONTROLLER://{controller}",
-            "advertised.listeners": f"PLAINTEXT://{self.address}",
+            "listeners": f"{listener}://{self.address},CONTROLLER://{controller}",
+            "advertised.listeners": f"{listener}://{self.address}",
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": f"{listener}:{listener},CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": listener,
+            **self._listener_security(),
             "log.dirs": str(self.home / "data"),
             "num.partitions": "1",
             "offsets.topic.replication.factor": "1",
@@ -184,7 +181,80 @@ class LocalKafka(LocalService):
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
         }
-        properties = self.home / "server.properties"
-        properties.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        lines = "".join(f"{k}={_property_value(v)}\n" for k, v in settings.items())
+        properties = write_private_file(self.home / "server.properties", lines)
         (self.home / "log4j2.properties").write_text(_LOG4J)
         return properties
+
+    def _scram_login(self) -> tuple[str, str, str] | None:
+        """(mechanism, user, password) the local broker enforces, or None for PLAINTEXT."""
+        kafka = self.kafka
+        if kafka.security_protocol == "PLAINTEXT":
+            return None
+        if (
+            kafka.security_protocol == "SASL_PLAINTEXT"
+            and kafka.sasl_mechanism in SCRAM_HASHES
+            and kafka.sasl_username is not None
+            and _SCRAM_USER.fullmatch(kafka.sasl_username)
+            and kafka.sasl_password is not None
+        ):
+            return kafka.sasl_mechanism, kafka.sasl_username, kafka.sasl_password.get_secret_value()
+        raise ServiceError(
+            "the local Kafka runs PLAINTEXT, or SASL_PLAINTEXT with SCRAM-SHA-256 or "
+            "SCRAM-SHA-512, a username (letters, digits, '._-') and a password; the settings "
+            f"ask for {kafka.security_protocol} with {kafka.sasl_mechanism or 'no mechanism'}"
+        )
+
+    def _listener_security(self) -> dict[str, str]:
+        """Broker properties that make the client (and inter-broker) listener require SCRAM."""
+        login = self._scram_login()
+        if login is None:
+            return {}
+        mechanism, user, password = login
+        module = "org.apache.kafka.common.security.scram.ScramLoginModule required"
+        jaas = f"{module} username={_jaas_quoted(user)} password={_jaas_quoted(password)};"
+        return {
+            "sasl.enabled.mechanisms": mechanism,
+            "sasl.mechanism.inter.broker.protocol": mechanism,
+            f"listener.name.sasl_plaintext.{mechanism.lower()}.sasl.jaas.config": jaas,
+        }
+
+    def _scram_user(self) -> list[str]:
+        """The storage tool's ``--add-scram`` arguments: the user with a salted password."""
+        login = self._scram_login()
+        if login is None:
+            return []
+        mechanism, user, password = login
+        salt = os.urandom(16)
+        salted = hashlib.pbkdf2_hmac(
+            SCRAM_HASHES[mechanism], password.encode(), salt, SCRAM_ITERATIONS
+        )
+        fields = [
+            f"name={user}",
+            f"iterations={SCRAM_ITERATIONS}",
+            f'salt="{base64.b64encode(salt).decode()}"',
+            f'saltedpassword="{base64.b64encode(salted).decode()}"',
+        ]
+        return ["--add-scram", f"{mechanism}=[{','.join(fields)}]"]
+
+
+def _jaas_quoted(value: str) -> str:
+    """A JAAS option value in double quotes (backslash escapes, as Kafka's parser reads them)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _property_value(value: str) -> str:
+    """``value`` escaped for a Java properties file: backslashes, line breaks, and anything
+    outside printable ASCII as UTF-16 ``\\uXXXX`` units."""
+    escaped = value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    return "".join(c if " " <= c < "\x7f" else _utf16_escapes(c) for c in escaped)
+
+
+def _utf16_escapes(char: str) -> str:
+    units = char.encode("utf-16-be")
+    return "".join(f"\\u{units[i : i + 2].hex()}" for i in range(0, len(units), 2))
+
+
+def _java_argfile(arguments: list[str]) -> str:
+    """A Java launcher ``@argfile``: one double-quoted, escaped argument per line."""
+    return "".join('"' + a.replace("\\", "\\\\").replace('"', '\\"') + '"\n' for a in arguments)

@@ -46,10 +46,9 @@ class ManagedProcess:
         """
         try:
             pid = int(self.pid_file.read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except (OSError, ValueError):
             return None
-        return pid if self.marker in cmdline else None
+        return pid if self.marker in _command_line(pid) else None
 
     def start(self, argv: Sequence[str], env: dict[str, str] | None = None) -> int:
         """Start ``argv`` detached, logging to the log file; record and return its pid."""
@@ -64,6 +63,8 @@ class ManagedProcess:
                 env={**os.environ, **(env or {})},
             )
         self.pid_file.write_text(str(proc.pid))
+        # /proc/<pid>/cmdline reads empty for a moment after the fork (seen on a busy machine)
+        wait_until(lambda: bool(_command_line(proc.pid)) or proc.poll() is not None, 5.0, 0.01)
         return proc.pid
 
     def stop(self, timeout: float = 30.0, pid: int | None = None) -> bool:
@@ -88,6 +89,25 @@ class ManagedProcess:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log written)"
+
+
+def write_private_file(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` readable only by us (0600): configuration with secrets."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its old mode otherwise
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
+    return path
+
+
+def _command_line(pid: int) -> str:
+    """The command line of ``pid`` ("" if it has none or is gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
 
 
 def is_alive(pid: int) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from stream_app.settings import Settings
 
@@ -47,3 +47,16 @@ def consume(
     finally:
         consumer.close()
     return received
+
+
+def topic_size(settings: Settings, topic: str) -> int:
+    """How many messages ``topic`` holds: the sum of its partitions' high watermarks."""
+    consumer = Consumer({**settings.kafka.client_config(), "group.id": "driftstream-test-size"})
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        return sum(
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in metadata.partitions
+        )
+    finally:
+        consumer.close()

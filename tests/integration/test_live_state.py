@@ -8,9 +8,18 @@ from datetime import UTC, datetime
 import redis
 import redis.asyncio
 
+from detectors.bank import DetectorBank
 from schemas.events import DriftAlert, WindowStats
-from stream_app.live_state import LiveStateKeys, LiveStateWriter, read_live_state
+from stream_app.live_state import (
+    LiveStateKeys,
+    LiveStateWriter,
+    read_history,
+    read_latest_point,
+    read_live_state,
+    read_model_alerts,
+)
 from stream_app.settings import Settings
+from tests.factories import prediction
 
 
 def alert(model_id: str, n: int) -> DriftAlert:
@@ -88,3 +97,62 @@ def test_an_outage_makes_the_view_stale_and_it_catches_up(
     assert state["m"]["status"] == "drift"
     assert state["_pipeline"] == {"deadlettered": "1"}
     assert redis_conn.xlen(f"{settings.redis.key_prefix}alerts") == 1
+
+
+def test_each_summary_adds_a_history_point_and_outages_keep_the_latest(
+    settings: Settings, redis_conn: redis.Redis
+) -> None:
+    bank = DetectorBank("m")
+    expected = []
+
+    async def scenario() -> None:
+        writer = writer_for(settings, url="redis://127.0.0.1:1/0")  # down at first
+        writer.history_length = 3
+        for second in range(5):
+            bank.observe_prediction(prediction(f"r{second}", second, value=1))
+            writer.set_summary(bank.summary(), updated_at=datetime.now(UTC))
+            expected.append(bank.summary())
+            assert not await writer.flush()
+        await writer.client.aclose()
+        writer.client = redis.asyncio.Redis.from_url(settings.redis.url)
+        writer.add_alert(alert("m", 1))
+        assert await writer.flush()
+        await writer.client.aclose()
+
+    asyncio.run(scenario())
+    keys = LiveStateKeys(settings.redis.key_prefix)
+    with redis.Redis.from_url(settings.redis.url, decode_responses=True) as client:
+        points = read_history(client, keys, "m")
+        latest = read_latest_point(client, keys, "m")
+        assert read_latest_point(client, keys, "unknown") is None
+        alerts = read_model_alerts(client, keys, "m")
+    assert [p.event_time for p in points] == [s.event_time for s in expected[-3:]]
+    assert [p.predictions for p in points] == [3, 4, 5]
+    assert points[-1].signals == {
+        name: signal.estimate for name, signal in expected[-1].signals.items()
+    }
+    assert alerts == [alert("m", 1)]
+    assert latest == points[-1]
+    assert redis_conn.xlen(keys.history("m")) == 3
+
+
+def test_a_redis_that_lost_its_data_gets_it_again(
+    settings: Settings, redis_conn: redis.Redis
+) -> None:
+    async def scenario() -> None:
+        writer = writer_for(settings)
+        writer.count("m", "predictions", 5)
+        writer.set_model("m", {"status": "drift"})
+        assert await writer.flush()
+        ours = list(redis_conn.scan_iter(match=f"{settings.redis.key_prefix}*"))
+        redis_conn.delete(*ours)  # what a restart without persistence does to our keys
+        writer.count("m", "predictions", 2)
+        assert await writer.flush()  # lands on the empty Redis, notices the loss
+        assert await writer.flush()  # writes the rest again
+        await writer.client.aclose()
+
+    asyncio.run(scenario())
+    state = view(settings)
+    assert state["m"]["predictions"] == "7"
+    assert state["m"]["status"] == "drift"
+    assert state["_pipeline"]["redis_rebuilds"] == "1"

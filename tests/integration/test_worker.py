@@ -5,121 +5,42 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
-from confluent_kafka import Message, Producer
+from confluent_kafka import Producer
 
 from detectors.backtest import Backtest
 from detectors.config import DetectorConfig
-from detectors.join import JoinedOutcome
-from producers.kafka_producer import EventProducer
 from producers.simulator import ModelTraffic, simulate
-from schemas.codec import decode, encode
-from schemas.events import DriftAlert, LabelEvent, PredictionEvent
-from stream_app.live_state import LiveStateKeys, read_live_state
-from stream_app.observations import decode_observation
+from schemas.codec import encode
+from schemas.events import LabelEvent
 from stream_app.services.process import wait_until
-from stream_app.services.redis import redis_client
 from stream_app.settings import Settings
 from stream_app.topics import Topics
 from stream_app.worker_process import WorkerProcess
 from tests.integration.kafka_io import consume
+from tests.pipeline import (
+    WorkerPool,
+    alerts_of,
+    header,
+    labelled_between,
+    labelled_requests,
+    live_view,
+    outcome_ids,
+    send,
+    wait_for_joined,
+)
 
 MAX_LABELLED_DELAY = 1000
 """A concept drift must be alerted within this many labelled events after it starts."""
 
 
-def worker_env(settings: Settings, data_dir: Path) -> dict[str, str]:
-    return {
-        "DRIFTSTREAM_TOPICS__PREFIX": settings.topics.prefix,
-        "DRIFTSTREAM_REDIS__KEY_PREFIX": settings.redis.key_prefix,
-        "DRIFTSTREAM_WORKER__DATA_DIR": str(data_dir),
-    }
-
-
 @pytest.fixture
 def start_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[[], WorkerProcess]]:
     """Start workers for this test's topics; all are stopped afterwards."""
-    started: list[WorkerProcess] = []
-
-    def start() -> WorkerProcess:
-        worker = WorkerProcess(worker_env(settings, tmp_path / "data"), tmp_path / "worker.log")
-        started.append(worker.start())
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
-
-
-def send(settings: Settings, topics: Topics, events: list[PredictionEvent | LabelEvent]) -> None:
-    with EventProducer(settings.kafka, topics) as producer:
-        for event in events:
-            producer.send(event)
-
-
-def live_view(settings: Settings) -> dict[str, dict[str, Any]]:
-    with redis_client(settings.redis, decode_responses=True) as client:
-        return read_live_state(client, LiveStateKeys(settings.redis.key_prefix))
-
-
-def wait_for_joined(
-    settings: Settings, worker: WorkerProcess, expected: dict[str, int], timeout: float = 180
-) -> dict[str, dict[str, Any]]:
-    """Wait until Redis shows at least ``expected`` joined outcomes per model."""
-
-    def done() -> bool:
-        assert worker.running, worker.log_tail()
-        view = live_view(settings)
-        return all(int(view.get(m, {}).get("joined", 0)) >= n for m, n in expected.items())
-
-    assert wait_until(done, timeout, interval=0.5), live_view(settings)
-    return live_view(settings)
-
-
-def outcome_ids(settings: Settings, topics: Topics) -> list[str]:
-    """The request ids of every joined outcome on the observations topic."""
-    observations = consume(settings, [topics.observations])
-    return [
-        observation.request_id
-        for message in observations
-        if isinstance(observation := decode_observation(message.value() or b""), JoinedOutcome)
-    ]
-
-
-def labelled_requests(events: list[PredictionEvent | LabelEvent], model_id: str) -> set[str]:
-    predicted = {e.request_id for e in events if isinstance(e, PredictionEvent)}
-    return {
-        e.request_id
-        for e in events
-        if isinstance(e, LabelEvent) and e.model_id == model_id and e.request_id in predicted
-    }
-
-
-def labelled_between(
-    events: list[PredictionEvent | LabelEvent], model_id: str, start: datetime, end: datetime
-) -> int:
-    labelled = labelled_requests(events, model_id)
-    return sum(
-        1
-        for e in events
-        if isinstance(e, PredictionEvent)
-        and e.model_id == model_id
-        and e.request_id in labelled
-        and start <= e.timestamp <= end
-    )
-
-
-def header(message: Message, name: str) -> str:
-    value = dict(message.headers() or []).get(name)
-    assert isinstance(value, bytes), f"no {name} header"
-    return value.decode()
-
-
-def alerts_of(messages: list[Message]) -> list[DriftAlert]:
-    return [decode(DriftAlert, m.value() or b"") for m in messages]
+    with WorkerPool(settings, tmp_path) as pool:
+        yield pool.start
 
 
 def test_drift_alerts_live_state_and_dead_letters(

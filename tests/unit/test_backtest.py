@@ -141,15 +141,16 @@ def test_counts_per_model_equal_the_truth(stream: Stream, replayed: Backtest) ->
 
 
 def test_expired_predictions_and_orphan_labels_are_counted_per_model() -> None:
-    backtest = Backtest(ttl_seconds=10, max_pending=4)
+    backtest = Backtest(ttl_seconds=10, max_pending=5)
     events: list[AnyEvent] = [
         prediction("r1", 0, model_id="x"),  # never labelled: expires
         label("r2", 1, model_id="y"),  # never predicted: an orphan of model y, which has no bank
         prediction("r3", 5, model_id="x"),
         label("r3", 6, model_id="x"),  # joined
         label("r3", 7, model_id="x"),  # duplicate
-        prediction("r4", 30, model_id="z"),  # the watermark passes r1's and r2's TTL: both expire
-        *(prediction(f"r{i}", 26 + i, model_id="z") for i in range(5, 9)),  # r8 evicts r4 (cap 4)
+        prediction("r4", 30, model_id="z"),
+        label("r0", 30, model_id="z"),  # both sides pass r1's and r2's TTL: both expire
+        *(prediction(f"r{i}", 26 + i, model_id="z") for i in range(5, 9)),  # cap 5: r0 goes
     ]
     for event in events:
         assert backtest.process(event) == []
@@ -158,8 +159,31 @@ def test_expired_predictions_and_orphan_labels_are_counted_per_model() -> None:
     assert (x.counts.predictions, x.counts.labels, x.counts.joined) == (2, 2, 1)
     assert (x.counts.duplicates, x.counts.expired_predictions) == (1, 1)
     assert (y.counts.labels, y.counts.orphan_labels, y.bank) == (1, 1, None)
-    assert (z.counts.predictions, z.counts.pending_predictions, summary.evicted) == (5, 4, 1)
+    assert (z.counts.predictions, z.counts.pending_predictions, summary.evicted) == (5, 5, 1)
     assert summary.events == len(events)
+
+
+def test_history_is_a_point_per_hundred_observations_showing_the_drop(stream: Stream) -> None:
+    events, truths = stream
+    backtest = Backtest(ttl_seconds=3600, max_pending=1_000_000, history_every=100)
+    for event in events:
+        backtest.process(event)
+    assert backtest.alerts == replay(events).alerts  # recording changes no detection
+    start = truths["a"].drift_start_time
+    assert start is not None
+    for model_id, truth in truths.items():
+        points = backtest.history[model_id]
+        assert len(points) == (truth.predictions + truth.labels) // 100
+        assert [p.event_time for p in points] == sorted(p.event_time for p in points)
+        assert [p.predictions + p.outcomes for p in points] == [
+            100 * (i + 1) for i in range(len(points))
+        ]
+        assert all(p.precision is not None and p.recall is not None for p in points[5:])
+        assert {"error_rate", "score"} <= set(points[-1].signals)
+    drifting = backtest.history["a"]
+    before = [p.accuracy for p in drifting if p.event_time < start and p.accuracy is not None]
+    assert drifting[-1].accuracy is not None
+    assert drifting[-1].accuracy < min(before[len(before) // 2 :]) - 0.1
 
 
 def test_module_example() -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from detectors.bank import DetectorBank
-from detectors.config import BankConfig
+from detectors.config import BankConfig, DetectorConfig
 from detectors.join import JoinedOutcome
 from schemas.events import DriftAlert, PredictionEvent
 from stream_app.settings import DetectorSettings
@@ -196,6 +196,34 @@ def test_status_stays_drift_while_the_shift_lasts_and_clears_when_it_is_gone() -
     assert summary.signals["feature:z"].status == "ok"
 
 
+def test_summary_has_rolling_precision_and_recall_of_the_configured_positive_class() -> None:
+    steps = stream()[:5600]
+    window = BankConfig().recent_window
+    recent = [outcome for _, outcome in steps[-window:]]
+    predicted = [o for o in recent if o.prediction == "b"]
+    actual = [o for o in recent if o.label == "b"]
+    true_positives = sum(o.prediction == o.label == "b" for o in recent)
+    config = DetectorConfig.from_settings(
+        DetectorSettings(models={"churn": {"positive_label": "b"}})
+    )
+    bank = DetectorBank("churn", config.for_model("churn"))
+    feed(bank, steps)
+    summary = bank.summary()
+    assert summary.precision == pytest.approx(true_positives / len(predicted))
+    assert summary.recall == pytest.approx(true_positives / len(actual))
+    assert summary.event_time == max(o.label_time for _, o in steps)
+    assert DetectorBank("churn").summary().precision is None  # default "1": never predicted
+
+
+def test_positive_label_is_compared_as_text() -> None:
+    config = BankConfig.model_validate({"positive_label": 1})
+    assert config.positive_label == "1"
+    bank = DetectorBank("churn", config)
+    _, outcome = stream()[0]
+    bank.observe_outcome(replace(outcome, prediction="1", label=1))
+    assert (bank.summary().precision, bank.summary().recall) == (1.0, 1.0)
+
+
 def test_regression_outcomes_feed_abs_error_without_binary_detectors() -> None:
     config = BankConfig.from_settings(
         DetectorSettings(concept_detectors=["adwin", "ddm"]), data_detectors=()
@@ -207,6 +235,7 @@ def test_regression_outcomes_feed_abs_error_without_binary_detectors() -> None:
     assert summary.signals["abs_error"].detectors == {"adwin": "ok"}
     assert summary.error_rate is None
     assert summary.mean_absolute_error is not None
+    assert (summary.precision, summary.recall) == (None, None)
 
 
 def test_events_of_another_model_are_refused() -> None:
@@ -220,9 +249,11 @@ def test_events_of_another_model_are_refused() -> None:
     [
         "bank",
         "config",
+        "history",
         "join",
         "monitor",
         "policy",
+        "positive_class",
         "registry",
         "signals",
         "standardized",

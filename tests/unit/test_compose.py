@@ -70,3 +70,58 @@ def test_the_check_itself_rejects_unknown_names() -> None:
     assert _settings_field_exists("DRIFTSTREAM_KAFKA__BOOTSTRAP_SERVERS")
     assert not _settings_field_exists("DRIFTSTREAM_KAFKA__BOOTSTRAP")
     assert not _settings_field_exists("DRIFTSTREAM_NOPE__X")
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """Container path -> host path of a service's bind mounts."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        host, container = volume.split(":")[:2]
+        mounts[container] = (COMPOSE.parent / host).resolve()
+    return mounts
+
+
+def test_every_service_has_a_healthcheck(services: dict[str, Any]) -> None:
+    assert {"prometheus", "grafana"} <= set(services)
+    missing = [name for name, service in services.items() if not service.get("healthcheck")]
+    assert missing == []
+    for name, service in services.items():
+        assert service["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
+
+
+def test_mounted_files_exist(services: dict[str, Any]) -> None:
+    mounts = [path for service in services.values() for path in _mounts(service).values()]
+    assert mounts
+    assert [path for path in mounts if not path.exists()] == []
+
+
+def test_prometheus_scrapes_the_worker_port(services: dict[str, Any]) -> None:
+    worker = services["worker"]
+    port = worker["environment"]["DRIFTSTREAM_WORKER__METRICS_PORT"]
+    assert worker["environment"]["DRIFTSTREAM_WORKER__METRICS_HOST"] == "0.0.0.0"
+    assert f"{port}:{port}" in worker["ports"]
+    assert f"localhost:{port}/metrics" in " ".join(worker["healthcheck"]["test"])
+
+    prometheus = services["prometheus"]
+    config_file = next(
+        arg.split("=", 1)[1] for arg in prometheus["command"] if arg.startswith("--config.file=")
+    )
+    host_config = _mounts(prometheus)[str(Path(config_file).parent)] / Path(config_file).name
+    config = yaml.safe_load(host_config.read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    targets = jobs["driftstream-worker"]["static_configs"][0]["targets"]
+    assert targets == [f"worker:{port}"]
+
+
+def test_grafana_reads_the_provisioned_prometheus_and_dashboards(services: dict[str, Any]) -> None:
+    grafana = _mounts(services["grafana"])
+    provisioning = grafana["/etc/grafana/provisioning"]
+    datasource = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
+    prometheus_port = services["prometheus"]["ports"][0].split(":")[-1]
+    assert datasource["datasources"][0]["url"] == f"http://prometheus:{prometheus_port}"
+    providers = yaml.safe_load((provisioning / "dashboards" / "driftstream.yml").read_text())
+    dashboards_path = providers["providers"][0]["options"]["path"]
+    assert list(grafana[dashboards_path].glob("*.json"))
+    home = services["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert (grafana[dashboards_path] / Path(home).name).exists()
+    assert Path(home).parent == Path(dashboards_path)

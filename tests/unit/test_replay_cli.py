@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
+import stream_app.report
 from detectors.backtest import Backtest
 from producers.event_file import EventFileWriter, read_event_file
 from producers.simulator import ModelTraffic, simulate
@@ -16,6 +19,7 @@ from schemas.errors import InvalidEvent
 from schemas.events import DriftAlert
 from stream_app.alerts_feed import format_alert
 from stream_app.cli.replay import replay
+from stream_app.report import ModelSeries, write_report
 
 app = typer.Typer()
 app.command()(replay)
@@ -103,6 +107,33 @@ def test_detector_options_override_the_settings(recorded: tuple[Path, list[Drift
     alerts = json.loads(result.stdout)["alerts"]
     assert alerts
     assert {(alert["detector"], alert["kind"]) for alert in alerts} == {("adwin", "concept")}
+
+
+def test_report_draws_the_replayed_model_with_its_alerts(
+    recorded: tuple[Path, list[DriftAlert]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, alerts = recorded
+    drawn: list[Sequence[ModelSeries]] = []
+
+    def spy(models: Sequence[ModelSeries], out: Path, **options: Any) -> Path:
+        drawn.append(models)
+        return write_report(models, out, **options)
+
+    monkeypatch.setattr(stream_app.report, "write_report", spy)
+    out = tmp_path / "replay.png"
+    result = run(str(path), "--json", "--report", str(out), "--report-every", "200")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["alerts"]  # stdout stays one JSON document
+    assert f"report: {out}" in " ".join(result.stderr.split())
+    assert out.read_bytes().startswith(b"\x89PNG")
+    backtest = Backtest(ttl_seconds=3600, max_pending=1_000_000, history_every=200)
+    for event in read_event_file(path):
+        backtest.process(event)
+    assert drawn == [[ModelSeries("fraud", backtest.history["fraud"], alerts)]]
+    assert (
+        len(backtest.history["fraud"])
+        == (backtest.banks["fraud"].predictions + backtest.banks["fraud"].outcomes) // 200
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,335 @@
+"""Prometheus metrics of the stream worker, and the HTTP endpoint that serves them.
+
+The worker records everything through :class:`MeteredLiveState`, the Redis writer with a
+Prometheus side: each count, summary and alert goes to both, from one call. Metric names (all
+prefixed ``driftstream_``; docs/architecture.md has the list):
+
+- per model: ``model_events_total{model,event}`` (the Redis counters: predictions, labels,
+  joined, expired_predictions, orphan_labels, duplicates, alerts), ``alerts_total{model,signal,
+  detector,kind,severity}``, gauges ``model_accuracy``, ``model_error_rate``,
+  ``model_mean_absolute_error``, ``model_precision``, ``model_recall``, ``model_status`` (0 ok,
+  1 warning, 2 drift), ``signal_estimate`` and ``signal_status`` ``{model,signal,kind}``;
+- per process: ``pipeline_events_total{event}`` (deadlettered, evicted, redis_outages),
+  ``consumed_messages_total{stage}``, ``stage_latency_seconds{stage}`` (Kafka record time to
+  processing), ``alert_latency_seconds{kind}`` (event time to alert publish),
+  ``consumer_lag{topic,partition}``, ``live_state_stale``, ``process_*``.
+
+Hostile ids cannot break the endpoint: the client escapes label values, :func:`label_value`
+makes them valid UTF-8 of bounded length, and :class:`CappedLabels` bounds their number. Past
+``metrics_max_models`` models (or ``metrics_max_signals`` signals of one model) counters go to
+the label ``_other`` (no real id starts with ``_``), gauges are not exported, and each such
+update is counted in ``metric_labels_capped_total{label}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from faust.exceptions import ConsumerNotStarted
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    start_http_server,
+)
+
+from detectors.bank import BankSummary, Status
+from schemas.events import DriftAlert
+from stream_app.live_state import LiveStateWriter
+from stream_app.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+OTHER = "_other"
+"""The label of every model (or signal) past the cardinality cap."""
+EMPTY = "_empty"
+"""The label of an empty id (an empty label value would read as no label at all)."""
+
+MAX_LABEL_LENGTH = 80
+STATUS_VALUES: dict[Status, int] = {"ok": 0, "warning": 1, "drift": 2}
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+Partition = tuple[str, int]
+
+
+def label_value(text: str) -> str:
+    """``text`` as valid UTF-8 of at most ``MAX_LABEL_LENGTH`` characters; a longer one keeps
+    its start and a hash of the whole, so two long ids stay apart."""
+    if not text:
+        return EMPTY
+    safe = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(safe) <= MAX_LABEL_LENGTH:
+        return safe
+    digest = hashlib.sha256(safe.encode()).hexdigest()[:12]
+    return f"{safe[: MAX_LABEL_LENGTH - 13]}~{digest}"
+
+
+class CappedLabels:
+    """Label values for at most ``limit`` distinct ids, first come first served."""
+
+    def __init__(self, limit: int, capped: Any) -> None:
+        self.limit = limit
+        self._capped = capped  # the counter child that counts refused updates
+        self._labels: dict[str, str] = {}
+
+    def get(self, value: str) -> str | None:
+        """The label of ``value``, or None (counted) when it came past the cap."""
+        label = self._labels.get(value)
+        if label is None:
+            if len(self._labels) >= self.limit:
+                self._capped.inc()
+                return None
+            label = self._labels[value] = label_value(value)
+        return label
+
+
+class WorkerMetrics:
+    """Every metric of one worker, in a registry of its own."""
+
+    def __init__(self, max_models: int = 100, max_signals: int = 50) -> None:
+        self.registry = registry = CollectorRegistry()
+        ProcessCollector(registry=registry)
+        capped = Counter(
+            "driftstream_metric_labels_capped",
+            "Updates of a model or signal past the label cap: counted under _other or dropped.",
+            ["label"],
+            registry=registry,
+        )
+        self.model_events = Counter(
+            "driftstream_model_events",
+            "Events per model (the counters of the Redis model hash).",
+            ["model", "event"],
+            registry=registry,
+        )
+        self.pipeline_events = Counter(
+            "driftstream_pipeline_events",
+            "Events of no model: dead-lettered, evicted from the join, Redis outages.",
+            ["event"],
+            registry=registry,
+        )
+        self.alerts = Counter(
+            "driftstream_alerts",
+            "Drift alerts published, by model, signal and detector.",
+            ["model", "signal", "detector", "kind", "severity"],
+            registry=registry,
+        )
+        self.consumed = Counter(
+            "driftstream_consumed_messages",
+            "Messages taken by each stage (join: predictions and labels; detect: observations).",
+            ["stage"],
+            registry=registry,
+        )
+        self.stage_latency = Histogram(
+            "driftstream_stage_latency_seconds",
+            "From a message's Kafka record time to the moment a stage takes it.",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.alert_latency = Histogram(
+            "driftstream_alert_latency_seconds",
+            "From the event time an alert's evidence became known to the alert's publication.",
+            ["kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...]) -> Gauge:
+            return Gauge(f"driftstream_{name}", doc, labels, registry=registry)
+
+        model = ("model",)
+        self.accuracy = gauge("model_accuracy", "Accuracy over recent labelled outcomes.", model)
+        self.error_rate = gauge("model_error_rate", "Error rate over recent outcomes.", model)
+        self.mean_absolute_error = gauge(
+            "model_mean_absolute_error", "Mean absolute error over recent outcomes.", model
+        )
+        self.precision = gauge(
+            "model_precision", "Precision of the positive class over recent outcomes.", model
+        )
+        self.recall = gauge(
+            "model_recall", "Recall of the positive class over recent outcomes.", model
+        )
+        self.status = gauge("model_status", "Model status: 0 ok, 1 warning, 2 drift.", model)
+        signal = ("model", "signal", "kind")
+        self.signal_estimate = gauge(
+            "signal_estimate", "Mean of a signal over its recent window.", signal
+        )
+        self.signal_status = gauge(
+            "signal_status", "Worst detector status of a signal: 0 ok, 1 warning, 2 drift.", signal
+        )
+        self.consumer_lag = gauge(
+            "consumer_lag",
+            "Messages of an input partition this worker has not read yet.",
+            ("topic", "partition"),
+        )
+        self.live_state_stale = gauge(
+            "live_state_stale", "1 while Redis is unreachable (the live view is stale).", ()
+        )
+        self._models = CappedLabels(max_models, capped.labels("model"))
+        self._capped_signals = capped.labels("signal")
+        self._max_signals = max_signals
+        self._signals: dict[str, CappedLabels] = {}
+        self._lag_partitions: set[Partition] = set()
+
+    @classmethod
+    def from_settings(cls, worker: WorkerSettings) -> WorkerMetrics:
+        return cls(worker.metrics_max_models, worker.metrics_max_signals)
+
+    def count(self, model_id: str | None, event: str, n: int = 1) -> None:
+        """Add ``n`` to an event counter of a model, or of the pipeline when model_id is None."""
+        if model_id is None:
+            self.pipeline_events.labels(event).inc(n)
+        else:
+            model = self._models.get(model_id)
+            self.model_events.labels(OTHER if model is None else model, event).inc(n)
+
+    def alert(self, alert: DriftAlert, published_at: datetime) -> None:
+        """Count a published alert and how long after its evidence it went out."""
+        model = self._models.get(alert.model_id)
+        signal = None if model is None else self._signal(model, alert.signal)
+        self.alerts.labels(
+            OTHER if model is None else model,
+            OTHER if signal is None else signal,
+            label_value(alert.detector),
+            alert.kind,
+            alert.severity,
+        ).inc()
+        latency = (published_at - alert.detected_at).total_seconds()
+        self.alert_latency.labels(alert.kind).observe(max(0.0, latency))
+
+    def consumed_message(self, stage: str, record_time: float | None) -> None:
+        """A stage took a message whose Kafka timestamp (seconds) is ``record_time``."""
+        self.consumed.labels(stage).inc()
+        if record_time:
+            self.stage_latency.labels(stage).observe(max(0.0, time.time() - record_time))
+
+    def set_summary(self, summary: BankSummary) -> None:
+        """Refresh a model's gauges from its detector bank."""
+        model = self._models.get(summary.model_id)
+        if model is None:
+            return
+        for gauge, value in (
+            (self.accuracy, summary.accuracy),
+            (self.error_rate, summary.error_rate),
+            (self.mean_absolute_error, summary.mean_absolute_error),
+            (self.precision, summary.precision),
+            (self.recall, summary.recall),
+            (self.status, STATUS_VALUES[summary.status]),
+        ):
+            if value is None:
+                gauge.remove(model)
+            else:
+                gauge.labels(model).set(value)
+        for name, signal in summary.signals.items():
+            if (label := self._signal(model, name)) is not None:
+                labels = (model, label, signal.kind)
+                self.signal_estimate.labels(*labels).set(signal.estimate)
+                self.signal_status.labels(*labels).set(STATUS_VALUES[signal.status])
+
+    def forget_model_gauges(self) -> None:
+        """Drop every model's gauges (after a rebalance another worker may own the model)."""
+        for gauge in (
+            self.accuracy,
+            self.error_rate,
+            self.mean_absolute_error,
+            self.precision,
+            self.recall,
+            self.status,
+            self.signal_estimate,
+            self.signal_status,
+        ):
+            gauge.clear()
+
+    def set_consumer_lag(self, lag: Mapping[Partition, int]) -> None:
+        """The lag of every input partition this worker holds; others disappear."""
+        for topic, partition in self._lag_partitions - set(lag):
+            self.consumer_lag.remove(topic, str(partition))
+        for (topic, partition), behind in lag.items():
+            self.consumer_lag.labels(topic, str(partition)).set(behind)
+        self._lag_partitions = set(lag)
+
+    def _signal(self, model: str, signal: str) -> str | None:
+        signals = self._signals.get(model)
+        if signals is None:
+            signals = self._signals[model] = CappedLabels(self._max_signals, self._capped_signals)
+        return signals.get(signal)
+
+
+@dataclass(kw_only=True)
+class MeteredLiveState(LiveStateWriter):
+    """The worker's one recording point: the Redis live state, and the same in Prometheus."""
+
+    metrics: WorkerMetrics
+
+    def count(self, model_id: str | None, name: str, n: int = 1) -> None:
+        super().count(model_id, name, n)
+        self.metrics.count(model_id, name, n)
+
+    def set_summary(self, summary: BankSummary, updated_at: datetime) -> None:
+        super().set_summary(summary, updated_at)
+        self.metrics.set_summary(summary)
+
+    def add_alert(self, alert: DriftAlert) -> None:
+        super().add_alert(alert)
+        self.metrics.alert(alert, published_at=datetime.now(UTC))
+
+    async def flush(self) -> bool:
+        flushed = await super().flush()
+        self.metrics.live_state_stale.set(self.stats.stale)
+        return flushed
+
+
+def consumer_lag(app: Any, topics: Iterable[str]) -> dict[Partition, int]:
+    """Per assigned partition of ``topics``: the broker's high-water mark (as of the last fetch)
+    minus the next offset the worker reads. Partitions not fetched or read yet are left out."""
+    wanted = set(topics)
+    read = app.monitor.tp_read_offsets
+    lag: dict[Partition, int] = {}
+    try:
+        assignment = app.consumer.assignment()
+    except ConsumerNotStarted:  # a worker that failed to start still flushes once
+        return lag
+    for tp in assignment:
+        if tp.topic not in wanted or (last_read := read.get(tp)) is None:
+            continue
+        try:
+            highwater = app.consumer.highwater(tp)
+        except (AssertionError, AttributeError):  # revoked since assignment()
+            continue
+        if highwater is not None:
+            lag[(tp.topic, tp.partition)] = max(0, highwater - last_read - 1)
+    return lag
+
+
+@contextmanager
+def serving_metrics(registry: CollectorRegistry, worker: WorkerSettings) -> Iterator[None]:
+    """Serve ``registry`` on ``http://metrics_host:metrics_port/metrics`` while the block runs
+    (port 0: not at all).
+
+    A port already taken is logged as an error and the worker runs on without the endpoint:
+    Prometheus then sees the target down (the ``DriftstreamWorkerDown`` rule).
+    """
+    server = None
+    host, port = worker.metrics_host, worker.metrics_port
+    if port:
+        try:
+            server, _thread = start_http_server(port, host, registry)
+        except OSError as exc:
+            log.error("metrics endpoint not served on %s:%d: %s", host, port, exc)
+        else:
+            log.info("Prometheus metrics on http://%s:%d/metrics", host, port)
+    try:
+        yield
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()

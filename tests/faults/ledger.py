@@ -1,0 +1,163 @@
+"""The books a fault test balances: what was sent, against what the pipeline made of it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from confluent_kafka import Producer
+
+from detectors.backtest import Backtest
+from detectors.config import DetectorConfig
+from detectors.join import JoinedOutcome
+from producers.simulator import ModelTraffic, simulate
+from schemas.codec import encode
+from schemas.events import LabelEvent, PredictionEvent
+from stream_app.observations import decode_observation
+from stream_app.services.process import wait_until
+from stream_app.settings import Settings
+from stream_app.topics import Topics
+from tests.integration.kafka_io import consume
+from tests.pipeline import Event, alerts_of, labelled_requests, live_view
+
+CLOCK_MODEL = "clock"
+"""The model of the predictions that push every partition's event time past the TTL."""
+
+
+@dataclass
+class Ledger:
+    """A seeded stream with its known totals.
+
+    Once the worker has joined the simulated traffic, a prediction and its label per input
+    partition stamped two TTLs after the last event move every partition's watermark on, so
+    each unlabelled prediction must expire.
+    """
+
+    models: list[ModelTraffic]
+    settings: Settings
+    events: list[Event] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.events = list(simulate(self.models))
+
+    @property
+    def model_ids(self) -> list[str]:
+        return [m.model_id for m in self.models]
+
+    def labelled(self, model_id: str) -> set[str]:
+        return labelled_requests(self.events, model_id)
+
+    def expected(self) -> dict[str, dict[str, int]]:
+        """Per model: the counts the pipeline must end with, at least (event counts) or
+        exactly (``*_applied``: what the detectors applied)."""
+        books = {}
+        for model in self.models:
+            truth = model.truth
+            joined = len(self.labelled(model.model_id))
+            books[model.model_id] = {
+                "predictions_applied": truth.predictions,
+                "outcomes_applied": joined,
+                "predictions": truth.predictions,
+                "labels": truth.label_events,
+                "joined": joined,
+                "expired_predictions": truth.predictions - joined,
+            }
+        return books
+
+    def send_clock(self, topics: Topics) -> None:
+        """The watermark pushers: a prediction and its label straight into each partition."""
+        late = max(e.timestamp for e in self.events) + timedelta(
+            seconds=2 * self.settings.join.ttl_seconds
+        )
+        producer = Producer(self.settings.kafka.client_config())
+        for partition in range(self.settings.topics.partitions):
+            request_id = f"clock-{partition}"
+            prediction = PredictionEvent(
+                request_id=request_id,
+                model_id=CLOCK_MODEL,
+                model_version="1",
+                timestamp=late,
+                features={},
+                prediction=0,
+            )
+            label = LabelEvent(request_id=request_id, model_id=CLOCK_MODEL, timestamp=late, label=0)
+            for topic, event in ((topics.predictions, prediction), (topics.labels, label)):
+                producer.produce(topic, key=request_id, value=encode(event), partition=partition)
+        assert producer.flush(30) == 0
+
+    def replayed_alert_ids(self) -> list[str]:
+        """The alert ids the offline replay of the same stream raises."""
+        replay = Backtest(
+            ttl_seconds=self.settings.join.ttl_seconds,
+            max_pending=self.settings.join.max_pending,
+            config=DetectorConfig.from_settings(self.settings.detectors),
+        )
+        for event in self.events:
+            replay.process(event)
+        return sorted(a.alert_id for a in replay.alerts)
+
+
+EXACT = ("predictions_applied", "outcomes_applied")
+
+
+def settled(ledger: Ledger, topics: Topics, timeout: float = 150) -> dict[str, dict[str, int]]:
+    """Wait until the detectors applied everything, move the clock, wait until Redis shows
+    every model's books complete (or time is up); return them."""
+    expected = ledger.expected()
+
+    def books() -> dict[str, dict[str, int]]:
+        view = live_view(ledger.settings)
+        return {m: {n: int(view.get(m, {}).get(n, 0)) for n in expected[m]} for m in expected}
+
+    def reached(names: tuple[str, ...]) -> bool:
+        return all(b[n] >= expected[m][n] for m, b in books().items() for n in names)
+
+    wait_until(lambda: reached(EXACT), timeout, interval=1.0)
+    ledger.send_clock(topics)
+    wait_until(lambda: reached(tuple(next(iter(expected.values())))), timeout, interval=1.0)
+    return books()
+
+
+def audit(ledger: Ledger, topics: Topics, *, as_replayed: bool = True) -> dict[str, object]:
+    """Check the books; return the figures for the report (assertions say what broke).
+
+    Exact: every labelled prediction's outcome and every prediction applied once by the
+    detectors, no alert id twice, and (``as_replayed``) the alerts of the offline replay, which
+    holds while the worker reads the stream roughly in its order. At least: the event counters,
+    which count an event the worker reads again after a crash once more.
+    """
+    expected = ledger.expected()
+    books = settled(ledger, topics)
+    outcomes = Counter(
+        observation.request_id
+        for message in consume(ledger.settings, [topics.observations])
+        if isinstance(observation := decode_observation(message.value() or b""), JoinedOutcome)
+        and observation.model_id != CLOCK_MODEL
+    )
+    alerts = alerts_of(consume(ledger.settings, [topics.alerts]))
+    alert_ids = Counter(a.alert_id for a in alerts)
+    pipeline = live_view(ledger.settings)["_pipeline"]
+    report = {
+        "sent": len(ledger.events),
+        "books": books,
+        "expected": expected,
+        "outcome messages": sum(outcomes.values()),
+        "distinct outcomes": len(outcomes),
+        "alerts": len(alerts),
+        "pipeline": pipeline,
+    }
+    print(report)
+    labelled = set().union(*(ledger.labelled(m) for m in ledger.model_ids))
+    assert set(outcomes) == labelled, "a labelled prediction has no outcome"
+    for model_id, figures in books.items():
+        for name, n in figures.items():
+            if name in EXACT:
+                assert n == expected[model_id][name], (model_id, name, n, expected[model_id])
+            else:
+                assert n >= expected[model_id][name], (model_id, name, n, expected[model_id])
+    assert all(n == 1 for n in alert_ids.values()), f"an alert id was published twice: {alert_ids}"
+    if as_replayed:
+        assert sorted(alert_ids) == ledger.replayed_alert_ids()
+    assert int(pipeline.get("deadlettered", 0)) == 0
+    return report

@@ -1,0 +1,152 @@
+"""Faults on the real services, and the books still balance (see ``tests/faults/ledger.py``):
+workers killed without warning (SIGKILL) and restarted, a worker of two killed, the broker
+and Redis stopped and started again mid-stream, and a backlog far beyond the processing rate.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from producers.simulator import ModelTraffic
+from stream_app.services.process import wait_until
+from stream_app.settings import JoinSettings, Settings
+from stream_app.topics import Topics, ensure_topics
+from stream_app.worker_process import WorkerProcess
+from tests.faults.conftest import FaultServices
+from tests.faults.ledger import Ledger, audit
+from tests.integration.kafka_io import consume, topic_size
+from tests.pipeline import WorkerPool, alerts_of, live_view, send
+
+pytestmark = pytest.mark.timeout(900)
+
+TTL_SECONDS = 600.0  # event time; the simulator's labels come ~30 s after their predictions
+
+
+def fault_ledger(settings: Settings, predictions: int, seed: int) -> tuple[Ledger, Topics]:
+    settings = settings.model_copy(update={"join": JoinSettings(ttl_seconds=TTL_SECONDS)})
+    models = [
+        ModelTraffic("fraud", "abrupt", predictions, seed=seed, drift_at=predictions // 2),
+        ModelTraffic("stable", "stable", predictions, seed=seed + 1),
+    ]
+    return Ledger(models, settings), ensure_topics(settings.kafka, settings.topics)
+
+
+def progress(ledger: Ledger, topics: Topics) -> int:
+    """Observations the join stage has produced so far."""
+    return topic_size(ledger.settings, topics.observations)
+
+
+def wait_for_progress(ledger: Ledger, topics: Topics, worker: WorkerProcess, more: int) -> None:
+    """Wait until the join stage produced ``more`` observations (the worker must live)."""
+    target = progress(ledger, topics) + more
+    assert wait_until(lambda: not worker.running or progress(ledger, topics) >= target, 180), (
+        worker.log_tail()
+    )
+    assert worker.running, worker.log_tail()
+
+
+def test_sigkill_several_times(fault_settings: Settings, tmp_path: Path) -> None:
+    ledger, topics = fault_ledger(fault_settings, 2000, seed=21)
+    send(ledger.settings, topics, ledger.events)
+    rng = random.Random(21)
+    with WorkerPool(ledger.settings, tmp_path) as pool:
+        for _ in range(3):
+            worker = pool.start()
+            wait_for_progress(ledger, topics, worker, rng.randint(300, 1500))
+            worker.kill()
+        worker = pool.start()
+        audit(ledger, topics)
+        assert worker.running, worker.log_tail()
+
+
+def test_one_of_two_workers_killed(fault_settings: Settings, tmp_path: Path) -> None:
+    ledger, topics = fault_ledger(fault_settings, 2000, seed=31)
+    half = len(ledger.events) // 2
+    with WorkerPool(ledger.settings, tmp_path) as pool:
+        doomed, survivor = pool.start(), pool.start()
+        send(ledger.settings, topics, ledger.events[:half])
+        wait_for_progress(ledger, topics, doomed, 1500)
+        doomed.kill()  # its partitions move to the survivor
+        send(ledger.settings, topics, ledger.events[half:])
+        audit(ledger, topics)
+        assert survivor.running, survivor.log_tail()
+
+
+def test_broker_stopped_and_started(
+    fault_services: FaultServices, fault_settings: Settings, tmp_path: Path
+) -> None:
+    ledger, topics = fault_ledger(fault_settings, 1500, seed=41)
+    half = len(ledger.events) // 2
+    with WorkerPool(ledger.settings, tmp_path) as pool:
+        worker = pool.start()
+        send(ledger.settings, topics, ledger.events[:half])
+        wait_for_progress(ledger, topics, worker, 1000)
+        fault_services.stop_kafka()
+        fault_services.start_kafka()
+        send(ledger.settings, topics, ledger.events[half:])
+        audit(ledger, topics)  # no operator action in between
+        assert worker.running, worker.log_tail()
+
+
+def test_redis_stopped_and_started(
+    fault_services: FaultServices, fault_settings: Settings, tmp_path: Path
+) -> None:
+    ledger, topics = fault_ledger(fault_settings, 1500, seed=51)
+    half = len(ledger.events) // 2
+    with WorkerPool(ledger.settings, tmp_path) as pool:
+        worker = pool.start()
+        send(ledger.settings, topics, ledger.events[:half])
+        wait_for_progress(ledger, topics, worker, 1000)
+        fault_services.stop_redis()
+        send(ledger.settings, topics, ledger.events[half:])
+        wait_for_progress(ledger, topics, worker, 1000)  # the stream flows without Redis
+        fault_services.start_redis()  # empty: it keeps nothing across a restart
+        report = audit(ledger, topics)  # the view is whole again
+        assert worker.running, worker.log_tail()
+    assert int(live_view(ledger.settings)["_pipeline"].get("redis_outages", 0)) >= 1, report
+
+
+def rss_bytes(worker: WorkerProcess) -> int:
+    assert worker.process is not None
+    status = Path(f"/proc/{worker.process.pid}/status").read_text()
+    return (
+        int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1])
+        * 1024
+    )
+
+
+def test_backlog_drains_with_bounded_memory(fault_settings: Settings, tmp_path: Path) -> None:
+    """A burst sent far faster than the worker processes: lag rises, drains, memory stays
+    bounded (Faust reads ahead a bounded buffer, not the whole backlog)."""
+    ledger, topics = fault_ledger(fault_settings, 8000, seed=61)
+    with WorkerPool(ledger.settings, tmp_path) as pool:
+        worker = pool.start()
+        warm = ledger.events[:400]
+        send(ledger.settings, topics, warm)
+        wait_for_progress(ledger, topics, worker, 300)
+        baseline = rss_bytes(worker)
+        send(ledger.settings, topics, ledger.events[400:])
+        peak = baseline
+        backlog = len(ledger.events) - 400
+
+        def drained() -> bool:
+            nonlocal peak
+            peak = max(peak, rss_bytes(worker))
+            books = live_view(ledger.settings)
+            return sum(
+                int(books.get(m, {}).get("outcomes_applied", 0)) for m in ledger.model_ids
+            ) >= sum(len(ledger.labelled(m)) for m in ledger.model_ids)
+
+        assert wait_until(drained, 400, interval=0.5), worker.log_tail()
+        # read far out of order (predictions ahead of labels), the detectors see the outcomes
+        # interleaved otherwise than the replay does: the drift is still found, once
+        report = audit(ledger, topics, as_replayed=False)
+        assert {a.model_id for a in alerts_of(consume(ledger.settings, [topics.alerts]))} == {
+            "fraud"
+        }
+        mib = 2**20
+        print(f"backlog {backlog} events: RSS {baseline / mib:.0f} MiB, peak {peak / mib:.0f} MiB")
+        assert peak - baseline < 300 * 2**20, report

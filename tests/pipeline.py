@@ -1,0 +1,130 @@
+"""Helpers for tests that run the whole pipeline: start workers, send events, read the truth
+back from the real topics and Redis."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Message
+
+from detectors.join import JoinedOutcome
+from producers.kafka_producer import EventProducer
+from schemas.codec import decode
+from schemas.events import DriftAlert, LabelEvent, PredictionEvent
+from stream_app.live_state import LiveStateKeys, read_live_state
+from stream_app.observations import decode_observation
+from stream_app.services.process import wait_until
+from stream_app.services.redis import redis_client
+from stream_app.settings import Settings
+from stream_app.topics import Topics
+from stream_app.worker_process import WorkerProcess
+from tests.integration.kafka_io import consume
+
+Event = PredictionEvent | LabelEvent
+
+
+def worker_env(settings: Settings, data_dir: Path) -> dict[str, str]:
+    """The environment that points a worker subprocess at ``settings``' services and names."""
+    return {
+        "DRIFTSTREAM_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "DRIFTSTREAM_REDIS__URL": settings.redis.url,
+        "DRIFTSTREAM_TOPICS__PREFIX": settings.topics.prefix,
+        "DRIFTSTREAM_TOPICS__PARTITIONS": str(settings.topics.partitions),
+        "DRIFTSTREAM_REDIS__KEY_PREFIX": settings.redis.key_prefix,
+        "DRIFTSTREAM_WORKER__DATA_DIR": str(data_dir),
+        "DRIFTSTREAM_JOIN__TTL_SECONDS": str(settings.join.ttl_seconds),
+        "DRIFTSTREAM_WORKER__METRICS_PORT": "0",
+        "DRIFTSTREAM_WORKER__SESSION_TIMEOUT_SECONDS": "15",  # a killed worker's share moves soon
+    }
+
+
+class WorkerPool:
+    """Starts workers for one set of settings (each logging to its own file); stops them all
+    on exit."""
+
+    def __init__(self, settings: Settings, folder: Path) -> None:
+        self.settings = settings
+        self.folder = folder
+        self.started: list[WorkerProcess] = []
+
+    def start(self) -> WorkerProcess:
+        n = len(self.started)
+        env = worker_env(self.settings, self.folder / f"data-{n}")
+        worker = WorkerProcess(env, self.folder / f"worker-{n}.log")
+        self.started.append(worker.start())
+        return worker
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for worker in self.started:
+            worker.stop()
+
+
+def send(settings: Settings, topics: Topics, events: list[Event]) -> None:
+    with EventProducer(settings.kafka, topics) as producer:
+        for event in events:
+            producer.send(event)
+
+
+def live_view(settings: Settings) -> dict[str, dict[str, Any]]:
+    with redis_client(settings.redis, decode_responses=True) as client:
+        return read_live_state(client, LiveStateKeys(settings.redis.key_prefix))
+
+
+def wait_for_joined(
+    settings: Settings, worker: WorkerProcess, expected: dict[str, int], timeout: float = 180
+) -> dict[str, dict[str, Any]]:
+    """Wait until Redis shows at least ``expected`` joined outcomes per model."""
+
+    def done() -> bool:
+        assert worker.running, worker.log_tail()
+        view = live_view(settings)
+        return all(int(view.get(m, {}).get("joined", 0)) >= n for m, n in expected.items())
+
+    assert wait_until(done, timeout, interval=0.5), live_view(settings)
+    return live_view(settings)
+
+
+def outcome_ids(settings: Settings, topics: Topics) -> list[str]:
+    """The request ids of every joined outcome on the observations topic."""
+    observations = consume(settings, [topics.observations])
+    return [
+        observation.request_id
+        for message in observations
+        if isinstance(observation := decode_observation(message.value() or b""), JoinedOutcome)
+    ]
+
+
+def labelled_requests(events: list[Event], model_id: str) -> set[str]:
+    predicted = {e.request_id for e in events if isinstance(e, PredictionEvent)}
+    return {
+        e.request_id
+        for e in events
+        if isinstance(e, LabelEvent) and e.model_id == model_id and e.request_id in predicted
+    }
+
+
+def labelled_between(events: list[Event], model_id: str, start: datetime, end: datetime) -> int:
+    labelled = labelled_requests(events, model_id)
+    return sum(
+        1
+        for e in events
+        if isinstance(e, PredictionEvent)
+        and e.model_id == model_id
+        and e.request_id in labelled
+        and start <= e.timestamp <= end
+    )
+
+
+def header(message: Message, name: str) -> str:
+    value = dict(message.headers() or []).get(name)
+    assert isinstance(value, bytes), f"no {name} header"
+    return value.decode()
+
+
+def alerts_of(messages: list[Message]) -> list[DriftAlert]:
+    return [decode(DriftAlert, m.value() or b"") for m in messages]

@@ -1,0 +1,91 @@
+"""The detection stage without Kafka: each observation applied once, state saved and restored
+with what it applied, an alert already on the topic not published again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from detectors.bank import DetectorBank
+from detectors.config import DetectorConfig
+from detectors.join import JoinedOutcome
+from schemas.events import DriftAlert
+from stream_app.detect_stage import (
+    DetectionStage,
+    ModelDetection,
+    RecentIdentities,
+    observation_identity,
+)
+from tests.factories import outcome, prediction
+
+
+@dataclass
+class TableStandIn:
+    """The three things the stage does with the Faust table: get, data, send_changelog."""
+
+    data: dict[bytes, bytes] = field(default_factory=dict)
+    changelog: list[tuple[int, bytes]] = field(default_factory=list)
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
+
+    def send_changelog(self, partition: int, key: bytes, _value: bytes) -> None:
+        self.changelog.append((partition, key))
+
+
+def drifting_outcomes(n: int = 600) -> list[JoinedOutcome]:
+    """Right answers, then wrong ones: enough for the error-rate detectors to fire."""
+    return [outcome(f"r{i}", i, wrong=i >= n // 2) for i in range(n)]
+
+
+def stage(table: TableStandIn, published: list[DriftAlert] | None = None) -> DetectionStage:
+    return DetectionStage(table, DetectorConfig(), 10_000, lambda: published or [])
+
+
+def test_recent_identities_forget_the_oldest_past_capacity() -> None:
+    recent = RecentIdentities(capacity=3)
+    assert all(recent.add(i) for i in range(5))
+    assert len(recent) == 3
+    assert not recent.add(4)
+    assert recent.add(0)  # forgotten, so new again
+
+
+def test_an_observation_is_applied_once_and_that_survives_a_restore() -> None:
+    first = outcome("a")
+    model = ModelDetection(DetectorBank("m"), RecentIdentities(100))
+    assert model.observe(first) == []
+    assert model.observe(first) is None
+    assert model.observe(prediction("a")) == []  # another kind, same request: its own identity
+    restored = ModelDetection.restore(model.snapshot(), dedupe_window=100)
+    assert restored.observe(first) is None
+    assert restored.bank.outcomes == 1
+    assert observation_identity(first) != observation_identity(prediction("a"))
+
+
+def test_alerts_already_published_are_suppressed_and_counted() -> None:
+    observations = drifting_outcomes()
+    live = stage(TableStandIn())
+    raised = [a for o in observations for a in live.observe(0, o)]
+    assert raised, "the shift should raise an alert"
+
+    again = stage(TableStandIn(), published=raised)
+    assert [a for o in observations for a in again.observe(0, o)] == []
+    assert again.take_counts() == {"suppressed_alerts": len(raised)}
+    assert again.take_counts() == {}
+
+
+def test_changed_models_are_saved_to_their_partition_and_restored() -> None:
+    table = TableStandIn()
+    first = stage(table)
+    observations = drifting_outcomes(200)
+    for o in observations[:100]:
+        first.observe(3, o)
+    first.save_changed()
+    assert table.changelog == [(3, b"m")]
+    first.save_changed()
+    assert table.changelog == [(3, b"m")], "nothing changed: nothing saved"
+
+    second = stage(table)  # a worker that took the partition over
+    for o in observations:
+        second.observe(3, o)
+    assert second.models["m"].bank.outcomes == 200
+    assert second.take_counts() == {"replayed_observations": 100}
