@@ -10,25 +10,18 @@ that changes what is accepted is not a candidate. The table goes to stdout and t
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
 import random
-import re
-import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from importlib.metadata import version
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import orjson
 
+from bench.report import best_rates, machine, parser, publish, table, written
 from schemas.codec import decode, encode
 from schemas.events import Event, LabelEvent, PredictionEvent
 
@@ -128,24 +121,6 @@ def make_events(model: type[Event], count: int, seed: int = 7) -> list[Event]:
     return events
 
 
-def best_rates(
-    works: Sequence[Callable[[], object]], items: int, rounds: int, min_seconds: float
-) -> list[float]:
-    """Best items/s of each work. Every round times each work once, in turn, so that changes in
-    machine load during the run hit all of them alike."""
-    best = [0.0] * len(works)
-    for work in works:
-        work()
-    for _ in range(rounds):
-        for i, work in enumerate(works):
-            passes, start = 0, time.perf_counter()
-            while (elapsed := time.perf_counter() - start) < min_seconds or passes == 0:
-                work()
-                passes += 1
-            best[i] = max(best[i], passes * items / elapsed)
-    return best
-
-
 def _outcome(function: Callable[..., object], *args: Any) -> object:
     """What ``function(*args)`` returns, or ``"rejected"`` if it raises anything."""
     try:
@@ -210,69 +185,50 @@ def measure(count: int, rounds: int, min_seconds: float) -> list[Row]:
     return rows
 
 
-def machine() -> list[str]:
-    """nproc, CPU model, load, Python and library versions, as markdown list items."""
-    cpuinfo = Path("/proc/cpuinfo")
-    found = re.search(
-        r"^model name\s*:\s*(.+)$", cpuinfo.read_text() if cpuinfo.exists() else "", re.M
-    )
-    cpu = found[1] if found else platform.processor() or "unknown"
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    libraries = ", ".join(f"{name} {version(name)}" for name in LIBRARIES)
-    return [
-        f"- nproc {len(os.sched_getaffinity(0))}, CPU {cpu}, load average at the end {load}",
-        f"- Python {platform.python_version()} ({platform.python_implementation()}), {libraries}",
-    ]
-
-
 def render(rows: Sequence[Row], count: int, rounds: int) -> str:
     """The markdown section: machine, command, table."""
     lines = [
         SECTION,
         "",
-        f"Reproduce with `{COMMAND}` (written {datetime.now(UTC):%Y-%m-%d}). Each approach"
-        f" handles the same {count} events per pass; best of {rounds} interleaved rounds."
+        f"{written(COMMAND)} Each approach handles the same {count} events per pass; best of"
+        f" {rounds} interleaved rounds."
         " 'same results' means the same values out and the same inputs rejected as"
         " `schemas.codec`, on the sample and on edge cases (integers past 64 bits, escapes,"
         " NaN, 1e400, booleans, lone surrogates, invalid UTF-8). The shipped rows are the"
         " validator and serializer rows plus a size check: the gap between them is noise.",
         "",
-        *machine(),
+        *machine(LIBRARIES),
         "",
-        "| event | operation | approach | events/s | vs baseline | same results |",
-        "|---|---|---|---:|---:|---|",
-    ]
-    lines += [
-        f"| {r.event} | {r.operation} | {r.approach} | {r.rate:,.0f} | "
-        f"{r.rate / r.baseline:.2f}x | {r.same} |"
-        for r in rows
+        *table(
+            ["event", "operation", "approach", "events/s", "vs baseline", "same results"],
+            [
+                (
+                    r.event,
+                    r.operation,
+                    r.approach,
+                    f"{r.rate:,.0f}",
+                    f"{r.rate / r.baseline:.2f}x",
+                    r.same,
+                )
+                for r in rows
+            ],
+            numeric="...rr",
+        ),
     ]
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the section in ``path`` (up to the next ``## `` heading), or append it."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip("\n") + "\n"
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Measure, print the section and write it into the benchmarks document."""
-    parser = argparse.ArgumentParser(prog="python -m bench.bench_codec", description=__doc__)
-    parser.add_argument("--events", type=int, default=1000, help="events per pass")
-    parser.add_argument("--rounds", type=int, default=10, help="timed rounds per approach")
-    parser.add_argument("--min-seconds", type=float, default=0.1, help="length of one round")
-    parser.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"))
-    args = parser.parse_args(argv)
-    section = render(measure(args.events, args.rounds, args.min_seconds), args.events, args.rounds)
-    sys.stdout.write(section)
-    write_section(args.output, section)
+    options = parser("python -m bench.bench_codec", __doc__)
+    options.add_argument("--events", type=int, default=1000, help="events per pass")
+    options.add_argument("--rounds", type=int, default=10, help="timed rounds per approach")
+    options.add_argument("--min-seconds", type=float, default=0.1, help="length of one round")
+    args = options.parse_args(argv)
+    if args.quick:
+        args.events, args.rounds, args.min_seconds = 200, 2, 0.02
+    rows = measure(args.events, args.rounds, args.min_seconds)
+    publish(render(rows, args.events, args.rounds), args.output)
 
 
 if __name__ == "__main__":

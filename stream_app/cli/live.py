@@ -30,7 +30,7 @@ def worker(
     try:
         check_kafka(settings.kafka)
         check_redis(settings.redis)
-        run_worker(settings, ["--loglevel", loglevel])
+        run_worker(settings, loglevel)
     except PreflightError as exc:
         fail(escape(str(exc)))
 

@@ -1,0 +1,255 @@
+"""Label-to-alert latency of the real worker at a fixed offered rate.
+
+A worker runs on fresh topics and is warmed up (its first requests processed) before this
+process offers ``--rate`` pairs/s for ``--seconds``: every millisecond's share of requests is
+produced on time, each label ``LAG`` requests after its prediction. Four models' error rates
+jump between 5% and 45% every ``segment_for(...)`` outcomes (at least 1,000, the alert
+cooldown; about four drifts per model and run), so concept alerts keep firing. Afterwards:
+
+- **label → alert**: an alert's ``event_time`` is the prediction time of the outcome that
+  fired it, which names the request; latency is the alert message's Kafka timestamp (set when
+  the worker sent it) minus the wall-clock time that request's label was produced.
+- **label → outcome**: the same for every joined outcome the join stage wrote to
+  ``observations`` (many more samples; it leaves out the detection stage).
+
+Results go to the "## Latency" section of ``docs/benchmarks.md``::
+
+    .venv/bin/python -m bench.latency [--rates 2000 10000] [--seconds 30] [--quick]
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from confluent_kafka import Message
+
+from bench.harness import Bench, bench_topics, preload, read_topic, shared_services
+from bench.report import (
+    STACK,
+    load_average,
+    machine,
+    parser,
+    percentile,
+    progress,
+    publish,
+    table,
+    written,
+)
+from bench.traffic import Request, Shape, generate, index_at, request_index
+from detectors.join import JoinedOutcome
+from producers.kafka_producer import EventProducer
+from schemas.codec import decode
+from schemas.events import DriftAlert
+from stream_app.observations import decode_observation
+from stream_app.services.process import wait_until
+
+SECTION = "## Latency"
+COMMAND = ".venv/bin/python -m bench.latency"
+WARMUP = 2_000
+LAG = 100
+"""Requests between a prediction and its label."""
+SLICE_SECONDS = 0.001
+DRAIN_SECONDS = 300.0
+OUTCOME_TAG = b"O"
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """One offered rate: what was offered and achieved, and the latencies in seconds."""
+
+    rate: int
+    achieved: float
+    pairs: int
+    caught_up: bool
+    alerts: list[float]
+    outcomes: list[float]
+
+
+def segment_for(pairs: int, models: int = 4) -> int:
+    """Outcomes per model between error-rate jumps: about four jumps per model in ``pairs``.
+
+    >>> segment_for(15_000), segment_for(600_000)
+    (1000, 30000)
+    """
+    return max(1_000, pairs // models // 5)
+
+
+def offer(bench: Bench, requests: Sequence[Request], rate: float) -> list[float]:
+    """Produce the requests at ``rate`` per second, labels ``LAG`` requests late; the wall
+    time each label was produced, by position."""
+    produced = [0.0] * len(requests)
+    per_slice = max(1, round(rate * SLICE_SECONDS))
+    topics = bench.topics
+    with EventProducer(bench.settings.kafka, topics) as producer:
+        start = time.monotonic()
+        for first in range(0, len(requests) + LAG, per_slice):
+            due = start + first / rate
+            if (ahead := due - time.monotonic()) > 0:
+                time.sleep(ahead)  # pacing the offered load, not synchronising
+            for i in range(first, min(first + per_slice, len(requests) + LAG)):
+                if i < len(requests):
+                    request = requests[i]
+                    producer.send_encoded(topics.predictions, request.key, request.prediction)
+                if 0 <= (j := i - LAG) < len(requests):
+                    labelled = requests[j]
+                    producer.send_encoded(topics.labels, labelled.key, labelled.label)
+                    produced[j] = time.time()
+        elapsed = time.monotonic() - start
+    progress(f"offered {len(requests):,} pairs at {len(requests) / elapsed:,.0f} pairs/s")
+    return produced
+
+
+def measure(rate: int, seconds: float) -> LatencyResult:
+    """One worker, warmed up, then ``rate`` pairs/s for ``seconds``."""
+    count = int(rate * seconds)
+    spacing = max(1, round(1e6 / rate))
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    segment = segment_for(count)
+    shape = Shape(error_rates=(0.05, 0.45), segment=segment, start=start, spacing_us=spacing)
+    warmup_shape = replace(
+        shape, seed=shape.seed + 1, error_rates=(0.05,), start=start - timedelta(minutes=10)
+    )
+    requests = list(generate(shape, count))
+    with bench_topics(shared_services(), f"latency{rate}") as bench:
+        preload(bench, generate(warmup_shape, WARMUP))
+        with bench.worker("worker") as worker:
+
+            def processed(n: int) -> bool:
+                if not worker.running:
+                    raise RuntimeError(f"worker exited:\n{worker.log_tail()}")
+                return bench.signal_count("error_rate") >= n
+
+            if not wait_until(lambda: processed(WARMUP), DRAIN_SECONDS, 0.5):
+                raise RuntimeError(f"worker did not warm up:\n{worker.log_tail()}")
+            progress(f"{rate:,} pairs/s: worker warm; offering for {seconds:.0f}s")
+            begun = time.monotonic()
+            produced = offer(bench, requests, rate)
+            achieved = count / (time.monotonic() - begun)
+            caught_up = wait_until(lambda: processed(WARMUP + count), DRAIN_SECONDS, 0.5)
+        alerts = read_topic(bench.settings, bench.topics.alerts)
+        observations = read_topic(bench.settings, bench.topics.observations)
+    return LatencyResult(
+        rate,
+        achieved,
+        count,
+        caught_up,
+        alert_latencies(alerts, shape, produced),
+        outcome_latencies(observations, shape, produced),
+    )
+
+
+def alert_latencies(
+    messages: Sequence[Message], shape: Shape, produced: Sequence[float]
+) -> list[float]:
+    """Seconds from the label that completed the firing outcome to each concept alert."""
+    latencies = []
+    for message in messages:
+        alert = decode(DriftAlert, message.value() or b"")
+        index = index_at(shape, alert.event_time)
+        if alert.kind == "concept" and index is not None and index < len(produced):
+            latencies.append(message.timestamp()[1] / 1000 - produced[index])
+    return latencies
+
+
+def outcome_latencies(
+    messages: Sequence[Message], shape: Shape, produced: Sequence[float]
+) -> list[float]:
+    """Seconds from each label to its joined outcome on ``observations``."""
+    latencies = []
+    for message in messages:
+        value = message.value() or b""
+        if not value.startswith(OUTCOME_TAG):
+            continue
+        outcome = decode_observation(value)
+        assert isinstance(outcome, JoinedOutcome)
+        index = request_index(shape, outcome.request_id)
+        if index is not None and index < len(produced):
+            latencies.append(message.timestamp()[1] / 1000 - produced[index])
+    return latencies
+
+
+def _ms(values: Sequence[float], q: float) -> str:
+    return f"{percentile(values, q) * 1000:,.0f}" if values else "-"
+
+
+def render(results: Sequence[LatencyResult], seconds: float, load_before: str) -> str:
+    """The section: how, machine, one row per rate and latency kind, the target."""
+    rows = []
+    for r in results:
+        for what, values in (("label → alert", r.alerts), ("label → joined outcome", r.outcomes)):
+            rows.append(
+                (
+                    f"{r.rate:,}",
+                    f"{r.achieved:,.0f}",
+                    "yes" if r.caught_up else "no",
+                    what,
+                    f"{len(values):,}",
+                    _ms(values, 50),
+                    _ms(values, 95),
+                    _ms(values, 99),
+                    _ms(values, 100),
+                )
+            )
+    at_10k = [r for r in results if r.rate == 10_000 and r.alerts]
+    verdict = (
+        f"p99 label → alert at 10,000 pairs/s is {_ms(at_10k[0].alerts, 99)} ms: "
+        + ("met" if percentile(at_10k[0].alerts, 99) < 0.25 else "not met")
+        if at_10k
+        else "no run at 10,000 pairs/s with alerts"
+    )
+    lines = [
+        SECTION,
+        "",
+        f"{written(COMMAND + f' --seconds {seconds:.0f}')} The worker runs on fresh topics"
+        " (4 partitions, 4 models, error rate jumping between 5% and 45% about four times per"
+        " model and run, at least 1,000 outcomes apart), warmed up on"
+        f" {WARMUP:,} pairs, then this process offers the rate for"
+        f" {seconds:.0f} s, each label {LAG} requests after its prediction. Latency runs from the"
+        " wall-clock time a label was produced to the Kafka timestamp the worker's message got"
+        " when it sent it: the concept alert that outcome fired (percentiles over that many"
+        " alerts), or the joined outcome on `observations` (every pair; join stage only)."
+        " 'kept up' says whether the worker had processed every outcome within"
+        f" {DRAIN_SECONDS:.0f} s after the offer ended; when it did not, latencies include the"
+        " backlog.",
+        "",
+        *machine(STACK, load_before),
+        "",
+        *table(
+            [
+                "offered pairs/s",
+                "achieved",
+                "kept up",
+                "latency",
+                "samples",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "max ms",
+            ],
+            rows,
+            numeric="rr..rrrrr",
+        ),
+        "",
+        f"Target p99 label → alert < 250 ms at 10,000 pairs/s: {verdict}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Measure every rate and publish the section."""
+    options = parser("python -m bench.latency", __doc__)
+    options.add_argument("--rates", type=int, nargs="+", default=[250, 2_000, 10_000])
+    options.add_argument("--seconds", type=float, default=30.0, help="offer time per rate")
+    args = options.parse_args(argv)
+    if args.quick:
+        args.rates, args.seconds = [1_000], 10.0
+    load_before = load_average()
+    results = [measure(rate, args.seconds) for rate in args.rates]
+    publish(render(results, args.seconds, load_before), args.output)
+
+
+if __name__ == "__main__":
+    main()

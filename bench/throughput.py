@@ -1,0 +1,243 @@
+"""Joined pairs per second: the Python ceiling and the real worker on the same pre-loaded topics.
+
+Each round pre-loads ``--pairs`` requests (prediction + label, the simulator's shape, four
+models whose error rate jumps between 5% and 45% every 5,000 outcomes, so alerts fire) into
+fresh topics, then runs on them, one after the other:
+
+1. the tutorial loop (``bench/tutorial.py``) in this process, timed from its first message
+   consumed to its last pair joined;
+2. ``driftstream worker`` as a child process, timed from its first event consumed (the first
+   message it wrote to ``observations`` or its join changelog, by Kafka timestamp) to the
+   moment Redis shows the detection stage has taken every outcome (polled every 0.1 s, flushed
+   every 0.2 s); the join stage's own end is its last ``observations`` message.
+
+Both also report pairs per CPU-second of their own process, which the load of other processes
+on the machine changes far less than pairs per second. Results go to the "## Throughput"
+section of ``docs/benchmarks.md``::
+
+    .venv/bin/python -m bench.throughput [--pairs 200000] [--rounds 2] [--quick]
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.harness import (
+    Bench,
+    bench_topics,
+    cpu_seconds,
+    create_topic,
+    preload,
+    shared_services,
+    time_bounds,
+)
+from bench.report import STACK, load_average, machine, parser, progress, publish, table, written
+from bench.traffic import Shape, generate
+from bench.tutorial import LoopResult, run_tutorial
+from stream_app.services.process import wait_until
+
+SECTION = "## Throughput"
+COMMAND = ".venv/bin/python -m bench.throughput"
+SHAPE = Shape(models=4, error_rates=(0.05, 0.45), segment=5_000)
+POLL_SECONDS = 0.1
+FLUSH_SECONDS = "0.2"
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    """The worker's run: pairs, seconds to the last outcome detected and to the last joined,
+    CPU seconds per pair of its process, and its alerts."""
+
+    pairs: int
+    seconds: float
+    join_seconds: float
+    cpu_per_pair: float
+    alerts: int
+
+
+def measure_worker(bench: Bench, pairs: int, name: str, profile: Path | None) -> WorkerResult:
+    """Run a worker over the pre-loaded topics until it has detected on all ``pairs`` outcomes.
+
+    With ``profile``, py-spy samples the worker from its first counted event to its last outcome
+    and writes collapsed stacks there.
+    """
+    timeout = 300 + pairs / 20  # a loaded machine: at least 20 pairs/s
+    with bench.worker(name, DRIFTSTREAM_WORKER__REDIS_FLUSH_SECONDS=FLUSH_SECONDS) as worker:
+        assert worker.process is not None
+        pid = worker.process.pid
+
+        def started() -> bool:
+            if not worker.running:
+                raise RuntimeError(f"worker exited:\n{worker.log_tail()}")
+            return bench.counter("predictions") > 0
+
+        if not wait_until(started, timeout, POLL_SECONDS):
+            raise RuntimeError(f"worker consumed nothing:\n{worker.log_tail()}")
+        first_cpu, first_count = cpu_seconds(pid), bench.signal_count("error_rate")
+        spy = _py_spy(pid, profile) if profile else None
+        progress(f"{name}: started; waiting for {pairs:,} outcomes")
+        last_report = time.monotonic()
+
+        def finished() -> bool:
+            nonlocal last_report
+            count = bench.signal_count("error_rate")
+            if time.monotonic() - last_report > 15:
+                progress(f"{name}: {count:,} of {pairs:,} outcomes detected")
+                last_report = time.monotonic()
+            return count >= pairs or not worker.running
+
+        wait_until(finished, timeout, POLL_SECONDS)
+        if not worker.running:
+            raise RuntimeError(f"{name} exited (code {worker.stop()}):\n{worker.log_tail()}")
+        end, cpu = time.time(), cpu_seconds(pid) - first_cpu
+        done = bench.signal_count("error_rate")
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(60)
+        alerts = bench.counter("alerts")
+    if done < pairs:
+        raise RuntimeError(f"{name}: only {done:,} of {pairs:,} outcomes in {timeout:.0f}s")
+    starts = [
+        bounds[0]
+        for topic in (bench.topics.observations, f"{bench.topics.prefix}{name}-join-changelog")
+        if (bounds := time_bounds(bench.settings, topic)) is not None
+    ]
+    observed = time_bounds(bench.settings, bench.topics.observations)
+    assert observed is not None
+    assert starts
+    start = min(starts)
+    return WorkerResult(pairs, end - start, observed[1] - start, cpu / (done - first_count), alerts)
+
+
+def _py_spy(pid: int, output: Path) -> subprocess.Popen[bytes]:
+    py_spy = Path(sys.executable).with_name("py-spy")
+    return subprocess.Popen(
+        [
+            str(py_spy),
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--output",
+            str(output),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round's two measurements on the same topics."""
+
+    tutorial: LoopResult
+    worker: WorkerResult
+
+
+def run_round(pairs: int, number: int) -> Round:
+    """Fresh topics, pre-loaded; the tutorial loop, then the worker."""
+    base = shared_services()
+    with bench_topics(base, "throughput") as bench:
+        progress(f"round {number}: pre-loading {pairs:,} pairs into {bench.topics.prefix}*")
+        preload(bench, generate(SHAPE, pairs))
+        alerts_topic = f"{bench.topics.prefix}tutorial-alerts"
+        create_topic(bench.settings, alerts_topic)
+        progress(f"round {number}: tutorial loop")
+        tutorial = run_tutorial(bench.settings, bench.topics, alerts_topic, pairs, 600)
+        if tutorial.pairs < pairs:
+            raise RuntimeError(f"tutorial joined {tutorial.pairs:,} of {pairs:,} pairs")
+        progress(f"round {number}: tutorial {pairs / tutorial.seconds:,.0f} pairs/s; worker")
+        worker = measure_worker(bench, pairs, "worker", profile=None)
+        progress(f"round {number}: worker {pairs / worker.seconds:,.0f} pairs/s")
+    return Round(tutorial, worker)
+
+
+def render(rounds: Sequence[Round], pairs: int, load_before: str) -> str:
+    """The section: how, machine, one row per measurement, the ratios, the targets."""
+    rows = []
+    for number, r in enumerate(rounds, 1):
+        tutorial_rate = pairs / r.tutorial.seconds
+        tutorial_cpu = pairs / r.tutorial.cpu_seconds
+        worker_rate, worker_cpu = pairs / r.worker.seconds, 1 / r.worker.cpu_per_pair
+        rows += [
+            (
+                number,
+                "Python ceiling (tutorial loop)",
+                f"{tutorial_rate:,.0f}",
+                "1.00x",
+                f"{tutorial_cpu:,.0f}",
+                "1.00x",
+                r.tutorial.alerts,
+            ),
+            (
+                number,
+                "driftstream worker, join stage",
+                f"{pairs / r.worker.join_seconds:,.0f}",
+                f"{pairs / r.worker.join_seconds / tutorial_rate:.2f}x",
+                "",
+                "",
+                "",
+            ),
+            (
+                number,
+                "driftstream worker, end to end",
+                f"{worker_rate:,.0f}",
+                f"{worker_rate / tutorial_rate:.2f}x",
+                f"{worker_cpu:,.0f}",
+                f"{worker_cpu / tutorial_cpu:.2f}x",
+                r.worker.alerts,
+            ),
+        ]
+    best = max(pairs / r.worker.seconds for r in rounds)
+    ratio = max(r.tutorial.seconds / r.worker.seconds for r in rounds)
+    lines = [
+        SECTION,
+        "",
+        f"{written(COMMAND + f' --pairs {pairs} --rounds {len(rounds)}')} Benchmarks 2 and 3"
+        f" of issue 6 side by side: each round pre-loads {pairs:,} pairs (4 partitions, 4"
+        " models, error rate jumping between 5% and 45% every 5,000 outcomes of a model) into"
+        " fresh topics, then runs the tutorial loop and the worker on them, one after the"
+        " other. Pairs/s is wall time from the first event consumed to the last pair joined"
+        " (tutorial, worker's join stage) or to the last outcome taken by the detection stage"
+        " (worker end to end); pairs per CPU-second counts only the process's own CPU time,"
+        " which other load on the machine distorts far less. Kafka runs on the same machine.",
+        "",
+        *machine(STACK, load_before),
+        "",
+        *table(
+            ["round", "what", "pairs/s", "vs ceiling", "pairs/CPU-s", "vs ceiling", "alerts"],
+            rows,
+            numeric="r.rrrrr",
+        ),
+        "",
+        f"Targets: worker ≥ 50% of the Python ceiling (best round {ratio:.0%}): "
+        f"{'met' if ratio >= 0.5 else 'not met'}; ≥ 20,000 pairs/s (best round {best:,.0f}): "
+        f"{'met' if best >= 20_000 else 'not met'}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Measure the rounds and publish the section."""
+    options = parser("python -m bench.throughput", __doc__)
+    options.add_argument("--pairs", type=int, default=200_000, help="pairs per round")
+    options.add_argument("--rounds", type=int, default=2, help="rounds (fresh topics each)")
+    args = options.parse_args(argv)
+    if args.quick:
+        args.pairs, args.rounds = 20_000, 1
+    load_before = load_average()
+    rounds = [run_round(args.pairs, number) for number in range(1, args.rounds + 1)]
+    publish(render(rounds, args.pairs, load_before), args.output)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""The benchmarks' pure helpers: the markdown file, synthetic traffic, profile folding, parsing."""
+
+from __future__ import annotations
+
+import doctest
+import statistics
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import bench.broker
+import bench.latency
+import bench.profile
+import bench.report
+import bench.traffic
+from bench.profile import aggregate, category
+from bench.report import percentile, table, write_section
+from bench.traffic import Shape, generate, index_at, request_index
+from producers.simulator import ModelTraffic, simulate
+from schemas.codec import decode, encode
+from schemas.events import LabelEvent, PredictionEvent
+
+
+@pytest.mark.parametrize(
+    "module", [bench.report, bench.traffic, bench.profile, bench.broker, bench.latency]
+)
+def test_doctests(module: ModuleType) -> None:
+    assert doctest.testmod(module).failed == 0
+
+
+def test_write_section_appends_then_replaces_only_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "benchmarks.md"
+    write_section(path, "## A\n\nfirst a\n")
+    write_section(path, "## B\n\nfirst b\n")
+    write_section(path, "## A\n\nsecond a\n")
+    assert path.read_text() == "# Benchmarks\n\n## A\n\nsecond a\n\n## B\n\nfirst b\n"
+
+
+def test_table_aligns_numeric_columns() -> None:
+    assert table(["x", "n"], [("a", 1)], numeric=".r") == ["| x | n |", "|---|---:|", "| a | 1 |"]
+
+
+def test_percentile_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 1001)]
+    assert (percentile(values, 50), percentile(values, 99), percentile(values, 100)) == (
+        500.0,
+        990.0,
+        1000.0,
+    )
+
+
+def test_traffic_is_valid_events_of_the_simulators_size() -> None:
+    requests = list(generate(Shape(), 500))
+    predictions = [decode(PredictionEvent, r.prediction) for r in requests]
+    labels = [decode(LabelEvent, r.label) for r in requests]
+    assert all(
+        p.request_id == label.request_id == r.key.decode()
+        for p, label, r in zip(predictions, labels, requests, strict=True)
+    )
+    assert all(label.timestamp > p.timestamp for p, label in zip(predictions, labels, strict=True))
+    simulated = list(simulate([ModelTraffic("m", "stable", n_predictions=200, seed=1)]))
+    for model in (PredictionEvent, LabelEvent):
+        ours = statistics.mean(
+            len(r.prediction if model is PredictionEvent else r.label) for r in requests
+        )
+        theirs = statistics.mean(len(encode(e)) for e in simulated if isinstance(e, model))
+        assert abs(ours - theirs) / theirs < 0.1, (model, ours, theirs)
+
+
+def test_traffic_error_rates_follow_the_segments() -> None:
+    shape = Shape(models=2, error_rates=(0.1, 0.4), segment=5_000)
+    requests = list(generate(shape, 40_000))
+    for rate in shape.error_rates:
+        pairs = [
+            (decode(PredictionEvent, r.prediction), decode(LabelEvent, r.label))
+            for r in requests
+            if r.error_rate == rate
+        ]
+        wrong = sum(p.prediction != label.label for p, label in pairs) / len(pairs)
+        assert abs(wrong - rate) < 0.02
+
+
+def test_requests_are_found_again_by_id_and_prediction_time() -> None:
+    shape = Shape(seed=11, spacing_us=333)
+    for request in generate(shape, 50, first=1_000):
+        event = decode(PredictionEvent, request.prediction)
+        assert request_index(shape, event.request_id) == request.index
+        assert index_at(shape, event.timestamp) == request.index
+    assert index_at(shape, shape.start.replace(microsecond=1)) is None
+
+
+def test_profile_charges_library_internals_to_their_caller() -> None:
+    stack = [
+        "_run_module_as_main (<frozen runpy>:198)",
+        "join (stream_app/worker.py:99)",
+        "decode_observation (stream_app/observations.py:33)",
+        "TypeAdapter.validate_json (pydantic/type_adapter.py:466)",
+    ]
+    assert category(stack) == "observations encode/decode"
+    assert category(stack[:2]) == "the worker's agents (own lines)"
+    lines = [";".join(stack) + " 7", "Thread._bootstrap (threading.py:1002);x (aiokafka/a.py:1) 2"]
+    profile = aggregate(lines)
+    assert (profile.main_total, profile.other_threads) == (7, 2)
+    assert profile.functions == {"TypeAdapter.validate_json (pydantic/type_adapter.py)": 7}
