@@ -27,27 +27,12 @@ class PartitionView(MutableMapping[str, JoinEntry]):
     def __init__(self, table: MutableMapping[bytes, bytes], partition: int) -> None:
         self.table = table
         self.partition = partition
-        self._tag = b"[%d," % partition  # how this partition's JSON values begin
 
     def __getitem__(self, key: str) -> JoinEntry:
-        entry = self.get(key)
-        if entry is None:
+        partition, entry = _TAGGED_ENTRY.validate_json(self.table[key.encode()])
+        if partition != self.partition:
             raise KeyError(key)
         return entry
-
-    def get(self, key: str, default: JoinEntry | None = None) -> JoinEntry | None:  # type: ignore[override]
-        """The entry, or ``default``: one table lookup, no exception for the common miss (the
-        join asks for every request id it sees)."""
-        raw = self.table.get(key.encode())
-        if raw is None:
-            return default
-        partition, entry = _TAGGED_ENTRY.validate_json(raw)
-        return entry if partition == self.partition else default
-
-    def __contains__(self, key: object) -> bool:
-        """Checks the partition tag without parsing the entry."""
-        raw = self.table.get(key.encode()) if isinstance(key, str) else None
-        return raw is not None and raw.startswith(self._tag)
 
     def __setitem__(self, key: str, entry: JoinEntry) -> None:
         self.table[key.encode()] = _TAGGED_ENTRY.dump_json((self.partition, entry))
@@ -58,8 +43,9 @@ class PartitionView(MutableMapping[str, JoinEntry]):
         del self.table[key.encode()]
 
     def __iter__(self) -> Iterator[str]:
+        tag = b"[%d," % self.partition
         items = list(self.table.items())
-        return (key.decode() for key, value in items if value.startswith(self._tag))
+        return (key.decode() for key, value in items if value.startswith(tag))
 
     def __len__(self) -> int:
         return sum(1 for _ in self)

@@ -58,7 +58,7 @@ def test_sigkill_several_times(fault_settings: Settings, tmp_path: Path) -> None
             wait_for_progress(ledger, topics, worker, rng.randint(300, 1500))
             worker.kill()
         worker = pool.start()
-        audit(ledger, topics)
+        audit(ledger, topics, crashed=True)
         assert worker.running, worker.log_tail()
 
 
@@ -71,7 +71,7 @@ def test_one_of_two_workers_killed(fault_settings: Settings, tmp_path: Path) -> 
         wait_for_progress(ledger, topics, doomed, 1500)
         doomed.kill()  # its partitions move to the survivor
         send(ledger.settings, topics, ledger.events[half:])
-        audit(ledger, topics)
+        audit(ledger, topics, crashed=True)
         assert survivor.running, survivor.log_tail()
 
 
