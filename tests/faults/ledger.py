@@ -21,6 +21,11 @@ from stream_app.topics import Topics
 from tests.integration.kafka_io import consume
 from tests.pipeline import Event, alerts_of, labelled_requests, live_view
 
+LOST_OUTCOME = (
+    "known bug (issue 7 open): across a restart the worker can lose one outcome; "
+    "3,219 of 3,220 in two CI runs, none in most local runs; cause not found yet"
+)
+
 CLOCK_MODEL = "clock"
 """The model of the predictions that push every partition's event time past the TTL."""
 
