@@ -13,13 +13,14 @@ its input from the last committed offsets. Three things make that idempotent her
   offsets, and Faust flushes the producer (changelog included) before the commit: the restored
   state never lags behind the committed offsets.
 - **Alerts are published once.** Re-read observations make a restored bank raise the alerts it
-  raised before the crash again, with the same deterministic ids. When a model's bank is
-  restored, the ids already on the alerts topic (its last ``alerts_lookback`` records per
+  raised before the crash again, with the same deterministic ids. At the first alert after an
+  assignment the ids already on the alerts topic (its last ``alerts_lookback`` records per
   partition) are read, and an alert among them is not published again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import pickle
 from collections import deque
@@ -108,7 +109,7 @@ class DetectionStage:
     """The banks of the models whose observation partitions this worker holds.
 
     ``table`` is the ``detectors`` table (model id -> snapshot bytes); ``published`` reads the
-    alert ids already published, once per assignment, the first time a bank is restored.
+    alerts already published, once per assignment, at the first alert.
     """
 
     def __init__(
@@ -149,20 +150,26 @@ class DetectionStage:
     def observe(
         self, partition: int, observation: PredictionEvent | JoinedOutcome
     ) -> list[DriftAlert]:
-        """Apply one observation; the alerts to publish (none already on the topic)."""
+        """Apply one observation (once); the alerts it raised (see :meth:`unpublished`)."""
         model_id = observation.model_id
         fired = self.model(model_id, partition).observe(observation)
         if fired is None:
             self._counts["replayed_observations"] += 1
             return []
         self._changed.add(model_id)
+        return fired
+
+    async def unpublished(self, fired: list[DriftAlert]) -> list[DriftAlert]:
+        """The alerts of ``fired`` not on the alerts topic yet. The topic's tail is read (in a
+        thread: the consumer blocks) at the first alert after an assignment."""
         if not fired:
             return []
         if self._published is None:
-            self._published = {}
-            for alert in self.read_published():
-                self._published.setdefault(alert.model_id, set()).add(alert.alert_id)
-        already = self._published.get(model_id, set())
+            published: dict[str, set[str]] = {}
+            for alert in await asyncio.to_thread(lambda: list(self.read_published())):
+                published.setdefault(alert.model_id, set()).add(alert.alert_id)
+            self._published = published
+        already = self._published.get(fired[0].model_id, set())
         new = [alert for alert in fired if alert.alert_id not in already]
         self._counts["suppressed_alerts"] += len(fired) - len(new)
         return new

@@ -9,7 +9,7 @@ prefixed ``driftstream_``; docs/architecture.md has the list):
   detector,kind,severity}``, gauges ``model_accuracy``, ``model_error_rate``,
   ``model_mean_absolute_error``, ``model_precision``, ``model_recall``, ``model_status`` (0 ok,
   1 warning, 2 drift), ``signal_estimate`` and ``signal_status`` ``{model,signal,kind}``;
-- per process: ``pipeline_events_total{event}`` (deadlettered, evicted, redis_outages),
+- per process: ``pipeline_events_total{event}`` (deadlettered, evicted, offset_gaps, ...),
   ``consumed_messages_total{stage}``, ``stage_latency_seconds{stage}`` (Kafka record time to
   processing), ``alert_latency_seconds{kind}`` (event time to alert publish),
   ``consumer_lag{topic,partition}``, ``live_state_stale``, ``process_*``.

@@ -12,13 +12,16 @@ import time
 
 
 class SampledLog:
-    """``record(source, reason)`` logs at most one line per ``interval`` seconds, with how many
-    events came since the last line."""
+    """``record(source, reason)`` logs at most one line per ``interval`` seconds (at ``level``),
+    with how many events came since the last line."""
 
-    def __init__(self, logger: logging.Logger, what: str, interval: float = 10.0) -> None:
+    def __init__(
+        self, logger: logging.Logger, what: str, interval: float = 10.0, level: int = logging.INFO
+    ) -> None:
         self.logger = logger
         self.what = what
         self.interval = interval
+        self.level = level
         self.unreported = 0
         self.next_line_at = 0.0
 
@@ -28,6 +31,6 @@ class SampledLog:
         if now < self.next_line_at:
             return
         more = "" if self.unreported == 1 else f" ({self.unreported - 1} more before it)"
-        self.logger.info("%s %s: %s%s", self.what, source, reason, more)
+        self.logger.log(self.level, "%s %s: %s%s", self.what, source, reason, more)
         self.unreported = 0
         self.next_line_at = now + self.interval

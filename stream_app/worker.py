@@ -45,6 +45,7 @@ from stream_app.join_stage import PartitionedJoin
 from stream_app.live_state import LiveStateKeys
 from stream_app.metrics import MeteredLiveState, WorkerMetrics, consumer_lag, serving_metrics
 from stream_app.observations import decode_observation, encode_observation
+from stream_app.offset_watch import OffsetWatch
 from stream_app.sampled_log import SampledLog
 from stream_app.settings import Settings
 from stream_app.topics import Topics
@@ -92,6 +93,14 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> fa
     dirty: set[str] = set()
 
     dead_letter_log = SampledLog(log, "dead-lettered")
+    offsets = OffsetWatch()
+    offset_log = SampledLog(log, "records out of offset order", level=logging.WARNING)
+
+    def watch_order(message: Any) -> None:
+        """Count (and log) a record that does not follow the last one of its partition."""
+        if (broken := offsets.see(message.topic, message.partition, message.offset)) is not None:
+            state.count(None, broken)
+            offset_log.record(f"{message.topic}/{message.partition}/{message.offset}", broken)
 
     async def dead_letter(message: Any, reason: str) -> None:
         """Send a message we cannot use to the dead-letter topic, as it came (cut if over
@@ -106,6 +115,7 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> fa
     async def join(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
+            watch_order(message)
             metrics.consumed_message("join", message.timestamp)
             try:
                 is_prediction = message.topic == names.predictions
@@ -135,6 +145,7 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> fa
     @app.agent(observations)
     async def detect(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
+            watch_order(event.message)
             key, model_id = event.message.key, event.message.key.decode()
             metrics.consumed_message("detect", event.message.timestamp)
             try:  # only our join stage writes here, but a topic is open to anyone with access
@@ -145,7 +156,7 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> fa
             except ValueError as exc:
                 await dead_letter(event.message, f"observation: {exc}".splitlines()[0])
                 continue
-            for alert in fired:
+            for alert in await detection.unpublished(fired):
                 await alerts.send(key=key, value=encode(alert))
                 state.add_alert(alert)
                 state.count(model_id, "alerts")
@@ -172,6 +183,7 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> fa
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(_sender: faust.App, revoked: set[Any], **_: Any) -> None:
         joins.forget({tp.partition for tp in revoked if tp.topic == names.predictions})
+        offsets.forget(revoked)
         detection.forget()  # restored from the detectors table if assigned again
         metrics.forget_model_gauges()
 

@@ -52,7 +52,8 @@ class WorkerPool:
     def start(self) -> WorkerProcess:
         n = len(self.started)
         env = worker_env(self.settings, self.folder / f"data-{n}")
-        worker = WorkerProcess(env, self.folder / f"worker-{n}.log")
+        log = self.folder / f"worker-{n}.log"
+        worker = WorkerProcess(env, log, loglevel="info")  # rebalances and recovery steps too
         self.started.append(worker.start())
         return worker
 

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from schemas.errors import InvalidEvent
 from stream_app.alerts_feed import format_alert, read_alerts
-from stream_app.cli.console import console, errors, fail
+from stream_app.cli.console import console, errors, fail, load_settings
 from stream_app.preflight import PreflightError, check_kafka, check_redis, redis_address
 from stream_app.settings import Settings
 
@@ -26,11 +26,22 @@ def worker(
     """
     from stream_app.worker import run_worker  # Faust is slow to import; only this command needs it
 
-    settings = Settings()
+    settings = load_settings()
+    login_or_fail(settings, kafka=True, redis=True)
     try:
-        check_kafka(settings.kafka)
-        check_redis(settings.redis)
         run_worker(settings, loglevel)
+    except PreflightError as exc:  # Kafka refused the login while the worker ran
+        fail(escape(str(exc)))
+
+
+def login_or_fail(settings: Settings, *, kafka: bool = False, redis: bool = False) -> None:
+    """Check that Kafka and/or Redis take the configured credentials; if not, one ``error:``
+    line and exit 1 (instead of a client's retry loop)."""
+    try:
+        if kafka:
+            check_kafka(settings.kafka)
+        if redis:
+            check_redis(settings.redis)
     except PreflightError as exc:
         fail(escape(str(exc)))
 
@@ -46,11 +57,8 @@ def alerts(
     ] = 3.0,
 ) -> None:
     """Print the alerts topic from the beginning (and, with --follow, as alerts arrive)."""
-    settings = Settings()
-    try:
-        check_kafka(settings.kafka)
-    except PreflightError as exc:
-        fail(escape(str(exc)))
+    settings = load_settings()
+    login_or_fail(settings, kafka=True)
     try:
         for item in read_alerts(settings, follow=follow, idle_seconds=idle_seconds):
             if isinstance(item, InvalidEvent):
@@ -72,11 +80,8 @@ def state(
     from stream_app.live_state import LiveStateKeys, read_live_state
     from stream_app.services.redis import redis_client
 
-    settings = Settings()
-    try:
-        check_redis(settings.redis)
-    except PreflightError as exc:
-        fail(escape(str(exc)))
+    settings = load_settings()
+    login_or_fail(settings, redis=True)
     try:
         with redis_client(
             settings.redis, socket_connect_timeout=2.0, decode_responses=True

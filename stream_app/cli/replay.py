@@ -42,7 +42,7 @@ from detectors.config import DetectorConfig
 from producers.event_file import scan_event_lines
 from schemas.errors import InvalidEvent
 from stream_app.alerts_feed import format_alert
-from stream_app.cli.console import console, errors, fail
+from stream_app.cli.console import console, errors, fail, load_settings
 from stream_app.settings import Settings
 
 PROGRESS_MIN_BYTES = 4 * 1024 * 1024
@@ -87,7 +87,7 @@ def replay(
     ] = 100,
 ) -> None:
     """Replay a recorded stream through the detectors, offline; print alerts and a summary."""
-    settings = Settings()
+    settings = load_settings()
     backtest = Backtest(
         ttl_seconds=settings.join.ttl_seconds,
         max_pending=settings.join.max_pending,

@@ -20,8 +20,7 @@ from typing import Annotated, cast
 import typer
 from rich.markup import escape
 
-from stream_app.cli.console import console, fail
-from stream_app.settings import Settings
+from stream_app.cli.console import console, fail, load_settings
 
 
 def report(
@@ -48,7 +47,7 @@ def report(
     from stream_app.report import live_series, write_report
     from stream_app.services.redis import redis_client
 
-    settings = Settings()
+    settings = load_settings()
     keys = LiveStateKeys(settings.redis.key_prefix)
     try:
         with redis_client(

@@ -6,7 +6,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from stream_app.cli.console import console, fail, say
+from stream_app.cli.console import console, fail, load_settings, say
 from stream_app.services import (
     ServiceError,
     ServiceStatus,
@@ -14,7 +14,6 @@ from stream_app.services import (
     services_status,
     services_up,
 )
-from stream_app.settings import Settings
 
 services_app = typer.Typer(
     help="Run a local Kafka (KRaft) and Redis on loopback.", no_args_is_help=True
@@ -32,7 +31,7 @@ def _show(statuses: list[ServiceStatus]) -> None:
 def up() -> None:
     """Start Kafka and Redis unless they already answer (fetches Kafka's jars on first use)."""
     try:
-        _show(services_up(Settings(), say))
+        _show(services_up(load_settings(), say))
     except ServiceError as exc:
         fail(escape(str(exc)))
 
@@ -40,13 +39,13 @@ def up() -> None:
 @services_app.command()
 def down() -> None:
     """Stop the services that 'up' started (by pid file); never touches anything else."""
-    _show(services_down(Settings()))
+    _show(services_down(load_settings()))
 
 
 @services_app.command()
 def status() -> None:
     """Show whether each service answers at its configured address, and whether it is ours."""
-    statuses = services_status(Settings())
+    statuses = services_status(load_settings())
     _show(statuses)
     if any(not s.state.startswith("up") for s in statuses):
         raise typer.Exit(3)

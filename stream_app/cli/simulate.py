@@ -36,9 +36,8 @@ from producers.pacing import paced
 from producers.scenarios import Scenario
 from producers.sink import DeliveryStats, EventSink
 from schemas.events import LabelEvent, ModelId, PredictionEvent
-from stream_app.cli.console import console, fail, say
+from stream_app.cli.console import console, fail, load_settings, say
 from stream_app.preflight import check_kafka
-from stream_app.settings import Settings
 from stream_app.topics import ensure_topics
 
 if TYPE_CHECKING:  # the simulator imports river, too slow to load for every CLI command
@@ -156,7 +155,7 @@ def _predictions_for(duration: float, rate: float, n_models: int, policy: LabelP
 
 
 def _kafka_producer() -> EventProducer:
-    settings = Settings()
+    settings = load_settings()
     say(f"preparing topics on Kafka at {settings.kafka.bootstrap_servers}")
     check_kafka(settings.kafka)  # a refused login fails here, not in a silent retry loop
     topics = ensure_topics(settings.kafka, settings.topics, timeout=TOPIC_TIMEOUT_SECONDS)

@@ -21,11 +21,6 @@ from stream_app.topics import Topics
 from tests.integration.kafka_io import consume
 from tests.pipeline import Event, alerts_of, labelled_requests, live_view
 
-LOST_OUTCOME = (
-    "known bug (issue 7 open): across a restart the worker can lose one outcome; "
-    "3,219 of 3,220 in two CI runs, none in most local runs; cause not found yet"
-)
-
 CLOCK_MODEL = "clock"
 """The model of the predictions that push every partition's event time past the TTL."""
 
@@ -130,8 +125,9 @@ def audit(
     """Check the books; return the figures for the report (assertions say what broke).
 
     Exact: every labelled prediction's outcome and every prediction applied once by the
-    detectors, no alert id twice, and (``as_replayed``) the alerts of the offline replay, which
-    holds while the worker reads the stream roughly in its order. At least: the event counters,
+    detectors, no alert id twice, no record skipped by the consumer (``offset_gaps``), and
+    (``as_replayed``) the alerts of the offline replay, which holds while the worker reads the
+    stream roughly in its order. At least: the event counters,
     which count an event the worker reads again once more; after a crash (``crashed``) they are
     only reported: a worker killed between its offset commit and its next Redis flush loses up
     to a second of them.
@@ -169,4 +165,5 @@ def audit(
     if as_replayed:
         assert sorted(alert_ids) == ledger.replayed_alert_ids()
     assert int(pipeline.get("deadlettered", 0)) == 0
+    assert int(pipeline.get("offset_gaps", 0)) == 0, "the consumer skipped records"
     return report

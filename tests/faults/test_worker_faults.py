@@ -17,7 +17,7 @@ from stream_app.settings import JoinSettings, Settings
 from stream_app.topics import Topics, ensure_topics
 from stream_app.worker_process import WorkerProcess
 from tests.faults.conftest import FaultServices
-from tests.faults.ledger import LOST_OUTCOME, Ledger, audit
+from tests.faults.ledger import Ledger, audit
 from tests.integration.kafka_io import consume, topic_size
 from tests.pipeline import WorkerPool, alerts_of, live_view, send
 
@@ -63,7 +63,6 @@ def test_sigkill_several_times(fault_settings: Settings, tmp_path: Path) -> None
         assert worker.running, worker.log_tail()
 
 
-@pytest.mark.xfail(strict=False, reason=LOST_OUTCOME)
 def test_one_of_two_workers_killed(fault_settings: Settings, tmp_path: Path) -> None:
     ledger, topics = fault_ledger(fault_settings, 2000, seed=31)
     half = len(ledger.events) // 2

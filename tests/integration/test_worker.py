@@ -19,7 +19,6 @@ from stream_app.services.process import wait_until
 from stream_app.settings import Settings
 from stream_app.topics import Topics
 from stream_app.worker_process import WorkerProcess
-from tests.faults.ledger import LOST_OUTCOME
 from tests.integration.kafka_io import consume
 from tests.pipeline import (
     WorkerPool,
@@ -147,7 +146,6 @@ def test_drift_alerts_live_state_and_dead_letters(
     assert redis_conn.xlen(f"{settings.redis.key_prefix}alerts") == len(alerts)
 
 
-@pytest.mark.xfail(strict=False, reason=LOST_OUTCOME)
 def test_restart_neither_doubles_nor_misses_outcomes(
     settings: Settings, topics: Topics, start_worker: Callable[[], WorkerProcess]
 ) -> None:
@@ -171,11 +169,13 @@ def test_restart_neither_doubles_nor_misses_outcomes(
 
     assert wait_until(all_joined, 180, interval=1.0), f"{len(set(ids))} of {len(expected)}"
     assert set(ids) == expected
-    # events read again after the restart send their outcome again; the detectors apply it once
     assert wait_until(
         lambda: int(live_view(settings)["fraud"].get("outcomes_applied", 0)) >= len(expected), 60
     )
     assert int(live_view(settings)["fraud"]["outcomes_applied"]) == len(expected)
+    # no worker skipped a record (the seek race that stream_app.safe_seek fixes did, here);
+    # a record read twice (offset_rewinds) is allowed: the join and the detectors recognise it
+    assert "offset_gaps" not in live_view(settings).get("_pipeline", {})
     alerts = alerts_of(consume(settings, [topics.alerts]))
     assert alerts, "the abrupt drift was not alerted"
     assert len({a.alert_id for a in alerts}) == len(alerts)

@@ -3,6 +3,7 @@ with what it applied, an alert already on the topic not published again."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from detectors.bank import DetectorBank
@@ -68,8 +69,11 @@ def test_alerts_already_published_are_suppressed_and_counted() -> None:
     assert raised, "the shift should raise an alert"
 
     again = stage(TableStandIn(), published=raised)
-    assert [a for o in observations for a in again.observe(0, o)] == []
+    fired = [a for o in observations for a in again.observe(0, o)]
+    assert [a.alert_id for a in fired] == [a.alert_id for a in raised]
+    assert asyncio.run(again.unpublished(fired)) == []
     assert again.take_counts() == {"suppressed_alerts": len(raised)}
+    assert asyncio.run(live.unpublished(raised)) == raised, "none was on the topic"
     assert again.take_counts() == {}
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from typer.testing import CliRunner
 
 from detectors.config import DetectorConfig
 from detectors.signals import Signal
+from stream_app.cli import app
 from stream_app.settings import Settings
 
 
@@ -61,3 +63,15 @@ def test_detectors_are_configurable_per_model_and_per_signal(
     assert [s.name for s in other.detectors_for(Signal("feature:age", "data", binary=False))] == [
         "adwin"
     ]
+
+
+@pytest.mark.parametrize("command", [["state"], ["alerts"], ["worker"], ["services", "status"]])
+def test_an_invalid_setting_is_one_error_line_naming_the_variable_not_its_value(
+    monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.setenv("DRIFTSTREAM_REDIS__URL", "redis://:pw-s3cret@127.0.0.1:6379/0")
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: invalid setting: DRIFTSTREAM_REDIS__URL: ")
+    assert "s3cret" not in result.output
+    assert "Traceback" not in result.output
