@@ -9,7 +9,6 @@ from typing import Any
 
 import faust
 
-from stream_app.safe_seek import SafeSeekTransport
 from stream_app.settings import KafkaSettings, Settings
 
 
@@ -56,12 +55,9 @@ def broker_url(kafka: KafkaSettings) -> str:
 
 
 def create_app(settings: Settings, app_id: str, data_dir: Path, **options: Any) -> faust.App:
-    """A Faust app on the configured broker; ``options`` override Faust settings.
-
-    Its consumer delivers no record while it seeks to committed offsets
-    (:mod:`stream_app.safe_seek`)."""
+    """A Faust app on the configured broker; ``options`` override Faust settings."""
     logging.getLogger("aiokafka.conn").addFilter(HIDE_SASL_EXCHANGE)
-    app = faust.App(
+    return faust.App(
         app_id,
         broker=broker_url(settings.kafka),
         broker_credentials=broker_credentials(settings.kafka),
@@ -75,5 +71,3 @@ def create_app(settings: Settings, app_id: str, data_dir: Path, **options: Any) 
         web_enabled=False,
         **options,
     )
-    app.transport = SafeSeekTransport(app.conf.broker_consumer, app)
-    return app

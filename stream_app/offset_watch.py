@@ -4,8 +4,8 @@ Within one assignment Faust should hand over each partition's records one after 
 *gap* (offsets skipped) means records were not processed, unless the topic was written by a
 transactional producer, whose commit markers take an offset each; a *rewind* (an offset seen
 again, or an earlier one) means records are processed twice. Either is counted (``pipeline``
-hash ``offset_gaps`` / ``offset_rewinds``) and logged: that is how the seek race that
-:mod:`stream_app.safe_seek` fixes showed itself.
+hash ``offset_gaps`` / ``offset_rewinds``) and logged: that is how Faust's seek race after a
+rebalance shows itself (``docs/architecture.md``, "Open bug").
 
 >>> watch = OffsetWatch()
 >>> [watch.see("labels", 0, offset) for offset in (7, 8, 10, 10)]
