@@ -27,7 +27,7 @@ Event = PredictionEvent | LabelEvent
 SKIPPED_RECORD = (
     "known bug (issue 7): after a rebalance Faust 0.15.3 resumes the stream partitions before it "
     "seeks them to their committed offsets and can skip one record (docs/architecture.md, "
-    "'Open bug'); an outcome is lost about once in 20 restarts"
+    "'Open bug'); it lost an outcome in 1 of 27 restarts"
 )
 
 
