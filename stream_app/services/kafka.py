@@ -127,7 +127,7 @@ class LocalKafka(LocalService):
         classpath = f"{libs}/*"
         data = self.home / "data"
         if not (data / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            cluster_id = _cluster_id()
             storage_tool = ["-cp", classpath, "kafka.tools.StorageTool", "format"]
             storage_tool += ["-t", cluster_id, "-c", str(properties), *self._scram_user()]
             argfile = write_private_file(self.home / "format.args", _java_argfile(storage_tool))
@@ -258,3 +258,12 @@ def _utf16_escapes(char: str) -> str:
 def _java_argfile(arguments: list[str]) -> str:
     """A Java launcher ``@argfile``: one double-quoted, escaped argument per line."""
     return "".join('"' + a.replace("\\", "\\\\").replace('"', '\\"') + '"\n' for a in arguments)
+
+
+def _cluster_id() -> str:
+    """A random KRaft cluster id (base64url of a UUID) that does not start with '-': the storage
+    tool would read such an id as an option (Kafka's own ``Uuid.randomUuid`` avoids it too)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
