@@ -9,6 +9,7 @@ from typing import Any
 
 import faust
 
+from stream_app.seek_fence import SeekFencedTransport
 from stream_app.settings import KafkaSettings, Settings
 
 
@@ -55,9 +56,11 @@ def broker_url(kafka: KafkaSettings) -> str:
 
 
 def create_app(settings: Settings, app_id: str, data_dir: Path, **options: Any) -> faust.App:
-    """A Faust app on the configured broker; ``options`` override Faust settings."""
+    """A Faust app on the configured broker; ``options`` override Faust settings.
+
+    Its consumer hands over no record fetched before a seek (:mod:`stream_app.seek_fence`)."""
     logging.getLogger("aiokafka.conn").addFilter(HIDE_SASL_EXCHANGE)
-    return faust.App(
+    app = faust.App(
         app_id,
         broker=broker_url(settings.kafka),
         broker_credentials=broker_credentials(settings.kafka),
@@ -71,3 +74,5 @@ def create_app(settings: Settings, app_id: str, data_dir: Path, **options: Any) 
         web_enabled=False,
         **options,
     )
+    app.transport = SeekFencedTransport(app.conf.broker_consumer, app)
+    return app

@@ -24,12 +24,6 @@ from tests.integration.kafka_io import consume
 
 Event = PredictionEvent | LabelEvent
 
-SKIPPED_RECORD = (
-    "known bug (issue 7): after a rebalance Faust 0.15.3 resumes the stream partitions before it "
-    "seeks them to their committed offsets and can skip one record (docs/architecture.md, "
-    "'Open bug'); it lost an outcome in 1 of 27 restarts"
-)
-
 
 def worker_env(settings: Settings, data_dir: Path) -> dict[str, str]:
     """The environment that points a worker subprocess at ``settings``' services and names."""

@@ -19,7 +19,7 @@ from stream_app.worker_process import WorkerProcess
 from tests.faults.conftest import FaultServices
 from tests.faults.ledger import Ledger, audit
 from tests.integration.kafka_io import consume, topic_size
-from tests.pipeline import SKIPPED_RECORD, WorkerPool, alerts_of, live_view, send
+from tests.pipeline import WorkerPool, alerts_of, live_view, send
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -63,7 +63,6 @@ def test_sigkill_several_times(fault_settings: Settings, tmp_path: Path) -> None
         assert worker.running, worker.log_tail()
 
 
-@pytest.mark.xfail(strict=False, reason=SKIPPED_RECORD)
 def test_one_of_two_workers_killed(fault_settings: Settings, tmp_path: Path) -> None:
     ledger, topics = fault_ledger(fault_settings, 2000, seed=31)
     half = len(ledger.events) // 2

@@ -21,7 +21,6 @@ from stream_app.topics import Topics
 from stream_app.worker_process import WorkerProcess
 from tests.integration.kafka_io import consume
 from tests.pipeline import (
-    SKIPPED_RECORD,
     WorkerPool,
     alerts_of,
     header,
@@ -147,7 +146,6 @@ def test_drift_alerts_live_state_and_dead_letters(
     assert redis_conn.xlen(f"{settings.redis.key_prefix}alerts") == len(alerts)
 
 
-@pytest.mark.xfail(strict=False, reason=SKIPPED_RECORD)
 def test_restart_neither_doubles_nor_misses_outcomes(
     settings: Settings, topics: Topics, start_worker: Callable[[], WorkerProcess]
 ) -> None:
