@@ -40,10 +40,10 @@ from bench.report import (
 )
 from bench.traffic import Request, Shape, generate, index_at, request_index
 from detectors.join import JoinedOutcome
+from pipeline.observations import decode_observation
 from producers.kafka_producer import EventProducer
 from schemas.codec import decode
 from schemas.events import DriftAlert
-from stream_app.observations import decode_observation
 from stream_app.services.process import wait_until
 
 SECTION = "## Latency"

@@ -6,7 +6,8 @@ TTL, so nothing expires), and its resident set size is read once Redis shows the
 has counted them all. A run with ``BASELINE`` predictions gives the worker's own footprint;
 bytes per entry are the growth over it, and between the two largest sizes (the slope, free of
 fixed costs). Alongside, the same join state is built in this process (a ``JoinBuffer`` over
-``stream_app.join_stage.PartitionView`` over a dict, as the worker's Faust table holds it) and
+``stream_app.runtimes.faust.join_stage.PartitionView`` over a dict, as the Faust table holds
+it) and
 measured with tracemalloc, split into the table's keys and JSON values and the buffer's expiry
 index. Results go to the "## Memory" section of ``docs/benchmarks.md``::
 
@@ -26,7 +27,7 @@ from bench.traffic import Shape, generate
 from detectors.join import JoinBuffer
 from schemas.codec import decode
 from schemas.events import PredictionEvent
-from stream_app.join_stage import PartitionView
+from stream_app.runtimes.faust.join_stage import PartitionView
 from stream_app.services.process import wait_until
 
 SECTION = "## Memory"

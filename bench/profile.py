@@ -30,8 +30,8 @@ MAIN_THREAD = "_run_module_as_main"
 
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("input decoding (schemas.codec)", ("schemas/",)),
-    ("observations encode/decode", ("stream_app/observations.py",)),
-    ("join core and table view", ("detectors/join.py", "stream_app/join_stage.py")),
+    ("observations encode/decode", ("pipeline/observations.py",)),
+    ("join core and table view", ("detectors/join.py", "stream_app/runtimes/faust/join_stage.py")),
     ("detectors (bank, signals, river)", ("detectors/", "river/")),
     ("Redis live state", ("stream_app/live_state.py", "redis/")),
     ("Prometheus metrics", ("stream_app/metrics.py", "prometheus_client/")),

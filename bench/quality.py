@@ -3,7 +3,7 @@
 Each run is one model of ``producers.simulator`` (a frozen Hoeffding tree on loan data) under a
 scenario: ``stable`` (nothing changes), ``abrupt`` (the concept switches at the middle) or
 ``gradual`` (the new concept's share rises over a fifth of the stream from the middle), with
-late, missing, early and duplicate labels. The stream goes through ``detectors.backtest`` (the
+late, missing, early and duplicate labels. The stream goes through ``pipeline.backtest`` (the
 worker's pure core at its default configuration: join, every data and concept signal, alert
 policy), and, as the baseline, its error stream (the same join's outcomes, in the same order)
 feeds river's detectors at their library defaults. Measured per detector:
@@ -33,8 +33,8 @@ from typing import Any
 from river import drift
 
 from bench.report import load_average, machine, parser, progress, publish, table, written
-from detectors.backtest import Backtest
 from detectors.join import JoinBuffer
+from pipeline.backtest import Backtest
 from producers.scenarios import Scenario
 from producers.simulator import ModelTraffic, simulate
 from schemas.events import PredictionEvent
@@ -189,7 +189,7 @@ def render(result: Scenarios, seeds: int, stable: int, drifting: int, load: str)
         f" predictions per seed, `abrupt` and `gradual` with {drifting:,} (drift at the middle;"
         " gradual over a fifth of the stream), 80% of requests labelled, labels late by 30 s"
         " on average, 5% early, 2% twice. driftstream runs the replay core"
-        " (`detectors.backtest`, default settings); river's detectors at library defaults get"
+        " (`pipeline.backtest`, default settings); river's detectors at library defaults get"
         " the same join's error stream. False alarms: alerts raised before the first outcome of"
         " a request predicted after the drift start reached the detectors (all of `stable`)."
         " Delay: labelled outcomes of requests"

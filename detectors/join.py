@@ -339,6 +339,11 @@ class JoinBuffer:
         return len(self._since)
 
     @property
+    def evicted(self) -> int:
+        """Entries the cap has evicted so far (``counts.evicted`` without copying the counts)."""
+        return self._counts.evicted
+
+    @property
     def watermark(self) -> datetime | None:
         """The earlier of the latest prediction and label times seen (None until both were)."""
         return min(self._latest.values()) if len(self._latest) == 2 else None

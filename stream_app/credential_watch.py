@@ -1,8 +1,8 @@
 """Stop a running worker when Kafka stops accepting its credentials, instead of retrying forever.
 
 aiokafka reconnects after a refused login for as long as the worker runs, logging errors several
-times a second (seen when the password is rotated or the user deleted while a worker runs). A
-Faust timer repeats the preflight check (:func:`stream_app.preflight.check_kafka`) every
+times a second (seen when the password is rotated or the user deleted while a worker runs). The
+runtime repeats the preflight check (:func:`stream_app.preflight.check_kafka`) every
 ``kafka.credential_check_seconds``; on an authentication failure it logs the one-line reason and
 stops the worker the way Ctrl-C does, and :meth:`CredentialWatch.raise_failure` then hands the
 reason to the command line, which exits non-zero with it. A broker that is merely unreachable is
@@ -16,8 +16,6 @@ import logging
 import os
 import signal
 
-import faust
-
 from stream_app.preflight import PreflightError, check_kafka
 from stream_app.settings import KafkaSettings
 
@@ -30,10 +28,6 @@ class CredentialWatch:
     def __init__(self, kafka: KafkaSettings) -> None:
         self.kafka = kafka
         self.failure: PreflightError | None = None
-
-    def install(self, app: faust.App) -> CredentialWatch:
-        app.timer(interval=self.kafka.credential_check_seconds)(self.check)
-        return self
 
     async def check(self) -> None:
         if self.failure is not None:

@@ -76,6 +76,28 @@ class LiveStateKeys:
     def writer(self, writer_id: str) -> str:
         return f"{self.prefix}writer:{writer_id}"
 
+    def sources(self, model_id: str | None) -> str:
+        """The per-partition totals behind a model's (or the pipeline's) exact counters."""
+        return (
+            f"{self.prefix}pipeline:sources"
+            if model_id is None
+            else (f"{self.prefix}model:{model_id}:sources")
+        )
+
+
+SUM_SOURCES = """
+local fields = redis.call('HGETALL', KEYS[1])
+local totals = {}
+for i = 1, #fields, 2 do
+  local name = string.match(fields[i], '^(.+)/[^/]+$')
+  if name then totals[name] = (totals[name] or 0) + tonumber(fields[i + 1]) end
+end
+for name, n in pairs(totals) do redis.call('HSET', KEYS[2], name, n) end
+return 0
+"""
+"""Sets each counter of the hash ``KEYS[2]`` to the sum of its ``name/source`` fields in
+``KEYS[1]``: the totals of every partition, whichever worker holds it."""
+
 
 @dataclass
 class WriterStats:
@@ -100,17 +122,26 @@ class PendingChanges:
     signals: defaultdict[str, dict[FieldT, EncodableT]] = field(default_factory=_nested_dict)
     history: defaultdict[str, list[HistoryPoint]] = field(default_factory=lambda: defaultdict(list))
     alerts: list[DriftAlert] = field(default_factory=list)
+    sourced: defaultdict[str | None, dict[FieldT, EncodableT]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+    """Absolute counter totals per source partition (field ``name/source``)."""
 
     def __bool__(self) -> bool:
-        return bool(self.counts or self.model or self.signals or self.history or self.alerts)
+        return bool(
+            self.counts or self.model or self.signals or self.history or self.alerts or self.sourced
+        )
 
     def absorb_older(self, older: PendingChanges) -> None:
         """Fold in changes made before these (newer field values win)."""
         for model_id, counts in older.counts.items():
             self.counts[model_id].update(counts)
-        for mine, theirs in ((self.model, older.model), (self.signals, older.signals)):
-            for model_id, values in theirs.items():
-                mine[model_id] = {**values, **mine[model_id]}
+        for model_id, values in older.model.items():
+            self.model[model_id] = {**values, **self.model[model_id]}
+        for model_id, values in older.signals.items():
+            self.signals[model_id] = {**values, **self.signals[model_id]}
+        for source_of, totals in older.sourced.items():
+            self.sourced[source_of] = {**totals, **self.sourced[source_of]}
         for model_id, points in older.history.items():
             self.history[model_id][:0] = points
         self.alerts[:0] = older.alerts
@@ -121,6 +152,7 @@ class PendingChanges:
             counts=defaultdict(Counter, {m: Counter(c) for m, c in self.counts.items()}),
             model=defaultdict(dict, {m: dict(v) for m, v in self.model.items()}),
             signals=defaultdict(dict, {m: dict(v) for m, v in self.signals.items()}),
+            sourced=defaultdict(dict, {m: dict(v) for m, v in self.sourced.items()}),
         )
 
 
@@ -143,6 +175,14 @@ class LiveStateWriter:
         """Add ``n`` to the counter ``name`` of a model (predictions, labels, joined, ...), or
         of the pipeline as a whole when ``model_id`` is None (dead-lettered, evicted, ...)."""
         self._pending.counts[model_id][name] += n
+
+    def set_totals(self, model_id: str | None, source: str, totals: dict[str, int]) -> None:
+        """Set the exact totals of counters of a model (or of the pipeline, None) that one
+        source partition's committed state holds; Redis sums them over partitions into the
+        same counters ``count`` adds to. For a runtime whose counts are committed state."""
+        self._pending.sourced[model_id].update(
+            {f"{name}/{source}": n for name, n in totals.items()}
+        )
 
     def set_model(self, model_id: str, values: dict[str, Any]) -> None:
         """Overwrite fields of the model hash (status, accuracy, ...)."""
@@ -219,12 +259,18 @@ class LiveStateWriter:
         pipe = self.client.pipeline(transaction=False)
         pipe.set(self.keys.writer(self.writer_id), 1, ex=86_400, get=True)
         models = {m for m in batch.counts if m is not None} | set(batch.model) | set(batch.signals)
+        models |= {m for m in batch.sourced if m is not None}
         if models:
             pipe.sadd(self.keys.models, *models)
         for model_id, counts in batch.counts.items():
             key = self.keys.pipeline if model_id is None else self.keys.model(model_id)
             for name, n in counts.items():
                 pipe.hincrby(key, name, n)
+        for model_id, totals in batch.sourced.items():
+            sources = self.keys.sources(model_id)
+            pipe.hset(sources, mapping=totals)
+            target = self.keys.pipeline if model_id is None else self.keys.model(model_id)
+            pipe.eval(SUM_SOURCES, 2, sources, target)
         for model_id, values in batch.model.items():
             pipe.hset(self.keys.model(model_id), mapping=values)
         for model_id, values in batch.signals.items():

@@ -26,13 +26,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from faust.exceptions import ConsumerNotStarted
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -279,10 +278,23 @@ class MeteredLiveState(LiveStateWriter):
     """The worker's one recording point: the Redis live state, and the same in Prometheus."""
 
     metrics: WorkerMetrics
+    _reported: dict[tuple[str | None, str, str], int] = field(default_factory=dict)
 
     def count(self, model_id: str | None, name: str, n: int = 1) -> None:
         super().count(model_id, name, n)
         self.metrics.count(model_id, name, n)
+
+    def set_totals(
+        self, model_id: str | None, source: str, totals: dict[str, int], restored: bool = False
+    ) -> None:
+        """Exact totals of one source partition to Redis; their growth since the last call to
+        Prometheus (``restored``: totals taken over from committed state, not new events)."""
+        super().set_totals(model_id, source, totals)
+        for name, n in totals.items():
+            key = (model_id, source, name)
+            if not restored and (delta := n - self._reported.get(key, 0)) > 0:
+                self.metrics.count(model_id, name, delta)
+            self._reported[key] = n
 
     def set_summary(self, summary: BankSummary, updated_at: datetime) -> None:
         super().set_summary(summary, updated_at)
@@ -296,28 +308,6 @@ class MeteredLiveState(LiveStateWriter):
         flushed = await super().flush()
         self.metrics.live_state_stale.set(self.stats.stale)
         return flushed
-
-
-def consumer_lag(app: Any, topics: Iterable[str]) -> dict[Partition, int]:
-    """Per assigned partition of ``topics``: the broker's high-water mark (as of the last fetch)
-    minus the next offset the worker reads. Partitions not fetched or read yet are left out."""
-    wanted = set(topics)
-    read = app.monitor.tp_read_offsets
-    lag: dict[Partition, int] = {}
-    try:
-        assignment = app.consumer.assignment()
-    except ConsumerNotStarted:  # a worker that failed to start still flushes once
-        return lag
-    for tp in assignment:
-        if tp.topic not in wanted or (last_read := read.get(tp)) is None:
-            continue
-        try:
-            highwater = app.consumer.highwater(tp)
-        except (AssertionError, AttributeError):  # revoked since assignment()
-            continue
-        if highwater is not None:
-            lag[(tp.topic, tp.partition)] = max(0, highwater - last_read - 1)
-    return lag
 
 
 @contextmanager

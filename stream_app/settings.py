@@ -148,10 +148,17 @@ class DetectorSettings(BaseModel):
     models: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+Engine = Literal["kafka", "faust"]
+
+
 class WorkerSettings(BaseModel):
     """The stream worker (``driftstream worker``)."""
 
-    app_id: str | None = None  # Faust app id and consumer group; default: "<topic prefix>worker"
+    engine: Engine = "kafka"
+    """The runtime: ``kafka`` (confluent-kafka in batches, exactly-once with Kafka
+    transactions; the default) or ``faust`` (faust-streaming agents, at-least-once made
+    idempotent; for teams that run Faust)."""
+    app_id: str | None = None  # consumer group (and Faust app id); default: "<topic prefix>worker"
     data_dir: Path = CACHE_HOME / "worker"
     session_timeout_seconds: float = Field(default=30.0, ge=6.0)
     """How long the group waits for a worker that stopped answering (killed, cut off) before
@@ -163,6 +170,20 @@ class WorkerSettings(BaseModel):
     """Records per alerts partition read when a model's state is restored, so an alert raised
     again by re-read observations is not published twice."""
     redis_flush_seconds: float = Field(default=1.0, gt=0)
+    commit_interval_seconds: float = Field(default=0.1, gt=0)
+    """Kafka runtime: how often a transaction commits the batch's outputs, state and input
+    offsets. Outputs are visible to ``read_committed`` readers only then, so it bounds the
+    latency it adds."""
+    batch_size: int = Field(default=2_000, ge=1)
+    """Kafka runtime: the most records taken from the consumer at once."""
+    transaction_timeout_seconds: float = Field(default=10.0, ge=1.0)
+    """Kafka runtime: how long the broker keeps a crashed worker's open transaction before it
+    aborts it; until then ``read_committed`` readers of the partitions it wrote wait."""
+    transactional_id: str | None = None
+    """Kafka runtime: a stable transactional id per worker instance (a StatefulSet pod name,
+    say) lets a restarted worker abort its predecessor's open transaction at once. Default: a
+    new random id per start (then the broker aborts it after ``transaction_timeout_seconds``).
+    Two running workers must never share one."""
     metrics_host: str = "127.0.0.1"  # Prometheus endpoint; "0.0.0.0" to be scraped from outside
     metrics_port: int = Field(default=9478, ge=0, le=65535)  # 0 switches the endpoint off
     metrics_max_models: int = Field(default=100, ge=1)  # models with labels of their own

@@ -50,12 +50,48 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, timeout: float = 
     to paper over.
     """
     names = Topics(topics.prefix)
+    wanted = dict.fromkeys(names.all(), topics.partitions)
+    existing = create_topics(kafka, wanted, topics.replication_factor, timeout=timeout)
+    counts = {existing[names.predictions], existing[names.labels]}
+    if len(counts) != 1:
+        raise RuntimeError(
+            f"{names.predictions} and {names.labels} have different partition counts {counts}; "
+            "the join needs them co-partitioned"
+        )
+    return names
+
+
+def ensure_store_topics(
+    kafka: KafkaSettings, wanted: dict[str, int], replication_factor: int, timeout: float = 30.0
+) -> None:
+    """Create the compacted changelog topics of ``wanted`` (name -> partitions) that are
+    missing. An existing one with another count is an error: a state store has one partition
+    per partition of its stream."""
+    config = {"cleanup.policy": "compact"}
+    existing = create_topics(kafka, wanted, replication_factor, config, timeout)
+    for name, n in wanted.items():
+        if existing[name] != n:
+            raise RuntimeError(
+                f"topic {name} has {existing[name]} partitions where {n} are needed (one per "
+                f"partition of its stream); delete it to have it made again"
+            )
+
+
+def create_topics(
+    kafka: KafkaSettings,
+    wanted: dict[str, int],
+    replication_factor: int,
+    config: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> dict[str, int]:
+    """Create the topics of ``wanted`` (name -> partitions) that do not exist yet, wait until
+    the broker's metadata shows them all, and return their partition counts."""
     quiet: dict[str, Any] = {"error_cb": lambda _error: None}
     admin = AdminClient({**kafka.client_config(), **quiet})
     existing = _partition_counts(admin, timeout)
     missing = [
-        NewTopic(name, topics.partitions, topics.replication_factor)
-        for name in names.all()
+        NewTopic(name, n, replication_factor, config=config or {})
+        for name, n in wanted.items()
         if name not in existing
     ]
     if missing:
@@ -66,20 +102,18 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, timeout: float = 
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise RuntimeError(f"could not create topic {name}: {exc}") from exc
     deadline = time.monotonic() + timeout
-    while not set(names.all()) <= existing.keys():
+    while not wanted.keys() <= existing.keys():
         if time.monotonic() > deadline:
-            raise RuntimeError(
-                f"topics {sorted(set(names.all()) - existing.keys())} did not appear"
-            )
+            raise RuntimeError(f"topics {sorted(wanted.keys() - existing.keys())} did not appear")
         time.sleep(0.1)
         existing = _partition_counts(admin, timeout)
-    counts = {existing[names.predictions], existing[names.labels]}
-    if len(counts) != 1:
-        raise RuntimeError(
-            f"{names.predictions} and {names.labels} have different partition counts {counts}; "
-            "the join needs them co-partitioned"
-        )
-    return names
+    return {name: existing[name] for name in wanted}
+
+
+def partition_counts(kafka: KafkaSettings, timeout: float = 30.0) -> dict[str, int]:
+    """Every topic's partition count."""
+    quiet: dict[str, Any] = {"error_cb": lambda _error: None}
+    return _partition_counts(AdminClient({**kafka.client_config(), **quiet}), timeout)
 
 
 def _partition_counts(admin: AdminClient, timeout: float) -> dict[str, int]:

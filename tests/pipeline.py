@@ -10,11 +10,11 @@ from typing import Any
 from confluent_kafka import Message
 
 from detectors.join import JoinedOutcome
+from pipeline.observations import decode_observation
 from producers.kafka_producer import EventProducer
 from schemas.codec import decode
 from schemas.events import DriftAlert, LabelEvent, PredictionEvent
 from stream_app.live_state import LiveStateKeys, read_live_state
-from stream_app.observations import decode_observation
 from stream_app.services.process import wait_until
 from stream_app.services.redis import redis_client
 from stream_app.settings import Settings

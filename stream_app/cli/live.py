@@ -18,15 +18,26 @@ from stream_app.settings import Settings
 
 def worker(
     loglevel: Annotated[str, typer.Option(help="crit, error, warn, info or debug.")] = "info",
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="The runtime: kafka (exactly-once, the default) or faust "
+            "(default: DRIFTSTREAM_WORKER__ENGINE)."
+        ),
+    ] = None,
 ) -> None:
     """Run the stream worker: join, detect, publish alerts, keep the Redis view (Ctrl-C stops).
 
     Exits with an error at once if Kafka or Redis refuse the configured credentials, and stops
     (with that error) if Kafka refuses them later.
     """
-    from stream_app.worker import run_worker  # Faust is slow to import; only this command needs it
+    from stream_app.runtimes import ENGINES, run_worker
 
     settings = load_settings()
+    if engine is not None:
+        if engine not in ENGINES:
+            fail(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}", code=2)
+        settings.worker.engine = engine
     login_or_fail(settings, kafka=True, redis=True)
     try:
         run_worker(settings, loglevel)

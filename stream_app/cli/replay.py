@@ -9,7 +9,7 @@ Examples::
 
 The file is JSON lines as ``driftstream simulate --to-file`` writes them
 (:mod:`producers.event_file`). No Kafka or Redis: the events go through
-:class:`detectors.backtest.Backtest` in file order, with the join TTL and cap and the detector
+:class:`pipeline.backtest.Backtest` in file order, with the join TTL and cap and the detector
 defaults of the settings (``DRIFTSTREAM_JOIN__TTL_SECONDS``, ``DRIFTSTREAM_DETECTORS__...``).
 Each alert is printed as it is raised, then a summary per model. A bad line is reported with
 its ``file:line`` and skipped (counted in the summary), as the worker dead-letters bad input
@@ -37,8 +37,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from detectors.backtest import Backtest, BacktestSummary, ModelReport
 from detectors.config import DetectorConfig
+from pipeline.backtest import Backtest, BacktestSummary, ModelReport
 from producers.event_file import scan_event_lines
 from schemas.errors import InvalidEvent
 from stream_app.alerts_feed import format_alert

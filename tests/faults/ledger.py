@@ -8,13 +8,13 @@ from datetime import timedelta
 
 from confluent_kafka import Producer
 
-from detectors.backtest import Backtest
 from detectors.config import DetectorConfig
 from detectors.join import JoinedOutcome
+from pipeline.backtest import Backtest
+from pipeline.observations import decode_observation
 from producers.simulator import ModelTraffic, simulate
 from schemas.codec import encode
 from schemas.events import LabelEvent, PredictionEvent
-from stream_app.observations import decode_observation
 from stream_app.services.process import wait_until
 from stream_app.settings import Settings
 from stream_app.topics import Topics

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import faust
 
-from stream_app.faust_app import create_app
+from stream_app.runtimes.faust.app import create_app
 from stream_app.settings import Settings
 
 

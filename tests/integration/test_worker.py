@@ -10,8 +10,8 @@ import pytest
 import redis
 from confluent_kafka import Producer
 
-from detectors.backtest import Backtest
 from detectors.config import DetectorConfig
+from pipeline.backtest import Backtest
 from producers.simulator import ModelTraffic, simulate
 from schemas.codec import encode
 from schemas.events import LabelEvent

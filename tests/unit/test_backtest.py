@@ -6,13 +6,11 @@ three are merged into one stream, as in a shared Kafka topic.
 
 from __future__ import annotations
 
-import doctest
 from datetime import datetime
 
 import pytest
 
-import detectors.backtest
-from detectors.backtest import Backtest
+from pipeline.backtest import Backtest
 from producers.simulator import ModelTraffic, Truth, simulate
 from schemas.events import DriftAlert, LabelEvent, PredictionEvent
 from tests.factories import label, prediction
@@ -184,7 +182,3 @@ def test_history_is_a_point_per_hundred_observations_showing_the_drop(stream: St
     before = [p.accuracy for p in drifting if p.event_time < start and p.accuracy is not None]
     assert drifting[-1].accuracy is not None
     assert drifting[-1].accuracy < min(before[len(before) // 2 :]) - 0.1
-
-
-def test_module_example() -> None:
-    assert doctest.testmod(detectors.backtest).failed == 0

@@ -7,8 +7,6 @@ class stay stable throughout.
 
 from __future__ import annotations
 
-import doctest
-import importlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -242,24 +240,3 @@ def test_events_of_another_model_are_refused() -> None:
     event, _ = stream()[0]
     with pytest.raises(ValueError, match="churn"):
         DetectorBank("fraud").observe_prediction(event)
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        "bank",
-        "config",
-        "history",
-        "join",
-        "monitor",
-        "policy",
-        "positive_class",
-        "registry",
-        "signals",
-        "standardized",
-        "window",
-    ],
-)
-def test_module_examples(module: str) -> None:
-    result = doctest.testmod(importlib.import_module(f"detectors.{module}"))
-    assert result.failed == 0

@@ -1,5 +1,6 @@
-"""The detection stage without Kafka: each observation applied once, state saved and restored
-with what it applied, an alert already on the topic not published again."""
+"""The detection processor with the Faust runtime's at-least-once safeguards, without Kafka:
+each observation applied once, state saved and restored with what it applied, an alert already
+on the topic not published again."""
 
 from __future__ import annotations
 
@@ -9,13 +10,10 @@ from dataclasses import dataclass, field
 from detectors.bank import DetectorBank
 from detectors.config import DetectorConfig
 from detectors.join import JoinedOutcome
+from pipeline.detect import ModelDetection, RecentIdentities, observation_identity
+from pipeline.effects import Effects, Observation
 from schemas.events import DriftAlert
-from stream_app.detect_stage import (
-    DetectionStage,
-    ModelDetection,
-    RecentIdentities,
-    observation_identity,
-)
+from stream_app.runtimes.faust.detect_stage import DetectionStage
 from tests.factories import outcome, prediction
 
 
@@ -42,6 +40,16 @@ def stage(table: TableStandIn, published: list[DriftAlert] | None = None) -> Det
     return DetectionStage(table, DetectorConfig(), 10_000, lambda: published or [])
 
 
+def observe(
+    stage: DetectionStage, partition: int, observation: Observation, effects: Effects
+) -> list[DriftAlert]:
+    return stage.processor.observe(observation, partition, effects)
+
+
+def pipeline_counts(effects: Effects) -> dict[str, int]:
+    return {name: n for (_model, name, _source), n in effects.counts.items()}
+
+
 def test_recent_identities_forget_the_oldest_past_capacity() -> None:
     recent = RecentIdentities(capacity=3)
     assert all(recent.add(i) for i in range(5))
@@ -64,32 +72,33 @@ def test_an_observation_is_applied_once_and_that_survives_a_restore() -> None:
 
 def test_alerts_already_published_are_suppressed_and_counted() -> None:
     observations = drifting_outcomes()
-    live = stage(TableStandIn())
-    raised = [a for o in observations for a in live.observe(0, o)]
+    live, effects = stage(TableStandIn()), Effects()
+    raised = [a for o in observations for a in observe(live, 0, o, effects)]
     assert raised, "the shift should raise an alert"
 
-    again = stage(TableStandIn(), published=raised)
-    fired = [a for o in observations for a in again.observe(0, o)]
+    again, effects = stage(TableStandIn(), published=raised), Effects()
+    fired = [a for o in observations for a in observe(again, 0, o, effects)]
     assert [a.alert_id for a in fired] == [a.alert_id for a in raised]
-    assert asyncio.run(again.unpublished(fired)) == []
-    assert again.take_counts() == {"suppressed_alerts": len(raised)}
-    assert asyncio.run(live.unpublished(raised)) == raised, "none was on the topic"
-    assert again.take_counts() == {}
+    assert asyncio.run(again.unpublished(fired, effects, 0)) == []
+    assert pipeline_counts(effects) == {"suppressed_alerts": len(raised)}
+    effects = Effects()
+    assert asyncio.run(live.unpublished(raised, effects, 0)) == raised, "none was on the topic"
+    assert pipeline_counts(effects) == {}
 
 
 def test_changed_models_are_saved_to_their_partition_and_restored() -> None:
     table = TableStandIn()
-    first = stage(table)
+    first, effects = stage(table), Effects()
     observations = drifting_outcomes(200)
     for o in observations[:100]:
-        first.observe(3, o)
+        observe(first, 3, o, effects)
     first.save_changed()
     assert table.changelog == [(3, b"m")]
     first.save_changed()
     assert table.changelog == [(3, b"m")], "nothing changed: nothing saved"
 
-    second = stage(table)  # a worker that took the partition over
+    second, effects = stage(table), Effects()  # a worker that took the partition over
     for o in observations:
-        second.observe(3, o)
+        observe(second, 3, o, effects)
     assert second.models["m"].bank.outcomes == 200
-    assert second.take_counts() == {"replayed_observations": 100}
+    assert pipeline_counts(effects) == {"replayed_observations": 100}

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 import typer
 from typer.core import TyperGroup
 from typer.testing import CliRunner
 
+from pipeline.dead_letters import MAX_KEY_BYTES, MAX_VALUE_BYTES, dead_letter_record
+from pipeline.edge import parse_input
+from pipeline.effects import InputRecord
 from schemas.errors import InvalidEvent
 from stream_app.cli import app
-from stream_app.dead_letters import MAX_KEY_BYTES, MAX_VALUE_BYTES, dead_letter_record
 from stream_app.live_state import LiveStateKeys
 from stream_app.settings import Settings
-from stream_app.worker import _check_not_future, _parse_input
 from tests.hostile import HostileGenerator
 
 SECRETS = {
@@ -38,7 +40,8 @@ def test_every_hostile_message_is_rejected_at_the_edge_with_a_one_line_reason() 
 
 def _edge(is_prediction: bool, key: bytes | None, value: bytes | None) -> None:
     """What the worker does with an input message before anything else."""
-    _check_not_future(_parse_input(is_prediction, key, value), max_future_seconds=300)
+    record = InputRecord("predictions" if is_prediction else "labels", 0, 0, key, value)
+    parse_input(record, is_prediction=is_prediction, now=datetime.now(UTC), max_future_seconds=300)
 
 
 @pytest.mark.parametrize("name", ["*", "..", "a\r\nb", "{x}", "a:b", "a/b", "x" * 129, "é"])
@@ -46,7 +49,7 @@ def test_hostile_model_ids_never_reach_a_redis_key(name: str) -> None:
     fields = {"request_id": "r", "model_id": name, "timestamp": "2026-01-01T00:00:00Z"}
     body = json.dumps({**fields, "label": 1})
     with pytest.raises(InvalidEvent, match=r"LabelEvent\.model_id"):
-        _parse_input(False, b"r", body.encode())
+        _edge(False, b"r", body.encode())
 
 
 def test_allowed_odd_names_stay_under_the_prefix() -> None:

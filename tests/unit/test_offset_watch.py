@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import doctest
-
-import stream_app.offset_watch
-from stream_app.offset_watch import OffsetWatch
+from stream_app.runtimes.faust.offset_watch import OffsetWatch
 
 
 def test_consecutive_offsets_of_each_partition_break_nothing() -> None:
@@ -33,9 +30,3 @@ def test_a_revoked_partition_starts_a_new_sequence() -> None:
     watch.forget([("labels", 0)])
     assert watch.see("labels", 0, 3) is None  # wherever its committed offset was
     assert watch.see("labels", 1, 3) == "offset_rewinds"
-
-
-def test_the_module_example_runs() -> None:
-    result = doctest.testmod(stream_app.offset_watch)
-    assert result.attempted > 0
-    assert result.failed == 0

@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 import stream_app.report
-from detectors.backtest import Backtest
+from pipeline.backtest import Backtest
 from producers.event_file import EventFileWriter, read_event_file
 from producers.simulator import ModelTraffic, simulate
 from schemas.errors import InvalidEvent

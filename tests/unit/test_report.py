@@ -12,8 +12,8 @@ import pytest
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
-from detectors.backtest import Backtest
 from detectors.history import HistoryPoint
+from pipeline.backtest import Backtest
 from producers.simulator import ModelTraffic, simulate
 from stream_app.report import (
     MAX_SIGNAL_PANELS,

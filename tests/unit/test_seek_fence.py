@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import doctest
-
-import stream_app.seek_fence
-from stream_app.seek_fence import SeekFence
+from stream_app.runtimes.faust.seek_fence import SeekFence
 
 
 def test_a_batch_is_stale_only_for_the_partitions_sought_after_it_was_fetched() -> None:
@@ -26,9 +23,3 @@ def test_a_seek_of_no_partition_makes_nothing_stale() -> None:
     batch = fence.fetched()
     fence.sought([])
     assert not fence.stale(("labels", 0), batch)
-
-
-def test_the_docstring_example_runs() -> None:
-    result = doctest.testmod(stream_app.seek_fence)
-    assert result.attempted > 0
-    assert result.failed == 0

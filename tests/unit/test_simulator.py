@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
 from collections import Counter
 from statistics import fmean
-from types import ModuleType
 
 import pytest
 
-from producers import pacing, scenarios, simulator
+from producers import pacing
 from producers.loan_data import SHIFTED_FEATURE
 from producers.scenarios import DriftSchedule, Scenario
 from producers.simulator import LabelPolicy, ModelTraffic, simulate
@@ -192,10 +190,3 @@ def test_pacing_sleeps_to_hold_the_rate() -> None:
 
     assert list(pacing.paced("abcd", rate=2, clock=lambda: now[0], sleep=sleep)) == list("abcd")
     assert naps == [0.5, 0.5, 0.5]
-
-
-@pytest.mark.parametrize("module", [simulator, scenarios, pacing])
-def test_docstring_examples_run(module: ModuleType) -> None:
-    result = doctest.testmod(module)
-    assert result.failed == 0
-    assert result.attempted > 0

@@ -24,6 +24,12 @@ def encode_observation(observation: PredictionEvent | JoinedOutcome) -> bytes:
     return _JOINED + _OUTCOME.dump_json(observation)
 
 
+def forwarded_prediction(received: bytes) -> bytes:
+    """The tagged bytes of a prediction forwarded as it was received (already validated):
+    the same as ``encode_observation`` of its decoded event, without encoding it again."""
+    return _PREDICTION + received
+
+
 def decode_observation(data: bytes) -> PredictionEvent | JoinedOutcome:
     """The observation in ``data``; ``ValueError`` for anything we did not write."""
     tag, body = data[:1], data[1:]

@@ -9,7 +9,7 @@ from typing import Any
 
 import faust
 
-from stream_app.seek_fence import SeekFencedTransport
+from stream_app.runtimes.faust.seek_fence import SeekFencedTransport
 from stream_app.settings import KafkaSettings, Settings
 
 
@@ -58,7 +58,8 @@ def broker_url(kafka: KafkaSettings) -> str:
 def create_app(settings: Settings, app_id: str, data_dir: Path, **options: Any) -> faust.App:
     """A Faust app on the configured broker; ``options`` override Faust settings.
 
-    Its consumer hands over no record fetched before a seek (:mod:`stream_app.seek_fence`)."""
+    Its consumer hands over no record fetched before a seek
+    (:mod:`stream_app.runtimes.faust.seek_fence`)."""
     logging.getLogger("aiokafka.conn").addFilter(HIDE_SASL_EXCHANGE)
     app = faust.App(
         app_id,

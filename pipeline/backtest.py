@@ -1,10 +1,12 @@
-"""The offline replay's core: the live worker's per-event steps over one in-memory join.
+"""The offline replay: the live worker's processors over one in-memory join.
 
-A :class:`Backtest` feeds a recorded stream to the same core the Faust worker runs, event by
-event in file order: a prediction updates its model's :class:`~detectors.bank.DetectorBank`
-data signals, then either side goes through the :class:`~detectors.join.JoinBuffer` (a
-``dict``), a match updates the concept signals, and expired entries are dropped. Alerts carry
-event times as ``detected_at``, so replaying a stream twice gives the same alerts.
+A :class:`Backtest` feeds a recorded stream, event by event in file order, to the processors
+every runtime runs (:mod:`pipeline.join`, :mod:`pipeline.detect`): either side goes through the
+join, a prediction seen for the first time updates its model's data signals, a match updates
+the concept signals, expired entries are counted. The observations go straight from the join
+processor to the detection processor, without the round trip through the ``observations``
+topic. Alerts carry event times as ``detected_at``, so replaying a stream twice gives the same
+alerts, and the same rules as live (a prediction sent twice is applied once).
 
 One difference from the worker: the replay has a single join buffer (one watermark, one
 ``max_pending`` cap), where the worker has one per input partition.
@@ -33,7 +35,10 @@ from dataclasses import dataclass, replace
 from detectors.bank import BankSummary, DetectorBank
 from detectors.config import DetectorConfig
 from detectors.history import HistoryPoint
-from detectors.join import JoinBuffer, JoinEntry, expired_side
+from detectors.join import JoinBuffer, JoinEntry
+from pipeline.detect import DetectProcessor
+from pipeline.effects import Effects
+from pipeline.join import JoinProcessor
 from schemas.events import DriftAlert, LabelEvent, PredictionEvent
 
 
@@ -75,7 +80,7 @@ class BacktestSummary:
 
 
 class Backtest:
-    """One join buffer and one detector bank per model, fed one event at a time.
+    """The live worker's processors over one in-memory join partition, fed one event at a time.
 
     Parameters
     ----------
@@ -99,40 +104,45 @@ class Backtest:
         if history_every < 0:
             raise ValueError("history_every must be >= 0")
         self.config = config or DetectorConfig()
-        self.buffer = JoinBuffer({}, ttl_seconds=ttl_seconds, max_pending=max_pending)
-        self.banks: dict[str, DetectorBank] = {}
+        self.join = JoinProcessor(
+            "predictions",
+            ttl_seconds=ttl_seconds,
+            max_pending=max_pending,
+            max_future_seconds=float("inf"),  # a recording is replayed whatever its time
+        )
+        self.detect = DetectProcessor(self.config)
         self.counts: dict[str, ModelCounts] = {}
         self.alerts: list[DriftAlert] = []
         self.events = 0
         self.history_every = history_every
         self.history: dict[str, list[HistoryPoint]] = {}
+        self._effects = Effects()
+
+    @property
+    def buffer(self) -> JoinBuffer:
+        """The one join buffer."""
+        return self.join.buffer(0)
+
+    @property
+    def banks(self) -> dict[str, DetectorBank]:
+        return self.detect.banks
 
     def process(self, event: PredictionEvent | LabelEvent) -> list[DriftAlert]:
-        """Run one event through the worker's steps; the alerts it raised, in order."""
+        """Run one event through the worker's processors; the alerts it raised, in order."""
         self.events += 1
-        counts = self._counts(event.model_id)
-        alerts: list[DriftAlert] = []
-        if isinstance(event, PredictionEvent):
-            counts.predictions += 1
-            bank = self._bank(event.model_id)
-            alerts += bank.observe_prediction(event)
-            self._record(bank)
-        else:
-            counts.labels += 1
-        step = self.buffer.offer(event)
-        if step.note == "duplicate":
-            counts.duplicates += 1
-        if step.outcome is not None:
-            self._counts(step.outcome.model_id).joined += 1
-            bank = self._bank(step.outcome.model_id)
-            alerts += bank.observe_outcome(step.outcome)
-            self._record(bank)
-        for _request_id, entry in self.buffer.expire():
-            model_id, counter = expired_side(entry)
-            counts_of_model = self._counts(model_id)
-            setattr(counts_of_model, counter, getattr(counts_of_model, counter) + 1)
-        for alert in alerts:
-            self._counts(alert.model_id).alerts += 1
+        self._counts(event.model_id)
+        effects = self._effects
+        self.join.offer(event, 0, effects)
+        for observation in effects.observations:
+            fired = self.detect.observe(observation, 0, effects)
+            self.detect.publish(fired, effects, 0)
+            self._record(self.detect.banks[observation.model_id])
+        for (model_id, name, _source), n in effects.counts.items():
+            if model_id is not None and (field := _COUNTED.get(name)) is not None:
+                counts = self._counts(model_id)
+                setattr(counts, field, getattr(counts, field) + n)
+        alerts = list(effects.alerts)
+        effects.clear()
         self.alerts += alerts
         return alerts
 
@@ -147,7 +157,7 @@ class Backtest:
             )
             for model_id, model in sorted(counts.items())
         }
-        return BacktestSummary(self.events, self.buffer.counts.evicted, models, list(self.alerts))
+        return BacktestSummary(self.events, self.buffer.evicted, models, list(self.alerts))
 
     def _record(self, bank: DetectorBank) -> None:
         """Add a history point when ``bank`` has seen another ``history_every`` observations."""
@@ -163,11 +173,18 @@ class Backtest:
             counts = self.counts[model_id] = ModelCounts()
         return counts
 
-    def _bank(self, model_id: str) -> DetectorBank:
-        bank = self.banks.get(model_id)
-        if bank is None:
-            bank = self.banks[model_id] = DetectorBank(model_id, self.config.for_model(model_id))
-        return bank
+
+_COUNTED = {
+    "predictions": "predictions",
+    "labels": "labels",
+    "joined": "joined",
+    "duplicate_predictions": "duplicates",
+    "duplicate_labels": "duplicates",
+    "expired_predictions": "expired_predictions",
+    "orphan_labels": "orphan_labels",
+    "alerts": "alerts",
+}
+"""The processors' model counters and the :class:`ModelCounts` field each adds to."""
 
 
 def _count_pending(counts: dict[str, ModelCounts], entry: JoinEntry) -> None:

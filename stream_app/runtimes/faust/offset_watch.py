@@ -5,8 +5,8 @@ Within one assignment Faust should hand over each partition's records one after 
 transactional producer, whose commit markers take an offset each; a *rewind* (an offset seen
 again, or an earlier one) means records are processed twice. Either is counted (``pipeline``
 hash ``offset_gaps`` / ``offset_rewinds``) and logged. A gap is how Faust's seek race after a
-rebalance showed itself before :mod:`stream_app.seek_fence` closed it; a rewind is what a seek
-leaves now.
+rebalance showed itself before :mod:`stream_app.runtimes.faust.seek_fence` closed it; a rewind
+is what a seek leaves now.
 
 >>> watch = OffsetWatch()
 >>> [watch.see("labels", 0, offset) for offset in (7, 8, 10, 10)]

@@ -1,0 +1,88 @@
+"""The detection processor in the Faust runtime: state in a Faust table, at-least-once safeguards.
+
+Faust delivers records again after a crash (its commits are not transactional), so the
+:class:`~pipeline.detect.DetectProcessor` runs with its at-least-once safeguards:
+
+- **Replayed observations are recognised** (``dedupe_window`` identities per model).
+- **State is saved at every commit.** A Faust sensor writes the snapshot of every changed model
+  to the ``detectors`` table just before Faust commits the consumer offsets, and Faust flushes
+  the producer (changelog included) before the commit: the restored state never lags behind
+  the committed offsets.
+- **Alerts are published once.** A bank restored from the last commit raises the alerts it
+  raised after it again, with the same deterministic ids; the ids already on the alerts topic
+  (:class:`~pipeline.detect.PublishedAlerts`, read in a thread at the first alert after an
+  assignment) are not published again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import faust
+
+from detectors.config import DetectorConfig
+from pipeline.detect import DetectProcessor, ModelDetection, PublishedAlerts
+from pipeline.effects import Effects
+from pipeline.join import partition_tag
+from schemas.events import DriftAlert
+
+
+class DetectionStage:
+    """The processor over the ``detectors`` table (model id -> snapshot bytes); ``published``
+    reads the alerts already on the alerts topic."""
+
+    def __init__(
+        self, table: Any, config: DetectorConfig, dedupe_window: int, published: Any
+    ) -> None:
+        self.table = table
+        self.processor = DetectProcessor(
+            config,
+            dedupe_window=dedupe_window,
+            load=lambda model_id: table.get(model_id.encode()),
+        )
+        self.published = PublishedAlerts(published)
+
+    @property
+    def models(self) -> dict[str, ModelDetection]:
+        return self.processor.models
+
+    async def unpublished(
+        self, fired: list[DriftAlert], effects: Effects, partition: int
+    ) -> list[DriftAlert]:
+        """The alerts of ``fired`` not on the alerts topic yet (the others are counted)."""
+        if not fired:
+            return []
+        if not self.published.loaded:
+            await asyncio.to_thread(self.published.load)  # the consumer blocks
+        new = self.published.unpublished(fired)
+        effects.count(
+            None, "suppressed_alerts", len(fired) - len(new), source=partition_tag("o", partition)
+        )
+        return new
+
+    def save_changed(self) -> None:
+        """Write the snapshot of every model changed since the last call to the table (its
+        changelog partition is the model's observations partition)."""
+        for partition, model_id, snapshot in self.processor.take_snapshots():
+            key = model_id.encode()
+            self.table.data[key] = snapshot
+            self.table.send_changelog(partition, key, snapshot)
+
+    def forget(self) -> None:
+        """After a rebalance: save, then drop everything (restored again when assigned)."""
+        self.save_changed()
+        self.processor.revoke()
+        self.published.forget()
+
+
+class SaveOnCommit(faust.Sensor):
+    """Saves the detection state right before Faust commits offsets."""
+
+    def __init__(self, stage: DetectionStage, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stage = stage
+
+    def on_commit_initiated(self, consumer: Any) -> Any:
+        self.stage.save_changed()
+        return super().on_commit_initiated(consumer)

@@ -1,0 +1,1 @@
+"""The Kafka-native runtime (the default): confluent-kafka in batches, Kafka transactions."""

@@ -1,0 +1,538 @@
+"""The Kafka-native runtime: the pipeline's processors on confluent-kafka, exactly once.
+
+One consumer (group ``<prefix>worker``, range assignment, ``read_committed``) reads
+``predictions``, ``labels`` and ``observations`` in batches. Input records go through the
+:class:`~pipeline.join.JoinProcessor`, observations through the
+:class:`~pipeline.detect.DetectProcessor`; what they emit is produced by one transactional
+producer. Every ``commit_interval_seconds`` one Kafka transaction commits, atomically:
+
+- the outputs (observations, alerts, dead letters);
+- the state changes: join entries and counters to ``<app id>-join-store``, the snapshots of
+  the models that changed and their counters to ``<app id>-detect-store``
+  (:mod:`stream_app.runtimes.kafka.changelog`);
+- the input offsets (``send_offsets_to_transaction`` with the consumer's group metadata, so a
+  worker that lost its partitions in a rebalance is fenced: KIP-447).
+
+A partition assigned to the worker is restored from its changelog partition before any of its
+records is processed; on revocation the open transaction is committed first. After a crash
+nothing committed is lost and nothing uncommitted is visible to ``read_committed`` readers: each
+labelled prediction yields one outcome record and each alert is on the alerts topic once.
+
+Only committed state reaches Redis and Prometheus: after each commit the counters of the
+partitions that changed are written as exact per-partition totals (Redis sums them), with
+the alerts and the summaries of the models that changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from detectors.config import DetectorConfig
+from pipeline.detect import DetectProcessor
+from pipeline.effects import Effects, InputRecord
+from pipeline.join import JoinProcessor
+from pipeline.state import ChangeTrackingStore
+from schemas.events import DriftAlert
+from stream_app.credential_watch import CredentialWatch
+from stream_app.live_state import LiveStateKeys
+from stream_app.metrics import MeteredLiveState, WorkerMetrics
+from stream_app.runtimes.kafka.changelog import (
+    COUNTS_KEY,
+    JOIN_ENTRY,
+    Totals,
+    encode_totals,
+    join_entries,
+    restore,
+    store_topics,
+)
+from stream_app.sampled_log import SampledLog
+from stream_app.settings import Settings
+from stream_app.topics import Topics, ensure_store_topics, ensure_topics
+
+log = logging.getLogger(__name__)
+
+IDLE_WARNING_SECONDS = 60.0
+
+
+@dataclass
+class Committed:
+    """What one transaction made durable, for the live view: the alerts it published, the
+    totals of the partitions whose counters changed, the models whose state changed."""
+
+    alerts: list[DriftAlert] = field(default_factory=list)
+    totals: dict[str, dict[tuple[str | None, str], int]] = field(default_factory=dict)
+    models: set[str] = field(default_factory=set)
+    restored: bool = False
+
+
+class KafkaWorker:
+    """The Kafka-native worker of one process: :meth:`run` until :meth:`stop`."""
+
+    def __init__(self, settings: Settings, metrics: WorkerMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        worker = settings.worker
+        self.names = Topics(settings.topics.prefix)
+        self.app_id = worker.app_id or f"{self.names.prefix}worker"
+        self.join_store, self.detect_store = store_topics(self.app_id)
+        self.output_topics = {
+            "observations": self.names.observations,
+            "alerts": self.names.alerts,
+            "deadletter": self.names.deadletter,
+        }
+        join = settings.join
+        self.stores: dict[int, ChangeTrackingStore[Any]] = {}
+        self.join = JoinProcessor(
+            self.names.predictions,
+            ttl_seconds=join.ttl_seconds,
+            max_pending=join.max_pending,
+            max_future_seconds=join.max_future_seconds,
+            store_for=self._join_store_of,
+        )
+        self.snapshots: dict[str, bytes] = {}
+        self.detect = DetectProcessor(
+            DetectorConfig.from_settings(settings.detectors), load=self.snapshots.get
+        )
+        self.totals: dict[str, Totals] = {}
+        self.changed_totals: set[str] = set()
+        self.effects = Effects()
+        self.positions: dict[tuple[str, int], int] = {}
+        self.assigned: set[tuple[str, int]] = set()
+        self.uncommitted = Committed()
+        self.committed: list[Committed] = []
+        self.summaries_due: set[str] = set()
+        self.stopping = False
+        self.transactional_id = worker.transactional_id or f"{self.app_id}-{uuid.uuid4().hex[:12]}"
+        self.consumer = self._consumer()
+        self.producer = self._producer()
+        client = redis.asyncio.Redis.from_url(
+            settings.redis.url,
+            socket_timeout=1.0,
+            socket_connect_timeout=1.0,
+            **settings.redis.client_kwargs(),
+        )
+        self.state = MeteredLiveState(
+            client, LiveStateKeys(settings.redis.key_prefix), metrics=metrics
+        )
+        self.dead_letter_log = SampledLog(log, "dead-lettered")
+        self.credentials = CredentialWatch(settings.kafka)
+
+    # -- clients -------------------------------------------------------------------------
+
+    def _consumer(self) -> Consumer:
+        session_ms = int(self.settings.worker.session_timeout_seconds * 1000)
+        return Consumer(
+            {
+                **self.settings.kafka.client_config(),
+                "group.id": self.app_id,
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "range",  # co-partitioned inputs together
+                "session.timeout.ms": session_ms,
+                "heartbeat.interval.ms": max(1000, session_ms // 10),
+                "max.poll.interval.ms": max(300_000, session_ms),
+                "error_cb": self._client_error,
+            }
+        )
+
+    def _producer(self) -> Producer:
+        producer = Producer(
+            {
+                **self.settings.kafka.client_config(),
+                "transactional.id": self.transactional_id,
+                "transaction.timeout.ms": int(
+                    self.settings.worker.transaction_timeout_seconds * 1000
+                ),
+                "linger.ms": 5,
+                "compression.type": "lz4",
+                "queue.buffering.max.messages": 1_000_000,
+                "error_cb": self._client_error,
+            }
+        )
+        producer.init_transactions(60)
+        producer.begin_transaction()
+        return producer
+
+    def _client_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._AUTHENTICATION:
+            log.error("Kafka refused the login: %s", error.str())
+        elif error.fatal():
+            log.error("Kafka client fatal error: %s", error.str())
+        else:
+            log.info("Kafka client: %s", error.str())
+
+    # -- state --------------------------------------------------------------------------
+
+    def _join_store_of(self, partition: int) -> ChangeTrackingStore[Any]:
+        store = self.stores.get(partition)
+        if store is None:
+            store = self.stores[partition] = ChangeTrackingStore()
+        return store
+
+    def _restore(self, assigned: list[TopicPartition]) -> None:
+        """Fill the state of newly assigned partitions from their changelogs."""
+        inputs = {tp.partition for tp in assigned if tp.topic == self.names.predictions}
+        observations = {tp.partition for tp in assigned if tp.topic == self.names.observations}
+        started = time.monotonic()
+        kafka = self.settings.kafka
+        records = 0
+        for partition, part in restore(kafka, self.join_store, inputs).items():
+            records += part.records
+            self.stores[partition] = ChangeTrackingStore(join_entries(part))
+            self.join.revoke([partition])  # its buffer is rebuilt from the restored store
+            self._restore_totals(f"i{partition}", part.totals)
+        for partition, part in restore(kafka, self.detect_store, observations).items():
+            records += part.records
+            for key, value in part.values.items():
+                self.snapshots[key.decode()] = value
+            self._restore_totals(f"o{partition}", part.totals)
+        log.info(
+            "restored %d input and %d observations partitions from %d changelog records in %.1fs",
+            len(inputs),
+            len(observations),
+            records,
+            time.monotonic() - started,
+        )
+
+    def _restore_totals(self, source: str, totals: Totals) -> None:
+        self.totals[source] = totals
+        self.committed.append(Committed(totals={source: dict(totals)}, restored=True))
+
+    def _forget(self, revoked: list[TopicPartition]) -> None:
+        inputs = {tp.partition for tp in revoked if tp.topic == self.names.predictions}
+        observations = {tp.partition for tp in revoked if tp.topic == self.names.observations}
+        self.join.revoke(inputs)
+        for partition in inputs:
+            self.stores.pop(partition, None)
+            self.totals.pop(f"i{partition}", None)
+        gone = [m for m, p in self.detect.partitions.items() if p in observations]
+        self.detect.revoke(observations)
+        for model_id in gone:
+            self.snapshots.pop(model_id, None)
+        for partition in observations:
+            self.totals.pop(f"o{partition}", None)
+        self.metrics.forget_model_gauges()
+
+    # -- rebalances (called from inside consume(), in its thread) ------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("assigned %s", _describe(partitions))
+        self._restore(partitions)
+        self.assigned |= {(tp.topic, tp.partition) for tp in partitions}
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("revoked %s", _describe(partitions))
+        try:
+            self._commit()  # what was processed of them is committed before they move
+        except KafkaException as exc:
+            log.warning("commit before the rebalance failed (%s); rolling back", exc)
+            self._lose(partitions)
+            return
+        self._forget(partitions)
+        self.assigned -= {(tp.topic, tp.partition) for tp in partitions}
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.warning("lost %s (this worker was too slow or cut off)", _describe(partitions))
+        self._lose(partitions)
+
+    def _lose(self, partitions: list[TopicPartition]) -> None:
+        """Partitions gone without a commit: roll back what was processed since the last one
+        (the next owner redoes it)."""
+        self.assigned -= {(tp.topic, tp.partition) for tp in partitions}
+        self._forget(partitions)
+        self._abort()
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self.stopping = True
+
+    async def run(self) -> None:
+        """Process until :meth:`stop`; commit, flush Redis and leave the group on the way out."""
+        settings = self.settings
+        ensure_topics(settings.kafka, settings.topics)
+        counts = _partition_counts(settings, [self.names.predictions, self.names.observations])
+        ensure_store_topics(
+            settings.kafka,
+            {
+                self.join_store: counts[self.names.predictions],
+                self.detect_store: counts[self.names.observations],
+            },
+            settings.topics.replication_factor,
+        )
+        self.consumer.subscribe(
+            [self.names.predictions, self.names.labels, self.names.observations],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        log.info(
+            "worker %s (Kafka-native runtime, transactional id %s) reading %s",
+            self.app_id,
+            self.transactional_id,
+            ", ".join([self.names.predictions, self.names.labels, self.names.observations]),
+        )
+        worker = settings.worker
+        last_commit = last_flush = last_check = time.monotonic()
+        last_record = time.monotonic()
+        flushing: asyncio.Task[bool] | None = None
+        try:
+            while not self.stopping:
+                messages = await asyncio.to_thread(self.consumer.consume, worker.batch_size, 0.05)
+                self._publish_committed()
+                if messages:
+                    last_record = time.monotonic()
+                    self._process(messages)
+                now = time.monotonic()
+                if now - last_commit >= worker.commit_interval_seconds:
+                    await self._commit_in_thread()
+                    last_commit = now
+                if now - last_flush >= worker.redis_flush_seconds and (
+                    flushing is None or flushing.done()
+                ):
+                    self._refresh_live_state()
+                    flushing = asyncio.create_task(self.state.flush())
+                    last_flush = now
+                if now - last_check >= settings.kafka.credential_check_seconds:
+                    last_check = now
+                    await self.credentials.check()
+                if now - last_record >= IDLE_WARNING_SECONDS:
+                    self._warn_idle(now - last_record)
+                    last_record = now
+        finally:
+            await self._shut_down(flushing)
+
+    def _process(self, messages: list[Message]) -> None:
+        effects, now = self.effects, datetime.now(UTC)
+        predictions, labels = self.names.predictions, self.names.labels
+        consumed = self.metrics.consumed_message
+        for message in messages:
+            if message.error() is not None:
+                self._message_error(message)
+                continue
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            assert topic is not None
+            assert partition is not None
+            assert offset is not None
+            kind, ms = message.timestamp()
+            record = InputRecord(
+                topic,
+                partition,
+                offset,
+                message.key(),
+                message.value(),
+                ms / 1000 if kind else None,
+            )
+            if topic in (predictions, labels):
+                consumed("join", record.timestamp)
+                self.join.process(record, effects, now)
+            else:
+                consumed("detect", record.timestamp)
+                self.detect.process(record, effects)
+            self.positions[(topic, partition)] = offset + 1
+        self._produce(effects)
+
+    def _produce(self, effects: Effects) -> None:
+        """Produce the outputs in the open transaction and fold the counts into the state."""
+        topics = self.output_topics
+        for output in effects.outputs:
+            if output.stream == "deadletter":
+                headers = dict(output.headers or [])
+                self.dead_letter_log.record(
+                    headers["driftstream-source"].decode(), headers["driftstream-reason"].decode()
+                )
+            self._send(topics[output.stream], output.key, output.value, headers=output.headers)
+        for (model_id, name, source), n in effects.counts.items():
+            self.totals.setdefault(source, Counter())[(model_id, name)] += n
+            self.changed_totals.add(source)
+        self.uncommitted.models |= effects.changed_models
+        self.uncommitted.alerts += effects.alerts
+        effects.clear()
+
+    def _send(self, topic: str, key: bytes | None, value: bytes | None, **kwargs: Any) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value, key, **kwargs)
+                return
+            except BufferError:  # the local queue is full: let it drain
+                self.producer.poll(0.05)
+
+    def _commit(self) -> None:
+        """Write the state changes and the offsets into the open transaction and commit it."""
+        if not self.positions and not self.changed_totals:
+            return
+        for partition, store in self.stores.items():
+            for key, entry in store.take_changes().items():
+                value = None if entry is None else JOIN_ENTRY.dump_json(entry)
+                self._send(self.join_store, key.encode(), value, partition=partition)
+        for partition, model_id, snapshot in self.detect.take_snapshots():
+            self.snapshots[model_id] = snapshot
+            self._send(self.detect_store, model_id.encode(), snapshot, partition=partition)
+        for source in self.changed_totals:
+            if (totals := self.totals.get(source)) is not None:
+                topic = self.join_store if source[0] == "i" else self.detect_store
+                self._send(topic, COUNTS_KEY, encode_totals(totals), partition=int(source[1:]))
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
+        if offsets:
+            self.producer.send_offsets_to_transaction(
+                offsets, self.consumer.consumer_group_metadata(), 30
+            )
+        self.producer.commit_transaction(60)
+        committed, self.uncommitted = self.uncommitted, Committed()
+        for source in self.changed_totals:
+            if (totals := self.totals.get(source)) is not None:
+                committed.totals[source] = dict(totals)
+        self.committed.append(committed)
+        self.changed_totals.clear()
+        self.positions.clear()
+        self.producer.begin_transaction()
+
+    async def _commit_in_thread(self) -> None:
+        try:
+            await asyncio.to_thread(self._commit)
+        except KafkaException as exc:
+            log.warning("transaction failed (%s); rolling back to the last commit", exc)
+            await asyncio.to_thread(self._abort)
+
+    def _abort(self) -> None:
+        """Roll back to the last committed state: abort the transaction, drop what was
+        processed since, restore the assigned partitions and seek to their committed offsets."""
+        error: KafkaError | None = None
+        try:
+            self.producer.abort_transaction(60)
+        except KafkaException as exc:
+            error = exc.args[0]
+        if error is not None and error.fatal():
+            log.warning("producer failed for good (%s); starting a new one", error)
+            self.producer = self._producer()
+        else:
+            self.producer.begin_transaction()
+        self.uncommitted = Committed()
+        assigned = [TopicPartition(t, p) for t, p in sorted(self.assigned)]
+        self._forget(assigned)
+        self._restore(assigned)
+        self.positions.clear()
+        self.changed_totals.clear()
+        self.effects.clear()
+        for tp in self.consumer.committed(assigned, timeout=60):
+            offset = tp.offset if tp.offset >= 0 else 0
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+
+    def _publish_committed(self) -> None:
+        """Hand what the last commits made durable to the live view (loop thread only)."""
+        batches, self.committed = self.committed, []
+        for batch in batches:
+            for alert in batch.alerts:
+                self.state.add_alert(alert)
+            for source, totals in batch.totals.items():
+                by_model: dict[str | None, dict[str, int]] = {}
+                for (model_id, name), n in totals.items():
+                    by_model.setdefault(model_id, {})[name] = n
+                for model_id, named in by_model.items():
+                    self.state.set_totals(model_id, source, named, restored=batch.restored)
+            self.summaries_due |= batch.models
+
+    def _refresh_live_state(self) -> None:
+        now = datetime.now(UTC)
+        due, self.summaries_due = self.summaries_due, set()
+        for model_id in due:
+            if (model := self.detect.models.get(model_id)) is not None:
+                self.state.set_summary(model.bank.summary(), updated_at=now)
+        self.metrics.set_consumer_lag(self._lag())
+
+    def _lag(self) -> dict[tuple[str, int], int]:
+        lag: dict[tuple[str, int], int] = {}
+        for topic, partition in self.assigned:
+            tp = TopicPartition(topic, partition)
+            try:
+                _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+                (position,) = self.consumer.position([tp])
+            except KafkaException:
+                continue
+            if high >= 0 and position.offset >= 0:
+                lag[(topic, partition)] = max(0, high - position.offset)
+        return lag
+
+    def _message_error(self, message: Message) -> None:
+        error = message.error()
+        assert error is not None
+        if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            log.error("cannot read %s: %s", message.topic(), error.str())
+        elif error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+            log.error("not allowed to read %s: %s", message.topic(), error.str())
+        else:
+            log.warning("consumer: %s", error.str())
+
+    def _warn_idle(self, seconds: float) -> None:
+        if not self.assigned:
+            log.warning(
+                "no partition assigned for %.0fs: group %s gives this worker nothing to read "
+                "(more workers than partitions, or its topics are missing)",
+                seconds,
+                self.app_id,
+            )
+        else:
+            lag = sum(self._lag().values())
+            log.warning(
+                "no record read for %.0fs from %d assigned partitions (lag %d): is anything "
+                "producing to %s and %s?",
+                seconds,
+                len(self.assigned),
+                lag,
+                self.names.predictions,
+                self.names.labels,
+            )
+
+    async def _shut_down(self, flushing: asyncio.Task[bool] | None) -> None:
+        try:
+            await asyncio.to_thread(self._commit)
+        except KafkaException as exc:
+            log.warning("final commit failed (%s); the next worker redoes it", exc)
+        self._publish_committed()
+        if flushing is not None:
+            await flushing
+        self._refresh_live_state()
+        await self.state.flush()
+        await asyncio.to_thread(self.consumer.close)
+        self.producer.flush(10)
+        log.info("worker stopped")
+
+
+def _describe(partitions: list[TopicPartition]) -> str:
+    by_topic: dict[str, list[int]] = {}
+    for tp in partitions:
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    return "; ".join(f"{t} {sorted(ps)}" for t, ps in sorted(by_topic.items())) or "nothing"
+
+
+def _partition_counts(settings: Settings, topics: list[str]) -> dict[str, int]:
+    from stream_app.topics import partition_counts
+
+    counts = partition_counts(settings.kafka)
+    return {topic: counts[topic] for topic in topics}
+
+
+def run_kafka_worker(settings: Settings, metrics: WorkerMetrics) -> None:
+    """Run the Kafka-native worker in the foreground until SIGINT or SIGTERM."""
+    worker = KafkaWorker(settings, metrics)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, worker.stop)
+        await worker.run()
+
+    asyncio.run(main())
+    worker.credentials.raise_failure()
