@@ -118,22 +118,38 @@ class JoinProcessor:
             self._evicted.pop(partition, None)
 
     def process(self, record: InputRecord, effects: Effects, now: datetime) -> None:
-        """Decode and check one input record (dead-letter it if invalid), then :meth:`offer`."""
-        is_prediction = record.topic == self.predictions_topic
+        """Decode and check one input record, then join it (or dead-letter it)."""
+        self.apply(record, self.parse(record, now), effects)
+
+    def parse(
+        self, record: InputRecord, now: datetime
+    ) -> PredictionEvent | LabelEvent | InvalidEvent:
+        """The event in one input record, or why it is not one (:mod:`pipeline.edge`)."""
         try:
-            event = parse_input(
+            return parse_input(
                 record,
-                is_prediction=is_prediction,
+                is_prediction=record.topic == self.predictions_topic,
                 now=now,
                 max_future_seconds=self.max_future_seconds,
             )
         except InvalidEvent as exc:
-            dead_letter(record, exc.reason, effects, partition_tag("i", record.partition))
+            return exc
+
+    def apply(
+        self,
+        record: InputRecord,
+        parsed: PredictionEvent | LabelEvent | InvalidEvent,
+        effects: Effects,
+    ) -> None:
+        """Join the event :meth:`parse` found in ``record``, or dead-letter the record."""
+        if isinstance(parsed, InvalidEvent):
+            dead_letter(record, parsed.reason, effects, partition_tag("i", record.partition))
             return
         position = None
         if self.positions:
-            position = f"{'p' if is_prediction else 'l'}{record.partition}:{record.offset}"
-        self.offer(event, record.partition, effects, position, received=record.value)
+            side = "p" if isinstance(parsed, PredictionEvent) else "l"
+            position = f"{side}{record.partition}:{record.offset}"
+        self.offer(parsed, record.partition, effects, position, received=record.value)
 
     def offer(
         self,

@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
+from stream_app.runtimes import ENGINES
 from stream_app.services import services_up
 from stream_app.services.redis import redis_client
-from stream_app.settings import Settings, TopicSettings
+from stream_app.settings import Engine, Settings, TopicSettings
 from stream_app.topics import Topics, delete_topics, ensure_topics
 
 RUN_ID = uuid.uuid4().hex[:8]
@@ -24,6 +25,14 @@ def scoped_settings(base: Settings, name: str, partitions: int = 4) -> Settings:
             "redis": base.redis.model_copy(update={"key_prefix": f"{name}:driftstream:"}),
         }
     )
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> Engine:
+    """Each runtime in turn: a test that takes it is the runtime conformance suite, which every
+    runtime in ``stream_app.runtimes.ENGINES`` must pass."""
+    engine: Engine = request.param
+    return engine
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from schemas.events import DriftAlert, LabelEvent, PredictionEvent
 from stream_app.live_state import LiveStateKeys, read_live_state
 from stream_app.services.process import wait_until
 from stream_app.services.redis import redis_client
-from stream_app.settings import Settings
+from stream_app.settings import Engine, Settings
 from stream_app.topics import Topics
 from stream_app.worker_process import WorkerProcess
 from tests.integration.kafka_io import consume
@@ -25,9 +25,11 @@ from tests.integration.kafka_io import consume
 Event = PredictionEvent | LabelEvent
 
 
-def worker_env(settings: Settings, data_dir: Path) -> dict[str, str]:
-    """The environment that points a worker subprocess at ``settings``' services and names."""
+def worker_env(settings: Settings, data_dir: Path, engine: Engine = "kafka") -> dict[str, str]:
+    """The environment that points a worker subprocess of ``engine`` at ``settings``' services
+    and names."""
     return {
+        "DRIFTSTREAM_WORKER__ENGINE": engine,
         "DRIFTSTREAM_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "DRIFTSTREAM_REDIS__URL": settings.redis.url,
         "DRIFTSTREAM_TOPICS__PREFIX": settings.topics.prefix,
@@ -41,17 +43,18 @@ def worker_env(settings: Settings, data_dir: Path) -> dict[str, str]:
 
 
 class WorkerPool:
-    """Starts workers for one set of settings (each logging to its own file); stops them all
-    on exit."""
+    """Starts workers of one runtime for one set of settings (each logging to its own file);
+    stops them all on exit."""
 
-    def __init__(self, settings: Settings, folder: Path) -> None:
+    def __init__(self, settings: Settings, folder: Path, engine: Engine) -> None:
         self.settings = settings
         self.folder = folder
+        self.engine = engine
         self.started: list[WorkerProcess] = []
 
     def start(self) -> WorkerProcess:
         n = len(self.started)
-        env = worker_env(self.settings, self.folder / f"data-{n}")
+        env = worker_env(self.settings, self.folder / f"data-{n}", self.engine)
         log = self.folder / f"worker-{n}.log"
         worker = WorkerProcess(env, log, loglevel="info")  # rebalances and recovery steps too
         self.started.append(worker.start())

@@ -3,6 +3,7 @@ so they can stop and restart them without disturbing the other tests' services."
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,4 +78,5 @@ def fault_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultSe
 @pytest.fixture
 def fault_settings(fault_services: FaultServices, request: pytest.FixtureRequest) -> Settings:
     """Settings for one fault test: the fault services, names of its own."""
-    return scoped_settings(fault_services.settings, f"f{RUN_ID}-{request.node.name}")
+    name = re.sub(r"[^A-Za-z0-9_-]", "-", request.node.name)  # test_x[kafka]: a legal topic name
+    return scoped_settings(fault_services.settings, f"f{RUN_ID}-{name}")

@@ -13,7 +13,7 @@ import pytest
 
 from producers.simulator import ModelTraffic
 from stream_app.services.process import wait_until
-from stream_app.settings import JoinSettings, Settings
+from stream_app.settings import Engine, JoinSettings, Settings
 from stream_app.topics import Topics, ensure_topics
 from stream_app.worker_process import WorkerProcess
 from tests.faults.conftest import FaultServices
@@ -49,11 +49,11 @@ def wait_for_progress(ledger: Ledger, topics: Topics, worker: WorkerProcess, mor
     assert worker.running, worker.log_tail()
 
 
-def test_sigkill_several_times(fault_settings: Settings, tmp_path: Path) -> None:
+def test_sigkill_several_times(fault_settings: Settings, tmp_path: Path, engine: Engine) -> None:
     ledger, topics = fault_ledger(fault_settings, 2000, seed=21)
     send(ledger.settings, topics, ledger.events)
     rng = random.Random(21)
-    with WorkerPool(ledger.settings, tmp_path) as pool:
+    with WorkerPool(ledger.settings, tmp_path, engine) as pool:
         for _ in range(3):
             worker = pool.start()
             wait_for_progress(ledger, topics, worker, rng.randint(300, 1500))
@@ -63,10 +63,12 @@ def test_sigkill_several_times(fault_settings: Settings, tmp_path: Path) -> None
         assert worker.running, worker.log_tail()
 
 
-def test_one_of_two_workers_killed(fault_settings: Settings, tmp_path: Path) -> None:
+def test_one_of_two_workers_killed(
+    fault_settings: Settings, tmp_path: Path, engine: Engine
+) -> None:
     ledger, topics = fault_ledger(fault_settings, 2000, seed=31)
     half = len(ledger.events) // 2
-    with WorkerPool(ledger.settings, tmp_path) as pool:
+    with WorkerPool(ledger.settings, tmp_path, engine) as pool:
         doomed, survivor = pool.start(), pool.start()
         send(ledger.settings, topics, ledger.events[:half])
         wait_for_progress(ledger, topics, doomed, 1500)
@@ -90,7 +92,7 @@ def fault_mid_stream(
 
 
 def test_broker_stopped_and_started(
-    fault_services: FaultServices, fault_settings: Settings, tmp_path: Path
+    fault_services: FaultServices, fault_settings: Settings, tmp_path: Path, engine: Engine
 ) -> None:
     ledger, topics = fault_ledger(fault_settings, 1500, seed=41)
 
@@ -98,17 +100,17 @@ def test_broker_stopped_and_started(
         fault_services.stop_kafka()
         fault_services.start_kafka()
 
-    with WorkerPool(ledger.settings, tmp_path) as pool:
+    with WorkerPool(ledger.settings, tmp_path, engine) as pool:
         worker = fault_mid_stream(ledger, topics, pool, restart_broker)
         audit(ledger, topics)  # no operator action in between
         assert worker.running, worker.log_tail()
 
 
 def test_redis_stopped_and_started(
-    fault_services: FaultServices, fault_settings: Settings, tmp_path: Path
+    fault_services: FaultServices, fault_settings: Settings, tmp_path: Path, engine: Engine
 ) -> None:
     ledger, topics = fault_ledger(fault_settings, 1500, seed=51)
-    with WorkerPool(ledger.settings, tmp_path) as pool:
+    with WorkerPool(ledger.settings, tmp_path, engine) as pool:
         worker = fault_mid_stream(ledger, topics, pool, fault_services.stop_redis)
         wait_for_progress(ledger, topics, worker, 1000)  # the stream flows without Redis
         fault_services.start_redis()  # empty: it keeps nothing across a restart
@@ -126,11 +128,13 @@ def rss_bytes(worker: WorkerProcess) -> int:
     )
 
 
-def test_backlog_drains_with_bounded_memory(fault_settings: Settings, tmp_path: Path) -> None:
+def test_backlog_drains_with_bounded_memory(
+    fault_settings: Settings, tmp_path: Path, engine: Engine
+) -> None:
     """A burst sent far faster than the worker processes: lag rises, drains, memory stays
     bounded (Faust reads ahead a bounded buffer, not the whole backlog)."""
     ledger, topics = fault_ledger(fault_settings, 8000, seed=61)
-    with WorkerPool(ledger.settings, tmp_path) as pool:
+    with WorkerPool(ledger.settings, tmp_path, engine) as pool:
         worker = pool.start()
         warm = ledger.events[:400]
         send(ledger.settings, topics, warm)

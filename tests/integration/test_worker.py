@@ -16,7 +16,7 @@ from producers.simulator import ModelTraffic, simulate
 from schemas.codec import encode
 from schemas.events import LabelEvent
 from stream_app.services.process import wait_until
-from stream_app.settings import Settings
+from stream_app.settings import Engine, Settings
 from stream_app.topics import Topics
 from stream_app.worker_process import WorkerProcess
 from tests.integration.kafka_io import consume
@@ -37,9 +37,11 @@ MAX_LABELLED_DELAY = 1000
 
 
 @pytest.fixture
-def start_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[[], WorkerProcess]]:
-    """Start workers for this test's topics; all are stopped afterwards."""
-    with WorkerPool(settings, tmp_path) as pool:
+def start_worker(
+    settings: Settings, tmp_path: Path, engine: Engine
+) -> Iterator[Callable[[], WorkerProcess]]:
+    """Start workers of each runtime for this test's topics; all are stopped afterwards."""
+    with WorkerPool(settings, tmp_path, engine) as pool:
         yield pool.start
 
 

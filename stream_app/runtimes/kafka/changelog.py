@@ -45,7 +45,8 @@ def store_topics(app_id: str) -> tuple[str, str]:
 
 
 def encode_totals(totals: Totals) -> bytes:
-    return json.dumps(sorted([model, name, n] for (model, name), n in totals.items() if n)).encode()
+    rows = [[model, name, n] for (model, name), n in totals.items() if n]
+    return json.dumps(sorted(rows, key=lambda row: (row[0] or "", row[1]))).encode()
 
 
 def decode_totals(data: bytes) -> Totals:

@@ -36,14 +36,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from detectors.config import DetectorConfig
 from pipeline.detect import DetectProcessor
 from pipeline.effects import Effects, InputRecord
 from pipeline.join import JoinProcessor
+from pipeline.order import EventTimeMerge
 from pipeline.state import ChangeTrackingStore
-from schemas.events import DriftAlert
+from schemas.errors import InvalidEvent
+from schemas.events import DriftAlert, LabelEvent, PredictionEvent
 from stream_app.credential_watch import CredentialWatch
 from stream_app.live_state import LiveStateKeys
 from stream_app.metrics import MeteredLiveState, WorkerMetrics
@@ -63,6 +73,11 @@ from stream_app.topics import Topics, ensure_store_topics, ensure_topics
 log = logging.getLogger(__name__)
 
 IDLE_WARNING_SECONDS = 60.0
+COMMIT_ATTEMPTS = 10
+FETCH_BYTES_PER_PARTITION = 64 * 1024
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+Parsed = tuple[InputRecord, PredictionEvent | LabelEvent | InvalidEvent]
 
 
 @dataclass
@@ -107,6 +122,8 @@ class KafkaWorker:
         self.totals: dict[str, Totals] = {}
         self.changed_totals: set[str] = set()
         self.effects = Effects()
+        self.merge: EventTimeMerge[tuple[str, int], Parsed] = EventTimeMerge()
+        self.next_offsets: dict[tuple[str, int], int] = {}
         self.positions: dict[tuple[str, int], int] = {}
         self.assigned: set[tuple[str, int]] = set()
         self.uncommitted = Committed()
@@ -143,6 +160,9 @@ class KafkaWorker:
                 "session.timeout.ms": session_ms,
                 "heartbeat.interval.ms": max(1000, session_ms // 10),
                 "max.poll.interval.ms": max(300_000, session_ms),
+                # small fetches per partition: a batch holds every partition's records of about
+                # the same time (EventTimeMerge), not one partition's long run
+                "max.partition.fetch.bytes": FETCH_BYTES_PER_PARTITION,
                 "error_cb": self._client_error,
             }
         )
@@ -211,6 +231,9 @@ class KafkaWorker:
         self.committed.append(Committed(totals={source: dict(totals)}, restored=True))
 
     def _forget(self, revoked: list[TopicPartition]) -> None:
+        self.merge.forget((tp.topic, tp.partition) for tp in revoked)
+        for tp in revoked:
+            self.next_offsets.pop((tp.topic, tp.partition), None)
         inputs = {tp.partition for tp in revoked if tp.topic == self.names.predictions}
         observations = {tp.partition for tp in revoked if tp.topic == self.names.observations}
         self.join.revoke(inputs)
@@ -230,7 +253,30 @@ class KafkaWorker:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", _describe(partitions))
         self._restore(partitions)
+        self._find_starts(partitions)
         self.assigned |= {(tp.topic, tp.partition) for tp in partitions}
+
+    def _find_starts(self, partitions: list[TopicPartition]) -> None:
+        """Where reading of the input partitions starts: the committed offsets, else the first."""
+        inputs = [
+            tp for tp in partitions if tp.topic in (self.names.predictions, self.names.labels)
+        ]
+        for tp in self.consumer.committed(inputs, timeout=60) if inputs else []:
+            start = tp.offset
+            if start < 0:
+                start, _high = self.consumer.get_watermark_offsets(tp, timeout=30)
+            self.next_offsets[(tp.topic, tp.partition)] = start
+
+    def _waiting(self) -> list[tuple[str, int]]:
+        """Input partitions with nothing held whose records are on their way (behind the end
+        the last fetch saw)."""
+        waiting = []
+        for key, next_offset in self.next_offsets.items():
+            if self.merge.latest(key) is None:
+                _low, high = self.consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
+                if high > next_offset:
+                    waiting.append(key)
+        return waiting
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("revoked %s", _describe(partitions))
@@ -295,6 +341,8 @@ class KafkaWorker:
                 if messages:
                     last_record = time.monotonic()
                     self._process(messages)
+                elif self.merge.held:  # a partition without news holds the others back once
+                    self._join_released(self.effects)
                 now = time.monotonic()
                 if now - last_commit >= worker.commit_interval_seconds:
                     await self._commit_in_thread()
@@ -318,6 +366,7 @@ class KafkaWorker:
         effects, now = self.effects, datetime.now(UTC)
         predictions, labels = self.names.predictions, self.names.labels
         consumed = self.metrics.consumed_message
+        runs: dict[tuple[str, int], list[tuple[datetime, Parsed]]] = {}
         for message in messages:
             if message.error() is not None:
                 self._message_error(message)
@@ -337,11 +386,28 @@ class KafkaWorker:
             )
             if topic in (predictions, labels):
                 consumed("join", record.timestamp)
-                self.join.process(record, effects, now)
+                parsed = self.join.parse(record, now)
+                run = runs.setdefault((topic, partition), [])
+                if isinstance(parsed, InvalidEvent):  # keeps its place in its partition
+                    time = run[-1][0] if run else self.merge.latest((topic, partition)) or EARLIEST
+                else:
+                    time = parsed.timestamp
+                run.append((time, (record, parsed)))
             else:
                 consumed("detect", record.timestamp)
                 self.detect.process(record, effects)
-            self.positions[(topic, partition)] = offset + 1
+                self.positions[(topic, partition)] = offset + 1
+        for key, run in runs.items():
+            self.merge.add(key, run)
+            self.next_offsets[key] = run[-1][1][0].offset + 1
+        self._join_released(effects)
+
+    def _join_released(self, effects: Effects) -> None:
+        """Join the input records every input partition has caught up with, in event-time
+        order, then produce what came of the whole batch."""
+        for record, parsed in self.merge.release(waiting=self._waiting()):
+            self.join.apply(record, parsed, effects)
+            self.positions[(record.topic, record.partition)] = record.offset + 1
         self._produce(effects)
 
     def _produce(self, effects: Effects) -> None:
@@ -389,7 +455,19 @@ class KafkaWorker:
             self.producer.send_offsets_to_transaction(
                 offsets, self.consumer.consumer_group_metadata(), 30
             )
-        self.producer.commit_transaction(60)
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                self.producer.commit_transaction(30)
+                break
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if (
+                    attempt == COMMIT_ATTEMPTS
+                    or not error.retriable()
+                    or error.txn_requires_abort()
+                ):
+                    raise
+                log.warning("committing the transaction: %s; trying again", error.str())
         committed, self.uncommitted = self.uncommitted, Committed()
         for source in self.changed_totals:
             if (totals := self.totals.get(source)) is not None:
@@ -409,16 +487,19 @@ class KafkaWorker:
     def _abort(self) -> None:
         """Roll back to the last committed state: abort the transaction, drop what was
         processed since, restore the assigned partitions and seek to their committed offsets."""
-        error: KafkaError | None = None
-        try:
-            self.producer.abort_transaction(60)
-        except KafkaException as exc:
-            error = exc.args[0]
-        if error is not None and error.fatal():
-            log.warning("producer failed for good (%s); starting a new one", error)
-            self.producer = self._producer()
-        else:
-            self.producer.begin_transaction()
+        while not self.stopping:
+            try:
+                self.producer.abort_transaction(30)
+                self.producer.begin_transaction()
+                break
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if error.retriable() and not error.fatal():
+                    log.warning("aborting the transaction: %s; trying again", error.str())
+                    continue
+                log.warning("producer failed (%s); starting a new one", error.str())
+                self.producer = self._producer()  # same id: fences the old one, ends its txn
+                break
         self.uncommitted = Committed()
         assigned = [TopicPartition(t, p) for t, p in sorted(self.assigned)]
         self._forget(assigned)
@@ -426,9 +507,10 @@ class KafkaWorker:
         self.positions.clear()
         self.changed_totals.clear()
         self.effects.clear()
-        for tp in self.consumer.committed(assigned, timeout=60):
-            offset = tp.offset if tp.offset >= 0 else 0
+        for tp in self.consumer.committed(assigned, timeout=60) if assigned else []:
+            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+        self._find_starts(assigned)
 
     def _publish_committed(self) -> None:
         """Hand what the last commits made durable to the live view (loop thread only)."""
