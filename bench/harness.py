@@ -2,7 +2,7 @@
 worker as a child process, and reading back what it wrote.
 
 Every :func:`bench_topics` block gets a fresh prefix (``bench-<id>-<name>.``) for its topics,
-its worker's Faust app id (so changelog topics too) and its Redis keys, and deletes exactly
+its worker's app id (so changelog topics too) and its Redis keys, and deletes exactly
 those when it ends; the shared Kafka and Redis are never restarted.
 """
 
@@ -29,7 +29,7 @@ from producers.kafka_producer import EventProducer
 from stream_app.live_state import LiveStateKeys, read_live_state
 from stream_app.services import services_up
 from stream_app.services.redis import redis_client
-from stream_app.settings import Settings, TopicSettings
+from stream_app.settings import Engine, Settings, TopicSettings
 from stream_app.topics import Topics, ensure_topics
 from stream_app.worker_process import WorkerProcess
 
@@ -45,11 +45,12 @@ class Bench:
     topics: Topics
     workdir: Path
 
-    def worker(self, name: str, **env: str) -> WorkerProcess:
-        """A worker on these topics (not started), Faust app id ``<prefix><name>``; ``env``
-        adds ``DRIFTSTREAM_*`` overrides."""
+    def worker(self, name: str, engine: Engine = "kafka", **env: str) -> WorkerProcess:
+        """A worker of ``engine`` on these topics (not started), app id ``<prefix><name>``;
+        ``env`` adds ``DRIFTSTREAM_*`` overrides."""
         return WorkerProcess(
             {
+                "DRIFTSTREAM_WORKER__ENGINE": engine,
                 "DRIFTSTREAM_TOPICS__PREFIX": self.topics.prefix,
                 "DRIFTSTREAM_TOPICS__PARTITIONS": str(self.settings.topics.partitions),
                 "DRIFTSTREAM_REDIS__KEY_PREFIX": self.settings.redis.key_prefix,

@@ -7,10 +7,12 @@ jump between 5% and 45% every ``segment_for(...)`` outcomes (at least 1,000, the
 cooldown; about four drifts per model and run), so concept alerts keep firing. Afterwards:
 
 - **label → alert**: an alert's ``event_time`` is the prediction time of the outcome that
-  fired it, which names the request; latency is the alert message's Kafka timestamp (set when
-  the worker sent it) minus the wall-clock time that request's label was produced.
-- **label → outcome**: the same for every joined outcome the join stage wrote to
-  ``observations`` (many more samples; it leaves out the detection stage).
+  fired it, which names the request; latency is the wall-clock time a ``read_committed``
+  consumer in this process received the alert (what a pager sees: after the worker's
+  transaction committed) minus the wall-clock time that request's label was produced.
+- **label → outcome**: for every joined outcome the join stage wrote to ``observations``, its
+  Kafka timestamp (set when the worker produced it, before its transaction commits) minus the
+  time the label was produced (many more samples; it leaves out the detection stage).
 
 Results go to the "## Latency" section of ``docs/benchmarks.md``::
 
@@ -19,12 +21,14 @@ Results go to the "## Latency" section of ``docs/benchmarks.md``::
 
 from __future__ import annotations
 
+import threading
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from confluent_kafka import Message
+from confluent_kafka import Consumer, Message
 
 from bench.harness import Bench, bench_topics, preload, read_topic, shared_services
 from bench.report import (
@@ -45,6 +49,7 @@ from producers.kafka_producer import EventProducer
 from schemas.codec import decode
 from schemas.events import DriftAlert
 from stream_app.services.process import wait_until
+from stream_app.settings import Settings
 
 SECTION = "## Latency"
 COMMAND = ".venv/bin/python -m bench.latency"
@@ -75,6 +80,42 @@ def segment_for(pairs: int, models: int = 4) -> int:
     (1000, 30000)
     """
     return max(1_000, pairs // models // 5)
+
+
+class ArrivalClock:
+    """A ``read_committed`` consumer of one topic in a thread: the wall-clock time each record
+    became visible to it, by (partition, offset)."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.seen: dict[tuple[int, int], float] = {}
+        self._stop = threading.Event()
+        self._consumer = Consumer(
+            {
+                **settings.kafka.client_config(),
+                "group.id": f"bench-arrival-{uuid.uuid4().hex[:8]}",
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 10,
+            }
+        )
+        self._consumer.subscribe([topic])
+        self._thread = threading.Thread(target=self._run, name="arrivals", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for message in self._consumer.consume(num_messages=100, timeout=0.05):
+                if message.error() is None:
+                    self.seen[(message.partition() or 0, message.offset() or 0)] = time.time()
+
+    def __enter__(self) -> ArrivalClock:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._consumer.close()
 
 
 def offer(bench: Bench, requests: Sequence[Request], rate: float) -> list[float]:
@@ -115,7 +156,10 @@ def measure(rate: int, seconds: float) -> LatencyResult:
     requests = list(generate(shape, count))
     with bench_topics(shared_services(), f"latency{rate}") as bench:
         preload(bench, generate(warmup_shape, WARMUP))
-        with bench.worker("worker") as worker:
+        with (
+            bench.worker("worker") as worker,
+            ArrivalClock(bench.settings, bench.topics.alerts) as arrivals,
+        ):
 
             def processed(n: int) -> bool:
                 if not worker.running:
@@ -136,21 +180,26 @@ def measure(rate: int, seconds: float) -> LatencyResult:
         achieved,
         count,
         caught_up,
-        alert_latencies(alerts, shape, produced),
+        alert_latencies(alerts, shape, produced, arrivals.seen),
         outcome_latencies(observations, shape, produced),
     )
 
 
 def alert_latencies(
-    messages: Sequence[Message], shape: Shape, produced: Sequence[float]
+    messages: Sequence[Message],
+    shape: Shape,
+    produced: Sequence[float],
+    seen: dict[tuple[int, int], float],
 ) -> list[float]:
-    """Seconds from the label that completed the firing outcome to each concept alert."""
+    """Seconds from the label that completed the firing outcome to each concept alert being
+    visible to a ``read_committed`` consumer (``seen``)."""
     latencies = []
     for message in messages:
         alert = decode(DriftAlert, message.value() or b"")
         index = index_at(shape, alert.event_time)
-        if alert.kind == "concept" and index is not None and index < len(produced):
-            latencies.append(message.timestamp()[1] / 1000 - produced[index])
+        arrived = seen.get((message.partition() or 0, message.offset() or 0))
+        if alert.kind == "concept" and index is not None and index < len(produced) and arrived:
+            latencies.append(arrived - produced[index])
     return latencies
 
 
@@ -208,9 +257,11 @@ def render(results: Sequence[LatencyResult], seconds: float, load_before: str) -
         " model and run, at least 1,000 outcomes apart), warmed up on"
         f" {WARMUP:,} pairs, then this process offers the rate for"
         f" {seconds:.0f} s, each label {LAG} requests after its prediction. Latency runs from the"
-        " wall-clock time a label was produced to the Kafka timestamp the worker's message got"
-        " when it sent it: the concept alert that outcome fired (percentiles over that many"
-        " alerts), or the joined outcome on `observations` (every pair; join stage only)."
+        " wall-clock time a label was produced to the moment a `read_committed` consumer in"
+        " this process received the concept alert that outcome fired (percentiles over that"
+        " many alerts; after the worker's transaction committed), or to the Kafka timestamp of"
+        " the joined outcome on `observations` (every pair; join stage only, as produced,"
+        " before its commit)."
         " 'kept up' says whether the worker had processed every outcome within"
         f" {DRAIN_SECONDS:.0f} s after the offer ended; when it did not, latencies include the"
         " backlog.",

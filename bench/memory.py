@@ -5,18 +5,17 @@ labels (9 numeric features and a zip code each, event time spread over far less 
 TTL, so nothing expires), and its resident set size is read once Redis shows the join stage
 has counted them all. A run with ``BASELINE`` predictions gives the worker's own footprint;
 bytes per entry are the growth over it, and between the two largest sizes (the slope, free of
-fixed costs). Alongside, the same join state is built in this process (a ``JoinBuffer`` over
-``stream_app.runtimes.faust.join_stage.PartitionView`` over a dict, as the Faust table holds
-it) and
-measured with tracemalloc, split into the table's keys and JSON values and the buffer's expiry
-index. Results go to the "## Memory" section of ``docs/benchmarks.md``::
+fixed costs). Alongside, the same join state is built in this process as the default
+(Kafka-native) worker holds it, a ``JoinBuffer`` over a
+:class:`~pipeline.state.ChangeTrackingStore` of entries, decoding included (what an entry keeps
+of its event counts), and measured with tracemalloc, split into the store and the buffer's
+expiry index. Results go to the "## Memory" section of ``docs/benchmarks.md``::
 
     .venv/bin/python -m bench.memory [--sizes 100000 1000000] [--quick]
 """
 
 from __future__ import annotations
 
-import sys
 import tracemalloc
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,10 +23,10 @@ from dataclasses import dataclass
 from bench.harness import bench_topics, preload, rss_bytes, shared_services
 from bench.report import STACK, load_average, machine, parser, progress, publish, table, written
 from bench.traffic import Shape, generate
-from detectors.join import JoinBuffer
+from detectors.join import JoinBuffer, JoinEntry
+from pipeline.state import ChangeTrackingStore
 from schemas.codec import decode
 from schemas.events import PredictionEvent
-from stream_app.runtimes.faust.join_stage import PartitionView
 from stream_app.services.process import wait_until
 
 SECTION = "## Memory"
@@ -43,11 +42,11 @@ class InProcess:
     """Bytes per pending prediction of the join state, measured in this process."""
 
     total: float
-    table: float
+    index: float
 
     @property
-    def index(self) -> float:
-        return self.total - self.table
+    def store(self) -> float:
+        return self.total - self.index
 
 
 def worker_rss(pending: int) -> int:
@@ -71,20 +70,26 @@ def worker_rss(pending: int) -> int:
 
 
 def in_process(pending: int) -> InProcess:
-    """Bytes per entry of ``pending`` predictions in a JoinBuffer over a PartitionView."""
-    events = [decode(PredictionEvent, r.prediction) for r in generate(SHAPE, pending)]
-    store: dict[bytes, bytes] = {}
+    """Bytes per entry of ``pending`` predictions in a JoinBuffer over a ChangeTrackingStore,
+    and of them the expiry index."""
+    requests = list(generate(SHAPE, pending))
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        buffer = JoinBuffer(PartitionView(store, 0), ttl_seconds=3600, max_pending=10 * pending)
-        for event in events:
-            buffer.offer(event)
+        store: ChangeTrackingStore[JoinEntry] = ChangeTrackingStore()
+        buffer = JoinBuffer(store, ttl_seconds=3600, max_pending=10 * pending)
+        for request in requests:
+            buffer.offer(decode(PredictionEvent, request.prediction))
+        store.take_changes()  # what a commit does
         total = tracemalloc.get_traced_memory()[0] - before
+        buffer.rebuild_index()  # a fresh index, without the stale heap items offers leave
+        index = tracemalloc.get_traced_memory()[0] - before - total
+        buffer._since.clear()
+        buffer._heap.clear()
+        index += total - (tracemalloc.get_traced_memory()[0] - before)
     finally:
         tracemalloc.stop()
-    entries = sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in store.items())
-    return InProcess(total / pending, (entries + sys.getsizeof(store)) / pending)
+    return InProcess(total / pending, index / pending)
 
 
 def render(rss: dict[int, int], join: InProcess, sizes: Sequence[int], load: str) -> str:
@@ -102,17 +107,18 @@ def render(rss: dict[int, int], join: InProcess, sizes: Sequence[int], load: str
         f"{written(COMMAND + ' --sizes ' + ' '.join(map(str, sizes)))} Worker RSS with N"
         " pending (unmatched) predictions of 10 features (4 partitions, so N/4 per partition's"
         f" join), read once the join stage counted all N; a run with {BASELINE:,} predictions"
-        f" is the baseline ({base / 2**20:,.0f} MiB). The in-process row builds the same join"
-        " state (JoinBuffer over PartitionView over a dict) and measures it with tracemalloc.",
+        f" is the baseline ({base / 2**20:,.0f} MiB). In process, the same join state (a"
+        " JoinBuffer over a ChangeTrackingStore, as the default runtime keeps it) is measured"
+        " with tracemalloc.",
         "",
         *machine(STACK, load),
         "",
         *table(["pending predictions", "worker RSS MiB", "bytes/entry over baseline"], rows, "rrr"),
         "",
         f"Slope between {previous:,} and {largest:,}: {slope:,.0f} bytes per pending"
-        f" prediction. In process: {join.total:,.0f} bytes per entry, of which the table's"
-        f" key and JSON value (with its dict slot) {join.table:,.0f} and the expiry index"
-        f" (a dict and a heap of (time, id)) {join.index:,.0f}.",
+        f" prediction. In process: {join.total:,.0f} bytes per entry, of which the store (the"
+        f" request id, the entry and what it keeps of the prediction) {join.store:,.0f} and"
+        f" the expiry index (a dict and a heap of (time, id)) {join.index:,.0f}.",
         "",
         f"Target ≤ {TARGET_BYTES:,} bytes per pending prediction: "
         + ("met" if slope <= TARGET_BYTES else "not met")

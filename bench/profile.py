@@ -1,4 +1,5 @@
-"""Where the worker's time goes: py-spy samples of ``driftstream worker`` on pre-loaded topics.
+"""Where the worker's time goes: py-spy samples of ``driftstream worker`` (the default,
+Kafka-native runtime) on pre-loaded topics.
 
 The throughput benchmark's worker run (``bench.throughput.measure_worker``) with py-spy
 sampling the worker process at 200 Hz from its first counted event to its last outcome. Each
@@ -31,11 +32,22 @@ MAIN_THREAD = "_run_module_as_main"
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("input decoding (schemas.codec)", ("schemas/",)),
     ("observations encode/decode", ("pipeline/observations.py",)),
-    ("join core and table view", ("detectors/join.py", "stream_app/runtimes/faust/join_stage.py")),
-    ("detectors (bank, signals, river)", ("detectors/", "river/")),
+    (
+        "join core and its store",
+        (
+            "detectors/join.py",
+            "pipeline/join.py",
+            "pipeline/edge.py",
+            "pipeline/state.py",
+            "stream_app/runtimes/faust/join_stage.py",
+        ),
+    ),
+    ("event-time merge of the inputs", ("pipeline/order.py",)),
+    ("detectors (bank, signals, river)", ("detectors/", "river/", "pipeline/detect.py")),
+    ("changelog writes and restore", ("stream_app/runtimes/kafka/changelog.py",)),
     ("Redis live state", ("stream_app/live_state.py", "redis/")),
     ("Prometheus metrics", ("stream_app/metrics.py", "prometheus_client/")),
-    ("the worker's agents (own lines)", ("stream_app/",)),
+    ("the runtime's own lines (Kafka-native: consume, produce, commit calls)", ("stream_app/",)),
     ("Faust tables and changelog", ("faust/tables/", "faust/stores/")),
     ("Python logging (records made, then filtered out)", ("logging/",)),
     (
@@ -133,8 +145,8 @@ def render(profile: Profile, pairs: int, cpu_per_pair: float, load_before: str) 
         f"{written(COMMAND + f' --pairs {pairs}')} py-spy at 200 Hz on the worker while it"
         f" works through {pairs:,} pre-loaded pairs (the throughput benchmark's traffic). The"
         f" event loop thread holds {total / everything:.0%} of the {everything:,} samples; the"
-        f" rest is aiokafka's consumer thread (fetching, mostly waiting in select) and executor"
-        " threads. The worker used"
+        " rest is the threads the event loop hands blocking calls to (the Kafka-native"
+        " runtime's consume and commit calls into librdkafka). The worker used"
         f" {cpu_per_pair * 1e6:,.0f} µs of CPU per joined pair; µs/pair below splits that by"
         " the event loop thread's shares, charging each sample to its innermost frame that is"
         " not asyncio, pydantic or standard library machinery.",

@@ -3,6 +3,9 @@ back from the real topics and Redis."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,7 @@ from confluent_kafka import Message
 from detectors.join import JoinedOutcome
 from pipeline.observations import decode_observation
 from producers.kafka_producer import EventProducer
+from producers.pacing import paced
 from schemas.codec import decode
 from schemas.events import DriftAlert, LabelEvent, PredictionEvent
 from stream_app.live_state import LiveStateKeys, read_live_state
@@ -68,10 +72,31 @@ class WorkerPool:
             worker.stop()
 
 
-def send(settings: Settings, topics: Topics, events: list[Event]) -> None:
+def send(settings: Settings, topics: Topics, events: Iterable[Event]) -> None:
     with EventProducer(settings.kafka, topics) as producer:
         for event in events:
             producer.send(event)
+
+
+@contextmanager
+def sending(settings: Settings, topics: Topics, events: list[Event], rate: float) -> Iterator[None]:
+    """Send ``events`` at ``rate`` per second from a thread while the block runs (so a fault
+    lands mid-stream however fast the worker is); at the end, wait until all were sent."""
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            send(settings, topics, paced(events, rate))
+        except BaseException as exc:  # handed to the test below
+            failures.append(exc)
+
+    thread = threading.Thread(target=run, name="sender", daemon=True)
+    thread.start()
+    yield
+    thread.join(timeout=len(events) / rate + 120)
+    assert not thread.is_alive(), "the sender did not finish"
+    if failures:
+        raise failures[0]
 
 
 def live_view(settings: Settings) -> dict[str, dict[str, Any]]:

@@ -19,11 +19,13 @@ from stream_app.worker_process import WorkerProcess
 from tests.faults.conftest import FaultServices
 from tests.faults.ledger import Ledger, audit
 from tests.integration.kafka_io import consume, topic_size
-from tests.pipeline import WorkerPool, alerts_of, live_view, send
+from tests.pipeline import WorkerPool, alerts_of, live_view, send, sending
 
 pytestmark = pytest.mark.timeout(900)
 
 TTL_SECONDS = 600.0  # event time; the simulator's labels come ~30 s after their predictions
+RATE = 150.0  # events/s sent while a fault happens: a stream still flowing, whatever the runtime
+SLOW_RATE = 100.0  # three kills and restarts (each waiting out the group's session timeout)
 
 
 def fault_ledger(settings: Settings, predictions: int, seed: int) -> tuple[Ledger, Topics]:
@@ -51,15 +53,15 @@ def wait_for_progress(ledger: Ledger, topics: Topics, worker: WorkerProcess, mor
 
 def test_sigkill_several_times(fault_settings: Settings, tmp_path: Path, engine: Engine) -> None:
     ledger, topics = fault_ledger(fault_settings, 2000, seed=21)
-    send(ledger.settings, topics, ledger.events)
     rng = random.Random(21)
     with WorkerPool(ledger.settings, tmp_path, engine) as pool:
-        for _ in range(3):
+        with sending(ledger.settings, topics, ledger.events, rate=SLOW_RATE):
+            for _ in range(3):
+                worker = pool.start()
+                wait_for_progress(ledger, topics, worker, rng.randint(300, 1500))
+                worker.kill()
             worker = pool.start()
-            wait_for_progress(ledger, topics, worker, rng.randint(300, 1500))
-            worker.kill()
-        worker = pool.start()
-        audit(ledger, topics, crashed=True)
+        audit(ledger, topics, engine, crashed=True)
         assert worker.running, worker.log_tail()
 
 
@@ -67,27 +69,24 @@ def test_one_of_two_workers_killed(
     fault_settings: Settings, tmp_path: Path, engine: Engine
 ) -> None:
     ledger, topics = fault_ledger(fault_settings, 2000, seed=31)
-    half = len(ledger.events) // 2
     with WorkerPool(ledger.settings, tmp_path, engine) as pool:
         doomed, survivor = pool.start(), pool.start()
-        send(ledger.settings, topics, ledger.events[:half])
-        wait_for_progress(ledger, topics, doomed, 1500)
-        doomed.kill()  # its partitions move to the survivor
-        send(ledger.settings, topics, ledger.events[half:])
-        audit(ledger, topics, crashed=True)
+        with sending(ledger.settings, topics, ledger.events, rate=RATE):
+            wait_for_progress(ledger, topics, doomed, 1500)
+            doomed.kill()  # its partitions move to the survivor
+        audit(ledger, topics, engine, crashed=True)
         assert survivor.running, survivor.log_tail()
 
 
 def fault_mid_stream(
     ledger: Ledger, topics: Topics, pool: WorkerPool, fault: Callable[[], None]
 ) -> WorkerProcess:
-    """Half the stream in, ``fault()``, the other half in; the worker that lived through it."""
-    half = len(ledger.events) // 2
+    """The stream sent at ``RATE``, ``fault()`` once the worker is into it; the worker that
+    lived through it."""
     worker = pool.start()
-    send(ledger.settings, topics, ledger.events[:half])
-    wait_for_progress(ledger, topics, worker, 1000)
-    fault()
-    send(ledger.settings, topics, ledger.events[half:])
+    with sending(ledger.settings, topics, ledger.events, rate=RATE):
+        wait_for_progress(ledger, topics, worker, 1000)
+        fault()
     return worker
 
 
@@ -102,7 +101,7 @@ def test_broker_stopped_and_started(
 
     with WorkerPool(ledger.settings, tmp_path, engine) as pool:
         worker = fault_mid_stream(ledger, topics, pool, restart_broker)
-        audit(ledger, topics)  # no operator action in between
+        audit(ledger, topics, engine)  # no operator action in between
         assert worker.running, worker.log_tail()
 
 
@@ -114,7 +113,7 @@ def test_redis_stopped_and_started(
         worker = fault_mid_stream(ledger, topics, pool, fault_services.stop_redis)
         wait_for_progress(ledger, topics, worker, 1000)  # the stream flows without Redis
         fault_services.start_redis()  # empty: it keeps nothing across a restart
-        report = audit(ledger, topics)  # the view is whole again
+        report = audit(ledger, topics, engine)  # the view is whole again
         assert worker.running, worker.log_tail()
     assert int(live_view(ledger.settings)["_pipeline"].get("redis_outages", 0)) >= 1, report
 
@@ -155,7 +154,7 @@ def test_backlog_drains_with_bounded_memory(
         assert wait_until(drained, 400, interval=0.5), worker.log_tail()
         # read far out of order (predictions ahead of labels), the detectors see the outcomes
         # interleaved otherwise than the replay does: the drift is still found, once
-        report = audit(ledger, topics, as_replayed=False)
+        report = audit(ledger, topics, engine, as_replayed=False)
         assert {a.model_id for a in alerts_of(consume(ledger.settings, [topics.alerts]))} == {
             "fraud"
         }

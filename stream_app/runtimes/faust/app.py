@@ -9,7 +9,7 @@ from typing import Any
 
 import faust
 
-from stream_app.runtimes.faust.seek_fence import SeekFencedTransport
+from stream_app.runtimes.faust.seek_fence import SeekFencedTransport, check_faust_version
 from stream_app.settings import KafkaSettings, Settings
 
 
@@ -60,6 +60,7 @@ def create_app(settings: Settings, app_id: str, data_dir: Path, **options: Any) 
 
     Its consumer hands over no record fetched before a seek
     (:mod:`stream_app.runtimes.faust.seek_fence`)."""
+    check_faust_version()
     logging.getLogger("aiokafka.conn").addFilter(HIDE_SASL_EXCHANGE)
     app = faust.App(
         app_id,

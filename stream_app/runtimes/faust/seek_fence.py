@@ -25,6 +25,11 @@ rebalance"). :class:`SeekFencedConsumer`
 
 Records handed over before a seek come again: a duplicate, which the join and the detectors
 recognise, never a gap.
+
+This is the one module that reaches into Faust's private internals (``_getmany``,
+``_read_offset``, ``_thread``, ``_is_changelog_tp``): ``FAUST_VERSION`` is the exact version
+they were read from and ``pyproject.toml`` pins, and :func:`check_faust_version` refuses to run
+on any other.
 """
 
 from __future__ import annotations
@@ -33,8 +38,28 @@ import asyncio
 from collections.abc import AsyncIterator, Hashable, Iterable, Mapping
 from typing import Any
 
+import faust
 from faust.transport.drivers import aiokafka
 from faust.types import TP, Message
+
+FAUST_VERSION = "0.15.3"
+
+
+def check_faust_version(installed: str = faust.__version__) -> None:
+    """Refuse a faust-streaming other than the one this module's overrides were written for.
+
+    >>> try:
+    ...     check_faust_version("0.15.4")
+    ... except RuntimeError as exc:
+    ...     print(str(exc).split(":")[0])
+    the Faust runtime needs faust-streaming 0.15.3 (installed
+    """
+    if installed != FAUST_VERSION:
+        raise RuntimeError(
+            f"the Faust runtime needs faust-streaming {FAUST_VERSION} (installed: {installed}): "
+            "its seek fence overrides Faust internals; "
+            f"pip install faust-streaming=={FAUST_VERSION}"
+        )
 
 
 class SeekFence:
