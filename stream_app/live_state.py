@@ -196,6 +196,9 @@ class LiveStateWriter:
             "model_version": summary.model_version,
             "error_rate": summary.error_rate,
             "accuracy": summary.accuracy,
+            "estimated_accuracy": summary.estimated_accuracy,  # from scores, labelled or not
+            "estimated_precision": summary.estimated_precision,
+            "estimated_recall": summary.estimated_recall,
             "mean_absolute_error": summary.mean_absolute_error,
             "last_alert_id": summary.last_alert_id,
             "predictions_applied": summary.predictions,  # each once, unlike the event counts
@@ -244,12 +247,14 @@ class LiveStateWriter:
             log.warning("Redis is back; live state caught up")
             self.count(None, "redis_outages")
         written = batch.lasting()
+        lost = self._written
+        written.absorb_older(lost)
         if results[0] is None and self.stats.flushes:  # our key is gone: so is what we wrote
             log.warning("Redis lost the live state; writing it again")
             self.count(None, "redis_rebuilds")
-            self._pending.absorb_older(self._written)
-        else:
-            written.absorb_older(self._written)
+            again = written.lasting()  # every field at its newest value (this batch's or older)
+            again.counts = lost.counts  # and the counts sent before this batch, which are gone
+            self._pending.absorb_older(again)
         self._written = written
         self.stats.stale = False
         self.stats.flushes += 1

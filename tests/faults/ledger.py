@@ -48,6 +48,11 @@ class Ledger:
     def labelled(self, model_id: str) -> set[str]:
         return labelled_requests(self.events, model_id)
 
+    def observations(self) -> int:
+        """The observations the join stage makes of the stream: one per prediction, one per
+        labelled prediction."""
+        return sum(m.truth.predictions + len(self.labelled(m.model_id)) for m in self.models)
+
     def expected(self) -> dict[str, dict[str, int]]:
         """Per model: the counts the pipeline must end with, at least (event counts) or
         exactly (``*_applied``: what the detectors applied)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from stream_app.settings import Settings
 
@@ -49,14 +49,22 @@ def consume(
     return received
 
 
-def topic_size(settings: Settings, topic: str) -> int:
-    """How many messages ``topic`` holds: the sum of its partitions' high watermarks."""
+def topic_size(settings: Settings, topic: str, timeout: float = 30.0) -> int:
+    """How many messages ``topic`` holds: the sum of its partitions' high watermarks (asked
+    again while a new topic's partitions have no leader yet)."""
     consumer = Consumer({**settings.kafka.client_config(), "group.id": "driftstream-test-size"})
+    deadline = time.monotonic() + timeout
     try:
-        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-        return sum(
-            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in metadata.partitions
-        )
+        while True:
+            try:
+                metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+                return sum(
+                    consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    for p in metadata.partitions
+                )
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)  # the broker is electing a leader: ask again shortly
     finally:
         consumer.close()

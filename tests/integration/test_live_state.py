@@ -147,12 +147,43 @@ def test_a_redis_that_lost_its_data_gets_it_again(
         ours = list(redis_conn.scan_iter(match=f"{settings.redis.key_prefix}*"))
         redis_conn.delete(*ours)  # what a restart without persistence does to our keys
         writer.count("m", "predictions", 2)
+        writer.set_model("m", {"status": "ok", "accuracy": "0.9"})
         assert await writer.flush()  # lands on the empty Redis, notices the loss
-        assert await writer.flush()  # writes the rest again
+        assert await writer.flush()  # writes the rest again, not older than what it has sent
         await writer.client.aclose()
 
     asyncio.run(scenario())
     state = view(settings)
     assert state["m"]["predictions"] == "7"
-    assert state["m"]["status"] == "drift"
+    assert state["m"]["status"] == "ok"
+    assert state["m"]["accuracy"] == "0.9"
     assert state["_pipeline"]["redis_rebuilds"] == "1"
+
+
+def test_partition_totals_add_up_across_writers_and_survive_a_loss(
+    settings: Settings, redis_conn: redis.Redis
+) -> None:
+    async def scenario() -> None:
+        one, two = writer_for(settings), writer_for(settings)  # two workers, two partitions each
+        one.set_totals("m", "i0", {"predictions": 10, "joined": 4})
+        one.set_totals("m", "i1", {"predictions": 5})
+        two.set_totals("m", "i2", {"predictions": 7})
+        two.set_totals(None, "i2", {"deadlettered": 3})
+        assert await one.flush()
+        assert await two.flush()
+        one.set_totals("m", "i0", {"predictions": 12})  # a later commit: the new total
+        assert await one.flush()
+        ours = list(redis_conn.scan_iter(match=f"{settings.redis.key_prefix}*"))
+        redis_conn.delete(*ours)
+        for writer in (one, two):
+            assert await writer.flush()  # an empty batch: nothing sent, nothing noticed
+            writer.set_totals("m", "i3", {"predictions": 1})
+            assert await writer.flush()  # notices the loss
+            assert await writer.flush()  # writes its totals again
+            await writer.client.aclose()
+
+    asyncio.run(scenario())
+    state = view(settings)
+    assert state["m"]["predictions"] == str(12 + 5 + 7 + 1)  # i3 twice: the same total
+    assert state["m"]["joined"] == "4"
+    assert state["_pipeline"]["deadlettered"] == "3"

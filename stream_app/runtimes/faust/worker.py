@@ -68,11 +68,25 @@ def input_record(message: Any) -> InputRecord:
 
 
 def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> faust.App:
-    """The Faust app with both agents, its tables and the Redis flush timer; it records into
-    ``metrics`` (Prometheus) as well as Redis."""
+    """The Faust app of ``driftstream worker --engine faust``: :func:`mount_agents` on an app
+    of driftstream's settings."""
+    app_id = settings.worker.app_id or f"{settings.topics.prefix}worker"
+    app = create_app(settings, app_id, settings.worker.data_dir)
+    return mount_agents(app, settings, metrics)
+
+
+def mount_agents(
+    app: faust.App, settings: Settings, metrics: WorkerMetrics | None = None
+) -> faust.App:
+    """Add driftstream's two agents, their tables and the Redis flush timer to ``app`` (yours,
+    or :func:`build_worker`'s); they record into ``metrics`` (Prometheus) as well as Redis.
+
+    ``app`` must read with :class:`~stream_app.runtimes.faust.seek_fence.SeekFencedTransport`
+    (``app.transport = SeekFencedTransport(app.conf.broker_consumer, app)``, as
+    :func:`~stream_app.runtimes.faust.app.create_app` does), or a rebalance can skip records.
+    """
     names = Topics(settings.topics.prefix)
     worker = settings.worker
-    app = create_app(settings, worker.app_id or f"{names.prefix}worker", worker.data_dir)
     inputs = app.topic(names.predictions, names.labels, **RAW)
     partitions = settings.topics.partitions
     outputs = {

@@ -31,6 +31,7 @@ import signal
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -252,8 +253,8 @@ class KafkaWorker:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", _describe(partitions))
-        self._restore(partitions)
-        self._find_starts(partitions)
+        self._until_done("restoring the state", lambda: self._restore(partitions))
+        self._until_done("finding the committed offsets", lambda: self._find_starts(partitions))
         self.assigned |= {(tp.topic, tp.partition) for tp in partitions}
 
     def _find_starts(self, partitions: list[TopicPartition]) -> None:
@@ -435,8 +436,9 @@ class KafkaWorker:
             except BufferError:  # the local queue is full: let it drain
                 self.producer.poll(0.05)
 
-    def _commit(self) -> None:
-        """Write the state changes and the offsets into the open transaction and commit it."""
+    def _commit(self, attempts: int = COMMIT_ATTEMPTS) -> None:
+        """Write the state changes and the offsets into the open transaction and commit it
+        (trying a timed-out commit again, ``attempts`` times in all)."""
         if not self.positions and not self.changed_totals:
             return
         for partition, store in self.stores.items():
@@ -455,17 +457,13 @@ class KafkaWorker:
             self.producer.send_offsets_to_transaction(
                 offsets, self.consumer.consumer_group_metadata(), 30
             )
-        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        for attempt in range(1, attempts + 1):
             try:
                 self.producer.commit_transaction(30)
                 break
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
-                if (
-                    attempt == COMMIT_ATTEMPTS
-                    or not error.retriable()
-                    or error.txn_requires_abort()
-                ):
+                if attempt == attempts or not error.retriable() or error.txn_requires_abort():
                     raise
                 log.warning("committing the transaction: %s; trying again", error.str())
         committed, self.uncommitted = self.uncommitted, Committed()
@@ -503,14 +501,29 @@ class KafkaWorker:
         self.uncommitted = Committed()
         assigned = [TopicPartition(t, p) for t, p in sorted(self.assigned)]
         self._forget(assigned)
-        self._restore(assigned)
         self.positions.clear()
         self.changed_totals.clear()
         self.effects.clear()
-        for tp in self.consumer.committed(assigned, timeout=60) if assigned else []:
+        if assigned:
+            self._until_done("restoring the state", lambda: self._restore(assigned))
+            self._until_done("going back to the committed offsets", lambda: self._rewind(assigned))
+
+    def _rewind(self, assigned: list[TopicPartition]) -> None:
+        for tp in self.consumer.committed(assigned, timeout=30):
             offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
         self._find_starts(assigned)
+
+    def _until_done(self, what: str, step: Callable[[], None]) -> None:
+        """Run ``step`` until it gets through Kafka (a broker restarting, a coordinator moving),
+        saying so once a second; a stop request ends the trying."""
+        while not self.stopping:
+            try:
+                step()
+                return
+            except KafkaException as exc:
+                log.warning("%s: %s; trying again", what, exc.args[0].str())
+                time.sleep(1.0)
 
     def _publish_committed(self) -> None:
         """Hand what the last commits made durable to the live view (loop thread only)."""
@@ -579,7 +592,7 @@ class KafkaWorker:
 
     async def _shut_down(self, flushing: asyncio.Task[bool] | None) -> None:
         try:
-            await asyncio.to_thread(self._commit)
+            await asyncio.to_thread(self._commit, 1)  # a stopping worker does not linger
         except KafkaException as exc:
             log.warning("final commit failed (%s); the next worker redoes it", exc)
         self._publish_committed()
