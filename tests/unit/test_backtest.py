@@ -182,3 +182,13 @@ def test_history_is_a_point_per_hundred_observations_showing_the_drop(stream: St
     before = [p.accuracy for p in drifting if p.event_time < start and p.accuracy is not None]
     assert drifting[-1].accuracy is not None
     assert drifting[-1].accuracy < min(before[len(before) // 2 :]) - 0.1
+
+
+def test_a_prediction_sent_twice_is_applied_once_as_by_the_worker() -> None:
+    replay = Backtest(ttl_seconds=600, max_pending=1_000)
+    for event in [prediction("a", 0), prediction("a", 1), label("a", 2), label("a", 3)]:
+        replay.process(event)
+    model = replay.summary().models["m"]
+    assert model.bank is not None
+    assert (model.bank.predictions, model.bank.outcomes) == (1, 1)
+    assert (model.counts.predictions, model.counts.duplicates, model.counts.joined) == (2, 2, 1)

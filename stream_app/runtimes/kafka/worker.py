@@ -72,6 +72,7 @@ from stream_app.settings import Settings
 from stream_app.topics import Topics, ensure_store_topics, ensure_topics
 
 log = logging.getLogger(__name__)
+CLIENT_LOG = logging.getLogger("librdkafka")  # the clients' own lines, in the worker's format
 
 IDLE_WARNING_SECONDS = 60.0
 COMMIT_ATTEMPTS = 10
@@ -165,6 +166,7 @@ class KafkaWorker:
                 # the same time (EventTimeMerge), not one partition's long run
                 "max.partition.fetch.bytes": FETCH_BYTES_PER_PARTITION,
                 "error_cb": self._client_error,
+                "logger": CLIENT_LOG,
             }
         )
 
@@ -180,6 +182,7 @@ class KafkaWorker:
                 "compression.type": "lz4",
                 "queue.buffering.max.messages": 1_000_000,
                 "error_cb": self._client_error,
+                "logger": CLIENT_LOG,
             }
         )
         producer.init_transactions(60)
