@@ -46,14 +46,14 @@ class Bench:
     workdir: Path
 
     def worker(self, name: str, engine: Engine = "kafka", **env: str) -> WorkerProcess:
-        """A worker of ``engine`` on these topics (not started), app id ``<prefix><name>``;
-        ``env`` adds ``DRIFTSTREAM_*`` overrides."""
+        """A worker of ``engine`` on these topics (not started), app id ``<prefix><name>``,
+        Redis keys of its own (:meth:`keys`); ``env`` adds ``DRIFTSTREAM_*`` overrides."""
         return WorkerProcess(
             {
                 "DRIFTSTREAM_WORKER__ENGINE": engine,
                 "DRIFTSTREAM_TOPICS__PREFIX": self.topics.prefix,
                 "DRIFTSTREAM_TOPICS__PARTITIONS": str(self.settings.topics.partitions),
-                "DRIFTSTREAM_REDIS__KEY_PREFIX": self.settings.redis.key_prefix,
+                "DRIFTSTREAM_REDIS__KEY_PREFIX": self.keys(name).prefix,
                 "DRIFTSTREAM_WORKER__APP_ID": f"{self.topics.prefix}{name}",
                 "DRIFTSTREAM_WORKER__DATA_DIR": str(self.workdir / name),
                 "DRIFTSTREAM_WORKER__METRICS_PORT": "0",  # no Prometheus endpoint
@@ -63,19 +63,23 @@ class Bench:
             self.workdir / f"{name}.log",
         )
 
-    def live_view(self) -> dict[str, dict[str, Any]]:
-        """The worker's Redis view of every model (see ``stream_app.live_state``)."""
-        with redis_client(self.settings.redis, decode_responses=True) as client:
-            return read_live_state(client, LiveStateKeys(self.settings.redis.key_prefix))
+    def keys(self, worker: str) -> LiveStateKeys:
+        """The Redis keys of the worker named ``worker`` (under the bench's prefix)."""
+        return LiveStateKeys(f"{self.settings.redis.key_prefix}{worker}:")
 
-    def counter(self, name: str) -> int:
+    def live_view(self, worker: str = "worker") -> dict[str, dict[str, Any]]:
+        """A worker's Redis view of every model (see ``stream_app.live_state``)."""
+        with redis_client(self.settings.redis, decode_responses=True) as client:
+            return read_live_state(client, self.keys(worker))
+
+    def counter(self, name: str, worker: str = "worker") -> int:
         """A counter of the model hashes (``predictions``, ``joined``, ...), summed over models."""
-        view = self.live_view()
+        view = self.live_view(worker)
         return sum(int(m.get(name, 0)) for model_id, m in view.items() if model_id != "_pipeline")
 
-    def signal_count(self, signal: str) -> int:
+    def signal_count(self, signal: str, worker: str = "worker") -> int:
         """Values the detection stage has taken of ``signal``, summed over models."""
-        view = self.live_view()
+        view = self.live_view(worker)
         return sum(
             int(model["signals"][signal]["n"])
             for model_id, model in view.items()
@@ -163,6 +167,11 @@ def _partitions(consumer: Consumer, topic: str) -> list[TopicPartition]:
     return [TopicPartition(topic, p) for p in sorted(metadata.partitions)]
 
 
+TAIL = 64
+"""Offsets read before a partition's end to find its last message: a transactional writer's
+commit markers take offsets too, and are no messages."""
+
+
 def time_bounds(settings: Settings, topic: str) -> tuple[float, float] | None:
     """Kafka timestamps (epoch seconds) of the earliest first and latest last message."""
     consumer = _reader(settings)
@@ -171,11 +180,16 @@ def time_bounds(settings: Settings, topic: str) -> tuple[float, float] | None:
     try:
         for partition in _partitions(consumer, topic):
             low, high = consumer.get_watermark_offsets(partition, timeout=30)
-            for offset, into in ((low, firsts), (high - 1, lasts)):
-                if high > low:
-                    consumer.assign([TopicPartition(topic, partition.partition, offset)])
-                    message = _next_message(consumer)
-                    into.append(message.timestamp()[1] / 1000)
+            if high <= low:
+                continue
+            consumer.assign([TopicPartition(topic, partition.partition, low)])
+            firsts.append(_next_message(consumer).timestamp()[1] / 1000)
+            consumer.assign([TopicPartition(topic, partition.partition, max(low, high - TAIL))])
+            last = _next_message(consumer)
+            while (last.offset() or 0) < high - 1 and (more := consumer.poll(1.0)) is not None:
+                if more.error() is None:
+                    last = more
+            lasts.append(last.timestamp()[1] / 1000)
     finally:
         consumer.close()
     return (min(firsts), max(lasts)) if firsts else None

@@ -47,7 +47,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("changelog writes and restore", ("stream_app/runtimes/kafka/changelog.py",)),
     ("Redis live state", ("stream_app/live_state.py", "redis/")),
     ("Prometheus metrics", ("stream_app/metrics.py", "prometheus_client/")),
-    ("the runtime's own lines (Kafka-native: consume, produce, commit calls)", ("stream_app/",)),
+    ("the runtime's own lines", ("stream_app/",)),
     ("Faust tables and changelog", ("faust/tables/", "faust/stores/")),
     ("Python logging (records made, then filtered out)", ("logging/",)),
     (

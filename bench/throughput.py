@@ -84,18 +84,18 @@ def measure_worker(
         def started() -> bool:
             if not worker.running:
                 raise RuntimeError(f"worker exited:\n{worker.log_tail()}")
-            return bench.counter("predictions") > 0
+            return bench.counter("predictions", name) > 0
 
         if not wait_until(started, timeout, POLL_SECONDS):
             raise RuntimeError(f"worker consumed nothing:\n{worker.log_tail()}")
-        first_cpu, first_count = cpu_seconds(pid), bench.signal_count("error_rate")
+        first_cpu, first_count = cpu_seconds(pid), bench.signal_count("error_rate", name)
         spy = _py_spy(pid, profile) if profile else None
         progress(f"{name}: started; waiting for {pairs:,} outcomes")
         last_report = time.monotonic()
 
         def finished() -> bool:
             nonlocal last_report
-            count = bench.signal_count("error_rate")
+            count = bench.signal_count("error_rate", name)
             if time.monotonic() - last_report > 15:
                 progress(f"{name}: {count:,} of {pairs:,} outcomes detected")
                 last_report = time.monotonic()
@@ -105,12 +105,12 @@ def measure_worker(
         if not worker.running:
             raise RuntimeError(f"{name} exited (code {worker.stop()}):\n{worker.log_tail()}")
         end, cpu = time.time(), cpu_seconds(pid) - first_cpu
-        done = bench.signal_count("error_rate")
+        done = bench.signal_count("error_rate", name)
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
-        alerts = bench.counter("alerts")
-        total = bench.counter("joined")
+        alerts = bench.counter("alerts", name)
+        total = bench.counter("joined", name)
     if done < pairs:
         raise RuntimeError(f"{name}: only {done:,} of {pairs:,} outcomes in {timeout:.0f}s")
     changelog = "join-store" if engine == "kafka" else "join-changelog"

@@ -7,4 +7,6 @@
 - ``window`` / ``monitor``: one signal's detectors, firings with before/after statistics
 - ``policy``: cooldown and deterministic alert ids
 - ``bank``: all of one model's detectors (``DetectorBank``), summary, snapshot/restore
+- ``calibration``: the label-free accuracy estimate (``estimated_accuracy``) from the scores
+- ``budget``: detector settings chosen for a false-alarm budget from a reference stream
 """

@@ -5,7 +5,9 @@ concept signals, runs each signal's configured detectors (:class:`SignalMonitor`
 their firings through the :class:`AlertPolicy` and returns ``DriftAlert`` objects. It does no
 I/O: the Faust worker and the offline replay feed it the same objects in the same order and
 get the same alerts. ``detected_at`` defaults to the event time, so a replay is
-deterministic; the live worker passes its wall clock.
+deterministic; the live worker passes its wall clock. Its summary holds the label-free
+estimate of the model's accuracy, precision and recall (:mod:`detectors.calibration`) next
+to the realised ones.
 
 >>> import random
 >>> from datetime import datetime, timedelta, timezone
@@ -37,17 +39,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from detectors.calibration import PerformanceEstimate
 from detectors.config import BankConfig
 from detectors.join import JoinedOutcome
 from detectors.monitor import SignalMonitor
 from detectors.policy import AlertPolicy
 from detectors.positive_class import PositiveClassRates
-from detectors.signals import ABS_ERROR, ERROR_RATE, PredictionSignals, Signal, outcome_signal
+from detectors.signals import (
+    ABS_ERROR,
+    ERROR_RATE,
+    ESTIMATED_ACCURACY,
+    PredictionSignals,
+    Signal,
+    outcome_signal,
+)
 from schemas.events import DriftAlert, PredictionEvent
 
 Status = Literal["ok", "warning", "drift"]
 
-_SNAPSHOT_FORMAT = 2
+_SNAPSHOT_FORMAT = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +80,9 @@ class BankSummary:
     over the last ``recent_window`` outcomes, and so are ``precision`` and ``recall`` of the
     configured ``positive_label`` (None while undefined: no positive predicted, or none
     actual); ``status`` is the worst signal status. ``event_time`` is the latest time the bank
-    has seen: a prediction's time, or the time an outcome became known.
+    has seen: a prediction's time, or the time an outcome became known. The ``estimated_*``
+    rates are over the last ``recent_window`` predictions, labelled or not, from their scores
+    (None before the calibration is frozen, and for models without scores).
     """
 
     model_id: str
@@ -86,6 +98,9 @@ class BankSummary:
     precision: float | None = None
     recall: float | None = None
     event_time: datetime | None = None
+    estimated_accuracy: float | None = None
+    estimated_precision: float | None = None
+    estimated_recall: float | None = None
 
 
 class DetectorBank:
@@ -111,22 +126,33 @@ class DetectorBank:
         self._monitors: dict[str, SignalMonitor] = {}
         self._policy = AlertPolicy(model_id, self.config.alert_cooldown_events)
         self._positive = PositiveClassRates(self.config.positive_label, self.config.recent_window)
+        self._estimate_of = PerformanceEstimate(
+            self.config.positive_label, self.config.calibration_outcomes, self.config.recent_window
+        )
         self._event_time: datetime | None = None
 
     def observe_prediction(
         self, event: PredictionEvent, detected_at: datetime | None = None
     ) -> list[DriftAlert]:
         """Update the data signals with one prediction; the data-drift alerts it raised."""
-        self._check_model(event.model_id)
-        self.predictions += 1
-        self.model_version = event.model_version
-        self._saw(event.timestamp)
         return self._observe(
-            self._signals.extract(event),
+            self.apply_prediction(event),
             event.model_version,
             event.timestamp,
             detected_at or event.timestamp,
         )
+
+    def apply_prediction(self, event: PredictionEvent) -> list[tuple[Signal, float]]:
+        """Count one prediction and update the estimates; its data-signal values, which
+        :meth:`observe_prediction` feeds to the detectors."""
+        self._check_model(event.model_id)
+        self.predictions += 1
+        self.model_version = event.model_version
+        self._saw(event.timestamp)
+        values = self._signals.extract(event)
+        if (correct := self._estimate_of.expected_correct(event)) is not None:
+            values.append((ESTIMATED_ACCURACY, correct))
+        return values
 
     def observe_outcome(
         self, outcome: JoinedOutcome, detected_at: datetime | None = None
@@ -136,18 +162,23 @@ class DetectorBank:
         The alert's ``event_time`` is the prediction's time; ``detected_at`` defaults to the
         time the outcome became known (the later of prediction and label time).
         """
-        self._check_model(outcome.model_id)
-        self.outcomes += 1
-        known_at = max(outcome.prediction_time, outcome.label_time)
-        self._saw(known_at)
-        if outcome.task == "classification":
-            self._positive.push(outcome.prediction, outcome.label)
         return self._observe(
-            [outcome_signal(outcome)],
+            self.apply_outcome(outcome),
             outcome.model_version,
             outcome.prediction_time,
-            detected_at or known_at,
+            detected_at or max(outcome.prediction_time, outcome.label_time),
         )
+
+    def apply_outcome(self, outcome: JoinedOutcome) -> list[tuple[Signal, float]]:
+        """Count one outcome and update the rolling rates and the calibration; its concept
+        signal value, which :meth:`observe_outcome` feeds to the detectors."""
+        self._check_model(outcome.model_id)
+        self.outcomes += 1
+        self._saw(max(outcome.prediction_time, outcome.label_time))
+        if outcome.task == "classification":
+            self._positive.push(outcome.prediction, outcome.label)
+        self._estimate_of.learn(outcome)
+        return [outcome_signal(outcome)]
 
     def summary(self) -> BankSummary:
         """The live state of every signal and of the model."""
@@ -168,6 +199,9 @@ class DetectorBank:
             precision=self._positive.precision,
             recall=self._positive.recall,
             event_time=self._event_time,
+            estimated_accuracy=self._estimate(ESTIMATED_ACCURACY),
+            estimated_precision=self._estimate_of.precision,
+            estimated_recall=self._estimate_of.recall,
         )
 
     def snapshot(self) -> bytes:

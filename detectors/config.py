@@ -5,7 +5,9 @@ signals a stricter ADWIN. ``signal_detectors`` overrides that per signal, by exa
 and then by the first matching shell-style pattern (an empty list switches a signal's
 detectors off).
 Detector lists accept names or full specs. Binary-only detectors are skipped on numeric
-signals and numeric-only ones on binary signals, so one list can serve both.
+signals and numeric-only ones on binary signals, so one list can serve both. A detector file
+(:class:`DetectorFile`, what ``driftstream calibrate`` writes) gives detectors per model and
+signal on top of the settings' lists.
 
 >>> config = BankConfig(signal_detectors={"feature:*": [], "error_rate": ["adwin", "ddm"]})
 >>> from detectors.signals import ABS_ERROR, ERROR_RATE, SCORE, Signal
@@ -19,11 +21,13 @@ signals and numeric-only ones on binary signals, so one list can serve both.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import Annotated, Any, Protocol
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from detectors.registry import DetectorSpec, accepts
 from detectors.signals import Signal
@@ -42,6 +46,8 @@ class DetectorDefaults(Protocol):
     def signal_detectors(self) -> Mapping[str, Sequence[DetectorSpec]]: ...
     @property
     def models(self) -> Mapping[str, Mapping[str, Any]]: ...
+    @property
+    def file(self) -> Path | None: ...
 
 
 def _specs(value: Any) -> Any:
@@ -85,6 +91,10 @@ class BankConfig(BaseModel):
     positive_label
         The class whose rolling precision and recall the bank's summary reports, compared as
         text with the predictions and labels (default ``"1"``: the class ``1`` or ``"1"``).
+    calibration_outcomes
+        Joined classification outcomes with a score from which the label-free estimate of
+        accuracy, precision and recall learns its calibration, then frozen (0: no estimate;
+        :mod:`detectors.calibration`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -97,6 +107,7 @@ class BankConfig(BaseModel):
     max_class_signals: int = Field(default=20, ge=0)
     recent_window: int = Field(default=500, ge=2)
     positive_label: Annotated[str, BeforeValidator(str)] = "1"
+    calibration_outcomes: int = Field(default=1000, ge=0)
 
     @classmethod
     def from_settings(cls, settings: DetectorDefaults, **overrides: Any) -> BankConfig:
@@ -126,6 +137,56 @@ class BankConfig(BaseModel):
         return tuple(spec for spec in specs if accepts(spec.name, binary=signal.binary))
 
 
+class CalibratedSignal(BaseModel):
+    """A signal's detectors in a :class:`DetectorFile`, and what they are expected to do."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    detectors: DetectorList
+    false_alarms_per_million: float | None = Field(default=None, ge=0)
+    """Expected false alarms per million values of the signal, all its detectors together."""
+    median_delay: float | None = Field(default=None, ge=0)
+    """Median values from a standard shift to its detection (None: most shifts missed)."""
+
+
+class DetectorFile(BaseModel):
+    """Detectors per model and signal (JSON), as ``driftstream calibrate`` writes them.
+
+    ``models`` maps a model id to signal names to detectors; the other fields say how they
+    were chosen: the false-alarm budget, the standard shift (in standard deviations of the
+    signal) whose detection delay was measured, and the reference recording.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    models: dict[str, dict[str, CalibratedSignal]]
+    false_alarms_per_million: float | None = Field(default=None, gt=0)
+    shift_sd: float | None = Field(default=None, gt=0)
+    reference: str | None = None
+
+
+class DetectorFileError(ValueError):
+    """A detector file that cannot be used; the message is one line naming the file and the
+    field."""
+
+
+def read_detector_file(path: Path) -> DetectorFile:
+    """The :class:`DetectorFile` at ``path``; :class:`DetectorFileError` if it is missing,
+    not JSON, or not valid (the first invalid field, dotted: ``models.m.score.detectors``)."""
+    try:
+        return DetectorFile.model_validate(json.loads(path.read_bytes()))
+    except OSError as exc:
+        raise DetectorFileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        reason = first["msg"].removeprefix("Value error, ")
+        raise DetectorFileError(f"{path}: {where}: {reason}{more}") from exc
+    except ValueError as exc:  # JSON or UTF-8
+        raise DetectorFileError(f"{path}: not JSON: {exc}") from exc
+
+
 class DetectorConfig(BaseModel):
     """Per-model configurations with a default for every other model."""
 
@@ -136,13 +197,21 @@ class DetectorConfig(BaseModel):
 
     @classmethod
     def from_settings(cls, settings: DetectorDefaults, **overrides: Any) -> DetectorConfig:
-        """The default from the settings (plus ``overrides``), and each model's own fields on
-        top of it (``settings.models``: model id -> BankConfig fields)."""
+        """The default from the settings (plus ``overrides``), and each model's own on top of
+        it: the signals of the detector file ``settings.file`` (read here,
+        :class:`DetectorFileError` if it cannot be used), then ``settings.models`` (model id ->
+        BankConfig fields)."""
         default = BankConfig.from_settings(settings, **overrides)
-        models = {
-            model_id: BankConfig.model_validate({**dict(default), **fields})
-            for model_id, fields in settings.models.items()
-        }
+        calibrated = read_detector_file(settings.file).models if settings.file else {}
+        models = {}
+        for model_id in [*calibrated, *(m for m in settings.models if m not in calibrated)]:
+            fields = dict(default)
+            if signals := calibrated.get(model_id):
+                calibrated_detectors = {name: signal.detectors for name, signal in signals.items()}
+                fields["signal_detectors"] = {**default.signal_detectors, **calibrated_detectors}
+            models[model_id] = BankConfig.model_validate(
+                {**fields, **settings.models.get(model_id, {})}
+            )
         return cls(default=default, models=models)
 
     def for_model(self, model_id: str) -> BankConfig:

@@ -2,7 +2,9 @@
 
 Each joined classification outcome is one (predicted positive?, actually positive?) pair; the
 rates are over the last ``size`` pairs. Labels are compared as text, as the class signals do,
-so the positive label ``"1"`` matches the class ``1`` and the class ``"1"``.
+so the positive label ``"1"`` matches the class ``1`` and the class ``"1"``. A pair may also
+carry the *probability* that the request is actually positive (:meth:`push_expected`), which
+turns the rates into estimates from predictions alone (:mod:`detectors.calibration`).
 
 >>> rates = PositiveClassRates("1", size=4)
 >>> for predicted, label in [(1, 1), (1, 0), (0, 1), (1, 1), (0, 0)]:
@@ -13,6 +15,11 @@ so the positive label ``"1"`` matches the class ``1`` and the class ``"1"``.
 >>> empty.push(0, 0)
 >>> empty.precision, empty.recall  # no positive predicted, none actual: undefined
 (None, None)
+>>> expected = PositiveClassRates("1", size=4)
+>>> for predicted, positive in [(True, 0.9), (True, 0.7), (False, 0.2)]:
+...     expected.push_expected(predicted, positive)
+>>> round(expected.precision, 2), round(expected.recall, 2)  # 1.6 of 2, 1.6 of 1.8
+(0.8, 0.89)
 """
 
 from __future__ import annotations
@@ -38,13 +45,20 @@ class PositiveClassRates:
         self._predicted = RecentWindow(size)
         self._actual = RecentWindow(size)
 
+    def is_positive(self, value: OutcomeValue) -> bool:
+        """Whether a prediction or label is the positive class (compared as text)."""
+        return str(value) == self.positive_label
+
     def push(self, prediction: OutcomeValue, label: OutcomeValue) -> None:
         """Add one outcome, dropping the oldest beyond ``size``."""
-        predicted = str(prediction) == self.positive_label
-        actual = str(label) == self.positive_label
-        self._true_positive.push(float(predicted and actual))
+        self.push_expected(self.is_positive(prediction), float(self.is_positive(label)))
+
+    def push_expected(self, predicted: bool, positive: float) -> None:
+        """Add one prediction (positive or not) whose label is positive with probability
+        ``positive`` (1.0 or 0.0 when the label is known)."""
+        self._true_positive.push(positive if predicted else 0.0)
         self._predicted.push(float(predicted))
-        self._actual.push(float(actual))
+        self._actual.push(positive)
 
     @property
     def precision(self) -> float | None:

@@ -5,7 +5,8 @@ Concept signals come from joined outcomes: ``error_rate`` (0/1 per classificatio
 fire before any label arrives: ``feature:<name>`` per numeric feature, ``score``,
 ``prediction`` for numeric (regression) predictions and ``predicted_class:<label>``, a 0/1
 indicator per predicted class. Feature and class signals are capped in number: the first
-ones seen are tracked, later ones ignored.
+ones seen are tracked, later ones ignored. ``estimated_accuracy`` is a data signal too: the
+probability that a prediction is right, from its score (:mod:`detectors.calibration`).
 
 >>> from datetime import datetime, timezone
 >>> from schemas.events import PredictionEvent
@@ -44,6 +45,7 @@ ERROR_RATE = Signal("error_rate", "concept", binary=True)
 ABS_ERROR = Signal("abs_error", "concept", binary=False)
 SCORE = Signal("score", "data", binary=False)
 PREDICTION = Signal("prediction", "data", binary=False)
+ESTIMATED_ACCURACY = Signal("estimated_accuracy", "data", binary=False)
 
 
 def outcome_signal(outcome: JoinedOutcome) -> tuple[Signal, float]:

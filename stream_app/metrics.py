@@ -158,6 +158,21 @@ class WorkerMetrics:
             "model_recall", "Recall of the positive class over recent outcomes.", model
         )
         self.status = gauge("model_status", "Model status: 0 ok, 1 warning, 2 drift.", model)
+        self.estimated_accuracy = gauge(
+            "model_estimated_accuracy",
+            "Accuracy estimated from the scores of recent predictions, labelled or not.",
+            model,
+        )
+        self.estimated_precision = gauge(
+            "model_estimated_precision",
+            "Precision of the positive class estimated from the scores of recent predictions.",
+            model,
+        )
+        self.estimated_recall = gauge(
+            "model_estimated_recall",
+            "Recall of the positive class estimated from the scores of recent predictions.",
+            model,
+        )
         signal = ("model", "signal", "kind")
         self.signal_estimate = gauge(
             "signal_estimate", "Mean of a signal over its recent window.", signal
@@ -208,9 +223,14 @@ class WorkerMetrics:
 
     def consumed_message(self, stage: str, record_time: float | None) -> None:
         """A stage took a message whose Kafka timestamp (seconds) is ``record_time``."""
-        self._child(self.consumed, stage).inc()
-        if record_time:
-            self._child(self.stage_latency, stage).observe(max(0.0, time.time() - record_time))
+        self.consumed_batch(stage, 1, record_time)
+
+    def consumed_batch(self, stage: str, n: int, oldest_time: float | None) -> None:
+        """A stage took ``n`` messages at once, the oldest with Kafka timestamp ``oldest_time``
+        (seconds): one latency observation for the batch, its worst."""
+        self._child(self.consumed, stage).inc(n)
+        if oldest_time:
+            self._child(self.stage_latency, stage).observe(max(0.0, time.time() - oldest_time))
 
     def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
         """``metric.labels(*labels)``, looked up once: per-message metrics called ``labels``
@@ -233,6 +253,9 @@ class WorkerMetrics:
             (self.precision, summary.precision),
             (self.recall, summary.recall),
             (self.status, STATUS_VALUES[summary.status]),
+            (self.estimated_accuracy, summary.estimated_accuracy),
+            (self.estimated_precision, summary.estimated_precision),
+            (self.estimated_recall, summary.estimated_recall),
         ):
             if value is None:
                 gauge.remove(model)
@@ -252,6 +275,9 @@ class WorkerMetrics:
             self.mean_absolute_error,
             self.precision,
             self.recall,
+            self.estimated_accuracy,
+            self.estimated_precision,
+            self.estimated_recall,
             self.status,
             self.signal_estimate,
             self.signal_status,

@@ -4,7 +4,9 @@ One function draws every report, whatever the source of the points: the Redis hi
 worker writes (``driftstream report``), a replay (``driftstream replay FILE --report``), or the
 demo. Per model, the top panel shows the rolling accuracy, precision and recall (or the mean
 absolute error of a regression model) with a threshold line; below it, one panel per data
-signal that alerted (at most ``MAX_SIGNAL_PANELS``) shows that signal's rolling mean. Every
+signal that alerted (at most ``MAX_SIGNAL_PANELS``) shows that signal's rolling mean. The top
+panel also shows, dashed, the accuracy estimated from the scores of the recent predictions
+(the ``estimated_accuracy`` signal), which needs no labels. Every
 panel has a vertical line at each alert (when it was detected, in event time) and, when the
 true drift start is known (simulated traffic), a dotted line there.
 
@@ -26,6 +28,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 
 from detectors.history import HistoryPoint
+from detectors.signals import ESTIMATED_ACCURACY
 from schemas.events import DriftAlert
 from stream_app.live_state import LiveStateKeys, read_history, read_model_alerts
 
@@ -146,6 +149,17 @@ def _draw_quality(axes: Axes, model: ModelSeries, threshold: float | None) -> No
                 linestyle=(0, (6, 3)),
                 linewidth=1.2,
                 label=f"threshold {level:.2f}{note}",
+            )
+        estimated = [p.signals.get(ESTIMATED_ACCURACY.name) for p in points]
+        if any(value is not None for value in estimated):
+            axes.plot(
+                times,
+                _nan(estimated),
+                color="tab:blue",
+                linestyle=(0, (3, 2)),
+                linewidth=1.6,
+                alpha=0.75,
+                label="estimated accuracy\n(from scores, no labels)",
             )
         axes.set_ylim(0.0, 1.02)
         axes.set_ylabel("rolling rate\n(recent outcomes)")

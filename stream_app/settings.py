@@ -12,9 +12,16 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from detectors.config import DEFAULT_CONCEPT_DETECTORS, DEFAULT_DATA_DETECTORS, DetectorList
+from detectors.config import (
+    DEFAULT_CONCEPT_DETECTORS,
+    DEFAULT_DATA_DETECTORS,
+    DetectorFileError,
+    DetectorList,
+    read_detector_file,
+)
 
 CACHE_HOME = Path.home() / ".cache" / "driftstream"
 
@@ -146,6 +153,20 @@ class DetectorSettings(BaseModel):
     alert_cooldown_events: int = Field(default=1000, ge=0)
     signal_detectors: dict[str, DetectorList] = Field(default_factory=dict)
     models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    file: Path | None = None
+    """A detector file (``driftstream calibrate --out``): detectors per model and signal, on
+    top of the lists above; ``models`` fields still win over it."""
+
+    @field_validator("file")
+    @classmethod
+    def _usable_file(cls, file: Path | None) -> Path | None:
+        if file is not None:
+            try:
+                read_detector_file(file)
+            except DetectorFileError as exc:  # one line naming this setting and the file's field
+                reason = {"reason": str(exc)}
+                raise PydanticCustomError("detector_file", "{reason}", reason) from exc
+        return file
 
 
 Engine = Literal["kafka", "faust"]

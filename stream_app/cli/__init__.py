@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from stream_app.cli.calibrate import calibrate
 from stream_app.cli.demo import demo
 from stream_app.cli.live import alerts, state, worker
 from stream_app.cli.replay import replay
@@ -25,5 +26,6 @@ app.command()(worker)
 app.command()(alerts)
 app.command()(state)
 app.command()(replay)
+app.command()(calibrate)
 app.command()(report)
 app.command()(demo)

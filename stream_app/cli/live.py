@@ -113,6 +113,7 @@ def state(
         "expired_predictions": "expired",
         "orphan_labels": "orphan labels",
         "accuracy": "accuracy",
+        "estimated_accuracy": "est. accuracy",
         "status": "status",
         "alerts": "alerts",
     }
@@ -124,8 +125,9 @@ def state(
         console.print("pipeline: " + ", ".join(f"{k} {v}" for k, v in sorted(pipeline.items())))
 
 
-_UNSET = {"accuracy": "-", "status": "-"}
-"""What a model without that field shows (no outcomes yet: no accuracy); counters show 0."""
+_UNSET = {"accuracy": "-", "estimated_accuracy": "-", "status": "-"}
+"""What a model without that field shows (no outcomes yet: no accuracy; no scores or no
+calibration yet: no estimate); counters show 0."""
 
 
 def _short(value: str) -> str:

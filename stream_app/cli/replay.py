@@ -6,11 +6,14 @@ Examples::
     driftstream replay ev.jsonl
     driftstream replay ev.jsonl --concept-detectors adwin,ddm --data-detectors "" --json
     driftstream replay ev.jsonl --report replay.png
+    driftstream replay ev.jsonl --detectors detectors.json
 
 The file is JSON lines as ``driftstream simulate --to-file`` writes them
 (:mod:`producers.event_file`). No Kafka or Redis: the events go through
 :class:`pipeline.backtest.Backtest` in file order, with the join TTL and cap and the detector
-defaults of the settings (``DRIFTSTREAM_JOIN__TTL_SECONDS``, ``DRIFTSTREAM_DETECTORS__...``).
+defaults of the settings (``DRIFTSTREAM_JOIN__TTL_SECONDS``, ``DRIFTSTREAM_DETECTORS__...``);
+``--detectors FILE`` uses a detector file (``driftstream calibrate --out``) instead of the one
+``DRIFTSTREAM_DETECTORS__FILE`` names.
 Each alert is printed as it is raised, then a summary per model. A bad line is reported with
 its ``file:line`` and skipped (counted in the summary), as the worker dead-letters bad input
 and goes on. ``--json`` prints one JSON document (alerts and per-model summary) instead.
@@ -37,7 +40,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from detectors.config import DetectorConfig
+from detectors.config import DetectorConfig, DetectorFileError
 from pipeline.backtest import Backtest, BacktestSummary, ModelReport
 from producers.event_file import scan_event_lines
 from schemas.errors import InvalidEvent
@@ -58,6 +61,7 @@ SUMMARY_ROWS = (
     "orphan labels",
     "pending",
     "accuracy (recent)",
+    "accuracy (estimated)",
     "status",
     "alerts",
 )
@@ -76,6 +80,10 @@ def replay(
     cooldown: Annotated[
         int | None, typer.Option(min=0, help="Signal values between alerts of one detector.")
     ] = None,
+    detectors: Annotated[
+        Path | None,
+        typer.Option(help="A detector file (`calibrate --out`), instead of the settings' one."),
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON document instead of text.")
     ] = False,
@@ -91,7 +99,7 @@ def replay(
     backtest = Backtest(
         ttl_seconds=settings.join.ttl_seconds,
         max_pending=settings.join.max_pending,
-        config=_detector_config(settings, concept_detectors, data_detectors, cooldown),
+        config=_detector_config(settings, concept_detectors, data_detectors, cooldown, detectors),
         history_every=report_every if report else 0,
     )
     started = time.monotonic()
@@ -137,9 +145,16 @@ class SkippedLines:
 
 
 def _detector_config(
-    settings: Settings, concept: str | None, data: str | None, cooldown: int | None
+    settings: Settings,
+    concept: str | None,
+    data: str | None,
+    cooldown: int | None,
+    file: Path | None,
 ) -> DetectorConfig:
     """The settings' detector defaults with the command line's overrides."""
+    detector_settings = settings.detectors
+    if file is not None:
+        detector_settings = detector_settings.model_copy(update={"file": file})
     overrides: dict[str, Any] = {}
     if concept is not None:
         overrides["concept_detectors"] = _names(concept)
@@ -148,9 +163,11 @@ def _detector_config(
     if cooldown is not None:
         overrides["alert_cooldown_events"] = cooldown
     try:
-        return DetectorConfig.from_settings(settings.detectors, **overrides)
+        return DetectorConfig.from_settings(detector_settings, **overrides)
     except ValidationError as exc:
         raise typer.BadParameter(exc.errors()[0]["msg"]) from exc
+    except DetectorFileError as exc:
+        fail(escape(f"--detectors: {exc}"), code=2)
 
 
 def _names(value: str) -> list[str]:
@@ -202,8 +219,15 @@ def _cells(model: ModelReport) -> list[str]:
         quality = f"MAE {bank.mean_absolute_error:.4g}"
     else:
         quality = "-"
+    estimated = None if bank is None else bank.estimated_accuracy
     status = "-" if bank is None else bank.status
-    return [*(f"{n:,}" for n in counts), quality, status, str(c.alerts)]
+    return [
+        *(f"{n:,}" for n in counts),
+        quality,
+        "-" if estimated is None else f"{estimated:.1%}",
+        status,
+        str(c.alerts),
+    ]
 
 
 def _show_summary(

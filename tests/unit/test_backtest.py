@@ -186,7 +186,8 @@ def test_history_is_a_point_per_hundred_observations_showing_the_drop(stream: St
 
 def test_a_prediction_sent_twice_is_applied_once_as_by_the_worker() -> None:
     replay = Backtest(ttl_seconds=600, max_pending=1_000)
-    for event in [prediction("a", 0), prediction("a", 1), label("a", 2), label("a", 3)]:
+    events: list[PredictionEvent | LabelEvent] = [prediction("a", 0), prediction("a", 1)]
+    for event in [*events, label("a", 2), label("a", 3)]:
         replay.process(event)
     model = replay.summary().models["m"]
     assert model.bank is not None

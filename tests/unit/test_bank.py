@@ -176,6 +176,7 @@ def test_summary_shows_drift_and_rolling_error_rate() -> None:
         "score",
         "predicted_class:a",
         "predicted_class:b",
+        "estimated_accuracy",
     }
     assert summary.signals["feature:x"].status == "drift"
     assert summary.signals["feature:z"].status == "ok"

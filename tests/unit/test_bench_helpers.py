@@ -77,12 +77,12 @@ def test_requests_are_found_again_by_id_and_prediction_time() -> None:
 def test_profile_charges_library_internals_to_their_caller() -> None:
     stack = [
         "_run_module_as_main (<frozen runpy>:198)",
-        "join (stream_app/runtimes/faust/worker.py:99)",
+        "_process (stream_app/runtimes/kafka/worker.py:99)",
         "decode_observation (pipeline/observations.py:33)",
         "TypeAdapter.validate_json (pydantic/type_adapter.py:466)",
     ]
     assert category(stack) == "observations encode/decode"
-    assert category(stack[:2]) == "the worker's agents (own lines)"
+    assert category(stack[:2]) == "the runtime's own lines"
     lines = [";".join(stack) + " 7", "Thread._bootstrap (threading.py:1002);x (aiokafka/a.py:1) 2"]
     profile = aggregate(lines)
     assert (profile.main_total, profile.other_threads) == (7, 2)

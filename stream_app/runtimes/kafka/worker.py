@@ -369,8 +369,9 @@ class KafkaWorker:
     def _process(self, messages: list[Message]) -> None:
         effects, now = self.effects, datetime.now(UTC)
         predictions, labels = self.names.predictions, self.names.labels
-        consumed = self.metrics.consumed_message
         runs: dict[tuple[str, int], list[tuple[datetime, Parsed]]] = {}
+        taken = {"join": 0, "detect": 0}
+        oldest: dict[str, float] = {}
         for message in messages:
             if message.error() is not None:
                 self._message_error(message)
@@ -388,19 +389,24 @@ class KafkaWorker:
                 message.value(),
                 ms / 1000 if kind else None,
             )
-            if topic in (predictions, labels):
-                consumed("join", record.timestamp)
+            stage = "join" if topic in (predictions, labels) else "detect"
+            taken[stage] += 1
+            if record.timestamp is not None and record.timestamp < oldest.get(stage, 1e18):
+                oldest[stage] = record.timestamp
+            if stage == "join":
                 parsed = self.join.parse(record, now)
                 run = runs.setdefault((topic, partition), [])
                 if isinstance(parsed, InvalidEvent):  # keeps its place in its partition
-                    time = run[-1][0] if run else self.merge.latest((topic, partition)) or EARLIEST
+                    at = run[-1][0] if run else self.merge.latest((topic, partition)) or EARLIEST
                 else:
-                    time = parsed.timestamp
-                run.append((time, (record, parsed)))
+                    at = parsed.timestamp
+                run.append((at, (record, parsed)))
             else:
-                consumed("detect", record.timestamp)
                 self.detect.process(record, effects)
                 self.positions[(topic, partition)] = offset + 1
+        for stage, n in taken.items():
+            if n:
+                self.metrics.consumed_batch(stage, n, oldest.get(stage))
         for key, run in runs.items():
             self.merge.add(key, run)
             self.next_offsets[key] = run[-1][1][0].offset + 1
