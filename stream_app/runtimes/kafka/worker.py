@@ -72,7 +72,6 @@ from stream_app.settings import Settings
 from stream_app.topics import Topics, ensure_store_topics, ensure_topics
 
 log = logging.getLogger(__name__)
-CLIENT_LOG = logging.getLogger("librdkafka")  # the clients' own lines, in the worker's format
 
 IDLE_WARNING_SECONDS = 60.0
 COMMIT_ATTEMPTS = 10
@@ -166,7 +165,6 @@ class KafkaWorker:
                 # the same time (EventTimeMerge), not one partition's long run
                 "max.partition.fetch.bytes": FETCH_BYTES_PER_PARTITION,
                 "error_cb": self._client_error,
-                "logger": CLIENT_LOG,
             }
         )
 
@@ -182,7 +180,6 @@ class KafkaWorker:
                 "compression.type": "lz4",
                 "queue.buffering.max.messages": 1_000_000,
                 "error_cb": self._client_error,
-                "logger": CLIENT_LOG,
             }
         )
         producer.init_transactions(60)
@@ -341,6 +338,7 @@ class KafkaWorker:
         try:
             while not self.stopping:
                 messages = await asyncio.to_thread(self.consumer.consume, worker.batch_size, 0.05)
+                self.producer.poll(0)  # serves the producer's error callback
                 self._publish_committed()
                 if messages:
                     last_record = time.monotonic()
