@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 import time
 import uuid
 from collections import Counter
@@ -75,6 +76,7 @@ log = logging.getLogger(__name__)
 
 IDLE_WARNING_SECONDS = 60.0
 COMMIT_ATTEMPTS = 10
+OFFSETS_DEADLINE = 40.0
 FETCH_BYTES_PER_PARTITION = 64 * 1024
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 
@@ -182,7 +184,9 @@ class KafkaWorker:
                 "error_cb": self._client_error,
             }
         )
-        producer.init_transactions(60)
+        self._until_done(
+            "starting the transactional producer", lambda: producer.init_transactions(30)
+        )
         producer.begin_transaction()
         return producer
 
@@ -461,9 +465,7 @@ class KafkaWorker:
                 self._send(topic, COUNTS_KEY, encode_totals(totals), partition=int(source[1:]))
         offsets = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
         if offsets:
-            self.producer.send_offsets_to_transaction(
-                offsets, self.consumer.consumer_group_metadata(), 30
-            )
+            self._send_offsets(offsets)
         for attempt in range(1, attempts + 1):
             try:
                 self.producer.commit_transaction(30)
@@ -481,6 +483,34 @@ class KafkaWorker:
         self.changed_totals.clear()
         self.positions.clear()
         self.producer.begin_transaction()
+
+    def _send_offsets(self, offsets: list[TopicPartition]) -> None:
+        """``send_offsets_to_transaction``, given up after ``OFFSETS_DEADLINE`` seconds: the
+        call can block past its own timeout while the group coordinator restarts (librdkafka
+        issues #5456 and #5511, seen here in the broker-restart fault test). Given up, the
+        producer is replaced (same transactional id: the new one fences the old and ends its
+        transaction) and the commit fails, so the caller rolls back."""
+        producer, group = self.producer, self.consumer.consumer_group_metadata()
+        failures: list[BaseException] = []
+
+        def send() -> None:
+            try:
+                producer.send_offsets_to_transaction(offsets, group, 30)
+            except BaseException as exc:  # handed to the committing thread below
+                failures.append(exc)
+
+        sender = threading.Thread(target=send, name="send-offsets", daemon=True)
+        sender.start()
+        sender.join(OFFSETS_DEADLINE)
+        if sender.is_alive():
+            log.warning(
+                "sending the offsets to the transaction hung for %.0fs; replacing the producer",
+                OFFSETS_DEADLINE,
+            )
+            self.producer = self._producer()
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "send_offsets hung"))
+        if failures:
+            raise failures[0]
 
     async def _commit_in_thread(self) -> None:
         try:
