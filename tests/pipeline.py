@@ -46,6 +46,12 @@ def worker_env(settings: Settings, data_dir: Path, engine: Engine = "kafka") -> 
     }
 
 
+def worker_ready(log_text: str) -> bool:
+    """Whether a worker's log says it is ready: Faust's worker line, or the Kafka-native
+    runtime's after its first assignment was restored."""
+    return "Worker]: Ready" in log_text or "worker ready:" in log_text
+
+
 class WorkerPool:
     """Starts workers of one runtime for one set of settings (each logging to its own file);
     stops them all on exit."""

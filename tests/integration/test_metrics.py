@@ -151,7 +151,9 @@ def test_metrics_scraped_during_a_simulated_run(
         ), alert
     assert total(text, "driftstream_pipeline_events_total", event="deadlettered") == 1
     assert total(text, "driftstream_consumed_messages_total", stage="join") == len(events) + 1
-    assert total(text, "driftstream_stage_latency_seconds_count", stage="join") == len(events) + 1
+    # one latency observation per message (Faust) or per batch and stage (Kafka-native)
+    latencies = total(text, "driftstream_stage_latency_seconds_count", stage="join")
+    assert 1 <= latencies <= len(events) + 1
 
     # the gauges: the drifting model's accuracy is below the alert rule's threshold
     accuracy = {dict(k)["model"]: v for k, v in samples(text, "driftstream_model_accuracy").items()}
@@ -284,6 +286,6 @@ def test_prometheus_scrapes_the_worker_and_evaluates_the_rules(
         for query in dashboard_queries(load_dashboard()):
             prometheus.query(query)
         assert prometheus.labels("driftstream_model_status", "model") == {"stable", "fraud"}
-        joined = 'rate(driftstream_model_events_total{event="joined"}[1m]) > 0'
+        joined = 'driftstream_model_events_total{event="joined"} > 0'
         assert prometheus.labels(joined, "model") == {"stable", "fraud"}
         assert worker.running, worker.log_tail()

@@ -32,7 +32,7 @@ from stream_app.settings import Settings, TopicSettings
 from stream_app.topics import ensure_topics
 from stream_app.worker_process import WorkerProcess
 from tests.conftest import RUN_ID
-from tests.pipeline import live_view
+from tests.pipeline import live_view, worker_ready
 from tests.secured_services import KAFKA_USER, client_env, passwords, running_secured_services
 
 COMMAND_SECONDS = 30.0
@@ -175,7 +175,7 @@ def test_worker_stops_when_kafka_refuses_its_login_later(
     rotated = f"rotated-{RUN_ID}"
     worker = WorkerProcess(env, log, loglevel="info").start()
     try:
-        assert wait_until(lambda: "Worker]: Ready" in log.read_text(errors="replace"), 90), (
+        assert wait_until(lambda: worker_ready(log.read_text(errors="replace")), 90), (
             worker.log_tail()
         )
         set_kafka_password(settings, rotated)  # as an operator rotating it would

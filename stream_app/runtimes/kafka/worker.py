@@ -260,6 +260,7 @@ class KafkaWorker:
         self._until_done("restoring the state", lambda: self._restore(partitions))
         self._until_done("finding the committed offsets", lambda: self._find_starts(partitions))
         self.assigned |= {(tp.topic, tp.partition) for tp in partitions}
+        log.info("worker ready: %d partitions assigned and restored", len(self.assigned))
 
     def _find_starts(self, partitions: list[TopicPartition]) -> None:
         """Where reading of the input partitions starts: the committed offsets, else the first."""
