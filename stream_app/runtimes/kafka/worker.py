@@ -70,7 +70,7 @@ from stream_app.runtimes.kafka.changelog import (
 )
 from stream_app.sampled_log import SampledLog
 from stream_app.settings import Settings
-from stream_app.topics import Topics, ensure_store_topics, ensure_topics
+from stream_app.topics import Topics, ensure_store_topics, ensure_topics, partition_counts
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +315,7 @@ class KafkaWorker:
         """Process until :meth:`stop`; commit, flush Redis and leave the group on the way out."""
         settings = self.settings
         ensure_topics(settings.kafka, settings.topics)
-        counts = _partition_counts(settings, [self.names.predictions, self.names.observations])
+        counts = partition_counts(settings.kafka)
         ensure_store_topics(
             settings.kafka,
             {
@@ -648,13 +648,6 @@ def _describe(partitions: list[TopicPartition]) -> str:
     for tp in partitions:
         by_topic.setdefault(tp.topic, []).append(tp.partition)
     return "; ".join(f"{t} {sorted(ps)}" for t, ps in sorted(by_topic.items())) or "nothing"
-
-
-def _partition_counts(settings: Settings, topics: list[str]) -> dict[str, int]:
-    from stream_app.topics import partition_counts
-
-    counts = partition_counts(settings.kafka)
-    return {topic: counts[topic] for topic in topics}
 
 
 def run_kafka_worker(settings: Settings, metrics: WorkerMetrics) -> None:
