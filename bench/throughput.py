@@ -7,11 +7,13 @@ fresh topics, then runs on them, one after the other:
 1. the tutorial loop (``bench/tutorial.py``) in this process, timed from its first message
    consumed to its last pair joined;
 2. ``driftstream worker`` (the Kafka-native runtime) as a child process, timed from its first
-   event consumed (the first message it wrote to ``observations`` or its join changelog, by
-   Kafka timestamp) to the moment Redis shows the detection stage has taken every outcome
-   (polled every 0.1 s, flushed every 0.2 s); the join stage's own end is its last
-   ``observations`` message;
-3. ``driftstream worker --engine faust`` the same way, on fresh topics pre-loaded with the
+   event consumed (the first message it wrote to ``observations``, its repartition topic or
+   its join changelog, by Kafka timestamp) to the moment Redis shows the detection stage has
+   taken every outcome (polled every 0.1 s, flushed every 0.2 s); the join stage's own end is
+   its last ``observations`` message;
+3. the Kafka-native worker again with ``join.repartition`` false (no repartition hop), on
+   fresh topics pre-loaded with the same requests (co-partitioned by the project's producer);
+4. ``driftstream worker --engine faust`` the same way, on fresh topics pre-loaded with the
    first ``--faust-pairs`` of the same requests (it is many times slower).
 
 Both also report pairs per CPU-second of their own process, which the load of other processes
@@ -59,6 +61,7 @@ class WorkerResult:
     CPU seconds per pair of its process, and its alerts."""
 
     engine: Engine
+    hop: bool
     pairs: int
     seconds: float
     join_seconds: float | None
@@ -67,7 +70,12 @@ class WorkerResult:
 
 
 def measure_worker(
-    bench: Bench, pairs: int, name: str, profile: Path | None, engine: Engine = "kafka"
+    bench: Bench,
+    pairs: int,
+    name: str,
+    profile: Path | None,
+    engine: Engine = "kafka",
+    hop: bool = True,
 ) -> WorkerResult:
     """Run a worker over the pre-loaded topics until it has detected on ``pairs`` outcomes
     (the join stage's time only when that is all of them).
@@ -76,7 +84,10 @@ def measure_worker(
     and writes collapsed stacks there.
     """
     timeout = 300 + pairs / 20  # a loaded machine: at least 20 pairs/s
-    flush = {"DRIFTSTREAM_WORKER__REDIS_FLUSH_SECONDS": FLUSH_SECONDS}
+    flush = {
+        "DRIFTSTREAM_WORKER__REDIS_FLUSH_SECONDS": FLUSH_SECONDS,
+        "DRIFTSTREAM_JOIN__REPARTITION": str(hop).lower(),
+    }
     with bench.worker(name, engine, **flush) as worker:
         assert worker.process is not None
         pid = worker.process.pid
@@ -113,10 +124,13 @@ def measure_worker(
         total = bench.counter("joined", name)
     if done < pairs:
         raise RuntimeError(f"{name}: only {done:,} of {pairs:,} outcomes in {timeout:.0f}s")
-    changelog = "join-store" if engine == "kafka" else "join-changelog"
+    written = ["join-store", "join-repartition"] if engine == "kafka" else ["join-changelog"]
     starts = [
         bounds[0]
-        for topic in (bench.topics.observations, f"{bench.topics.prefix}{name}-{changelog}")
+        for topic in [
+            bench.topics.observations,
+            *(f"{bench.topics.prefix}{name}-{t}" for t in written),
+        ]
         if (bounds := time_bounds(bench.settings, topic)) is not None
     ]
     observed = time_bounds(bench.settings, bench.topics.observations)
@@ -125,7 +139,7 @@ def measure_worker(
     start = min(starts)
     join_seconds = observed[1] - start if total <= pairs else None
     return WorkerResult(
-        engine, pairs, end - start, join_seconds, cpu / (done - first_count), alerts
+        engine, hop, pairs, end - start, join_seconds, cpu / (done - first_count), alerts
     )
 
 
@@ -174,6 +188,10 @@ def run_round(pairs: int, faust_pairs: int, number: int) -> Round:
         progress(f"round {number}: tutorial {pairs / tutorial.seconds:,.0f} pairs/s; worker")
         workers = [measure_worker(bench, pairs, "kafka", profile=None, engine="kafka")]
         progress(f"round {number}: Kafka-native worker {pairs / workers[0].seconds:,.0f} pairs/s")
+    with bench_topics(base, "throughput-nohop") as bench:  # its own observations, as below
+        preload(bench, generate(SHAPE, pairs))  # murmur2, as the worker's check expects
+        workers.append(measure_worker(bench, pairs, "kafka", profile=None, hop=False))
+        progress(f"round {number}: without the hop {pairs / workers[-1].seconds:,.0f} pairs/s")
     if faust_pairs:
         with bench_topics(base, "throughput-faust") as bench:
             preload(bench, generate(SHAPE, faust_pairs))
@@ -181,7 +199,7 @@ def run_round(pairs: int, faust_pairs: int, number: int) -> Round:
                 measure_worker(bench, faust_pairs, "faust", profile=None, engine="faust")
             )
             progress(
-                f"round {number}: Faust worker {faust_pairs / workers[1].seconds:,.0f} pairs/s"
+                f"round {number}: Faust worker {faust_pairs / workers[-1].seconds:,.0f} pairs/s"
             )
     return Round(tutorial, workers)
 
@@ -207,7 +225,7 @@ def render(rounds: Sequence[Round], pairs: int, faust_pairs: int, load_before: s
             )
         )
         for w in r.workers:
-            runtime = RUNTIME_NAMES[w.engine]
+            runtime = RUNTIME_NAMES[w.engine] + ("" if w.hop else " (no repartition hop)")
             rate, cpu = w.pairs / w.seconds, 1 / w.cpu_per_pair
             if w.join_seconds is not None:
                 join_rate = w.pairs / w.join_seconds
@@ -224,13 +242,13 @@ def render(rounds: Sequence[Round], pairs: int, faust_pairs: int, load_before: s
                     w.alerts,
                 )
             )
-    default = [w for r in rounds for w in r.workers if w.engine == "kafka"]
+    default = [w for r in rounds for w in r.workers if w.engine == "kafka" and w.hop]
     best = max(w.pairs / w.seconds for w in default)
     per_cpu = max(
         (1 / w.cpu_per_pair) / (pairs / r.tutorial.cpu_seconds)
         for r in rounds
         for w in r.workers
-        if w.engine == "kafka"
+        if w.engine == "kafka" and w.hop
     )
     lines = [
         SECTION,
@@ -239,7 +257,9 @@ def render(rounds: Sequence[Round], pairs: int, faust_pairs: int, load_before: s
         + f" Each round pre-loads {pairs:,} pairs (4 partitions, 4 models, 10 numeric features,"
         " error rate jumping between 5% and 45% every 5,000 outcomes of a model) into fresh"
         " topics, then runs the tutorial loop and the Kafka-native worker on them, one after"
-        f" the other, and the Faust worker on fresh topics with the first {faust_pairs:,}"
+        " the other, the Kafka-native worker without its repartition hop"
+        " (`join.repartition` false) on fresh topics with the same pairs, and the Faust worker"
+        f" on fresh topics with the first {faust_pairs:,}"
         " pairs (a worker reads its own `observations`). Pairs/s is wall time"
         " from the first event consumed to the last pair joined (tutorial, worker's join"
         " stage) or to the last outcome taken by the detection stage (worker end to end);"

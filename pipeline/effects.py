@@ -41,11 +41,13 @@ class InputRecord(NamedTuple):
     key: bytes | None
     value: bytes | None
     timestamp: float | None = None
+    origin: str | None = None
+    """Where the record was first written, when a runtime moved it (a repartition hop)."""
 
     @property
     def source(self) -> str:
-        """``topic/partition/offset``: where a dead letter came from."""
-        return f"{self.topic}/{self.partition}/{self.offset}"
+        """``topic/partition/offset`` where the record came from: what a dead letter names."""
+        return self.origin or f"{self.topic}/{self.partition}/{self.offset}"
 
 
 class Output(NamedTuple):

@@ -10,7 +10,10 @@ forwarding rules, and appends to :class:`~pipeline.effects.Effects`:
   model;
 - entries that expire (event time) are counted per model: ``expired_predictions``,
   ``orphan_labels``; entries the per-partition cap evicts are counted in ``evicted``;
-- anything invalid goes to ``deadletter`` with its reason.
+- anything invalid goes to ``deadletter`` with its reason;
+- with ``input_partitions`` (a runtime that reads the inputs without a repartition hop), a
+  record that is not on the partition Kafka's default partitioner gives its key is counted in
+  ``wrong_partition`` (and still joined: its other half is likely on another partition).
 
 Each input partition has its own buffer (expiry index and watermark) over a store the runtime
 provides (``store_for``): a ``dict`` in the replay, a
@@ -44,13 +47,14 @@ together and needs no positions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from datetime import datetime
 
 from detectors.join import JoinBuffer, JoinEntry, expired_side
 from pipeline.edge import dead_letter, parse_input
 from pipeline.effects import Effects, InputRecord
 from pipeline.observations import encode_observation, forwarded_prediction
+from pipeline.partitioner import partition_for
 from schemas.errors import InvalidEvent
 from schemas.events import LabelEvent, PredictionEvent
 
@@ -76,6 +80,9 @@ class JoinProcessor:
         The store of a partition's entries, asked once per partition (default: a ``dict``).
     positions
         Remember each side's record position, for a runtime that re-delivers records.
+    input_partitions
+        The partition counts of the input topics, when the runtime reads them as they are
+        (producers promise co-partitioning): records keyed off their partition are counted.
     """
 
     def __init__(
@@ -87,6 +94,7 @@ class JoinProcessor:
         max_future_seconds: float,
         store_for: StoreFactory | None = None,
         positions: bool = False,
+        input_partitions: Mapping[str, int] | None = None,
     ) -> None:
         self.predictions_topic = predictions_topic
         self.ttl_seconds = ttl_seconds
@@ -94,6 +102,7 @@ class JoinProcessor:
         self.max_future_seconds = max_future_seconds
         self.store_for: StoreFactory = store_for or (lambda _partition: {})
         self.positions = positions
+        self.input_partitions = input_partitions or {}
         self.buffers: dict[int, JoinBuffer] = {}
         self._evicted: dict[int, int] = {}
 
@@ -145,6 +154,9 @@ class JoinProcessor:
         if isinstance(parsed, InvalidEvent):
             dead_letter(record, parsed.reason, effects, partition_tag("i", record.partition))
             return
+        n = self.input_partitions.get(record.topic)
+        if n and record.key is not None and partition_for(record.key, n) != record.partition:
+            effects.count(None, "wrong_partition", source=partition_tag("i", record.partition))
         position = None
         if self.positions:
             side = "p" if isinstance(parsed, PredictionEvent) else "l"

@@ -185,6 +185,12 @@ class WorkerMetrics:
             "Messages of an input partition this worker has not read yet.",
             ("topic", "partition"),
         )
+        self.assigned_partitions = gauge(
+            "assigned_partitions",
+            "Partitions of each topic the worker reads that are assigned to this worker (0 for "
+            "every topic: it consumes nothing).",
+            ("topic",),
+        )
         self.live_state_stale = gauge(
             "live_state_stale", "1 while Redis is unreachable (the live view is stale).", ()
         )
@@ -291,6 +297,11 @@ class WorkerMetrics:
         for (topic, partition), behind in lag.items():
             self.consumer_lag.labels(topic, str(partition)).set(behind)
         self._lag_partitions = set(lag)
+
+    def set_assigned(self, counts: Mapping[str, int]) -> None:
+        """How many partitions of each topic it reads this worker holds."""
+        for topic, n in counts.items():
+            self.assigned_partitions.labels(topic).set(n)
 
     def _signal(self, model: str, signal: str) -> str | None:
         signals = self._signals.get(model)

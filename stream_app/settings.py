@@ -118,7 +118,8 @@ class RedisSettings(BaseModel):
 
 
 class TopicSettings(BaseModel):
-    """Topic names are ``prefix + name``; predictions and labels share the partition count."""
+    """Topic names are ``prefix + name``; ``partitions`` is the count of the topics the worker
+    creates (topics that exist keep theirs: the inputs may have any)."""
 
     prefix: str = "driftstream."
     partitions: int = Field(default=4, ge=1)
@@ -137,6 +138,12 @@ class JoinSettings(BaseModel):
     max_future_seconds: float = Field(default=300.0, gt=0)
     """Events stamped further ahead of the worker's clock are dead-lettered: one would move
     the event-time watermark and expire everything pending."""
+    repartition: bool = True
+    """Move the inputs onto ``<app id>-join-repartition`` by ``request_id`` before the join
+    (Kafka-native runtime), so the join holds whatever the producers' partitioner. False skips
+    the hop when every producer keys by ``request_id`` with Kafka's default (murmur2)
+    partitioner and both inputs have the same partition count; a record found elsewhere is
+    counted in ``wrong_partition`` and logged. The Faust runtime always reads them as they are."""
 
 
 class DetectorSettings(BaseModel):

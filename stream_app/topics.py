@@ -42,22 +42,17 @@ class Topics:
         return [self.predictions, self.labels, self.observations, self.alerts, self.deadletter]
 
 
-def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, timeout: float = 30.0) -> Topics:
-    """Create every public topic that does not exist yet, all with the configured partitions.
+def repartition_topic(app_id: str) -> str:
+    """The Kafka-native worker's internal topic of the inputs keyed by request id."""
+    return f"{app_id}-join-repartition"
 
-    Waits until the broker's metadata shows them. Predictions and labels must be co-partitioned
-    for the join, so an existing pair with different partition counts is an error, not something
-    to paper over.
-    """
+
+def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, timeout: float = 30.0) -> Topics:
+    """Create every public topic that does not exist yet, all with the configured partitions
+    (those that exist keep theirs), and wait until the broker's metadata shows them."""
     names = Topics(topics.prefix)
     wanted = dict.fromkeys(names.all(), topics.partitions)
-    existing = create_topics(kafka, wanted, topics.replication_factor, timeout=timeout)
-    counts = {existing[names.predictions], existing[names.labels]}
-    if len(counts) != 1:
-        raise RuntimeError(
-            f"{names.predictions} and {names.labels} have different partition counts {counts}; "
-            "the join needs them co-partitioned"
-        )
+    create_topics(kafka, wanted, topics.replication_factor, timeout=timeout)
     return names
 
 

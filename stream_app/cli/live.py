@@ -123,7 +123,16 @@ def state(
     console.print(table)
     if pipeline:
         console.print("pipeline: " + ", ".join(f"{k} {v}" for k, v in sorted(pipeline.items())))
+    for name, meaning in PROBLEMS.items():
+        if int(pipeline.get(name, 0)):
+            errors.print(f"[red]problem: {pipeline[name]} {meaning} (see the worker log)[/red]")
 
+
+PROBLEMS = {
+    "unreadable_topic": "reads refused: a topic missing or not allowed (ACLs)",
+    "wrong_partition": "input records off their key's partition: joins lost without the hop",
+}
+"""Pipeline counters that mean the worker is missing input, and what each says."""
 
 _UNSET = {"accuracy": "-", "estimated_accuracy": "-", "status": "-"}
 """What a model without that field shows (no outcomes yet: no accuracy; no scores or no

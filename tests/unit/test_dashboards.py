@@ -57,6 +57,7 @@ def every_metric_touched() -> str:
     metrics.consumed_message("join", datetime.now(UTC).timestamp())
     metrics.set_summary(bank.summary())
     metrics.set_consumer_lag({("t", 0): 1})
+    metrics.set_assigned({"t": 0})
     return generate_latest(metrics.registry).decode()
 
 

@@ -1,12 +1,25 @@
 """The Kafka-native runtime: the pipeline's processors on confluent-kafka, exactly once.
 
 One consumer (group ``<prefix>worker``, range assignment, ``read_committed``) reads
-``predictions``, ``labels`` and ``observations`` in batches. Input records go through the
-:class:`~pipeline.join.JoinProcessor`, observations through the
-:class:`~pipeline.detect.DetectProcessor`; what they emit is produced by one transactional
-producer. Every ``commit_interval_seconds`` one Kafka transaction commits, atomically:
+``predictions``, ``labels``, ``<app id>-join-repartition`` and ``observations`` in batches.
+Three stages, each a hop through Kafka:
 
-- the outputs (observations, alerts, dead letters);
+- **route**: each input record, as it came, is written to the repartition topic on the
+  partition Kafka's default partitioner gives its key (:func:`pipeline.partitioner.partition_for`),
+  with its origin in a ``driftstream-origin`` header. Both sides of a request meet on one
+  partition whatever partitioner, and however many partitions, the producers used. With
+  ``join.repartition`` false the join reads the inputs themselves instead (co-partitioned by
+  the producers' promise; records off their partition are counted).
+- **join**: the repartition records go through the :class:`~pipeline.join.JoinProcessor`,
+  one join buffer per repartition partition;
+- **detect**: observations go through the :class:`~pipeline.detect.DetectProcessor`.
+
+The route and join stages take their records merged by event time across partitions
+(:class:`~pipeline.order.EventTimeMerge`; the route by Kafka timestamp, the join by the events'
+own). What the stages emit is produced by one transactional producer. Every
+``commit_interval_seconds`` one Kafka transaction commits, atomically:
+
+- the outputs (repartitioned inputs, observations, alerts, dead letters);
 - the state changes: join entries and counters to ``<app id>-join-store``, the snapshots of
   the models that changed and their counters to ``<app id>-detect-store``
   (:mod:`stream_app.runtimes.kafka.changelog`);
@@ -53,6 +66,7 @@ from pipeline.detect import DetectProcessor
 from pipeline.effects import Effects, InputRecord
 from pipeline.join import JoinProcessor
 from pipeline.order import EventTimeMerge
+from pipeline.partitioner import partition_for
 from pipeline.state import ChangeTrackingStore
 from schemas.errors import InvalidEvent
 from schemas.events import DriftAlert, LabelEvent, PredictionEvent
@@ -70,7 +84,14 @@ from stream_app.runtimes.kafka.changelog import (
 )
 from stream_app.sampled_log import SampledLog
 from stream_app.settings import Settings
-from stream_app.topics import Topics, ensure_store_topics, ensure_topics, partition_counts
+from stream_app.topics import (
+    Topics,
+    create_topics,
+    ensure_store_topics,
+    ensure_topics,
+    partition_counts,
+    repartition_topic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +102,8 @@ FETCH_BYTES_PER_PARTITION = 64 * 1024
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 Parsed = tuple[InputRecord, PredictionEvent | LabelEvent | InvalidEvent]
+Held = tuple[tuple[str, int], Parsed]  # the Kafka partition a join record was read from
+ORIGIN = "driftstream-origin"
 
 
 @dataclass
@@ -104,6 +127,13 @@ class KafkaWorker:
         self.names = Topics(settings.topics.prefix)
         self.app_id = worker.app_id or f"{self.names.prefix}worker"
         self.join_store, self.detect_store = store_topics(self.app_id)
+        self.hop = settings.join.repartition
+        self.repartition = repartition_topic(self.app_id)
+        self.inputs = (self.names.predictions, self.names.labels)
+        # the topic whose partitions own the join buffers
+        self.join_topic = self.repartition if self.hop else self.names.predictions
+        self.repartition_partitions = 0
+        self.reading: list[str] = []
         self.output_topics = {
             "observations": self.names.observations,
             "alerts": self.names.alerts,
@@ -125,7 +155,8 @@ class KafkaWorker:
         self.totals: dict[str, Totals] = {}
         self.changed_totals: set[str] = set()
         self.effects = Effects()
-        self.merge: EventTimeMerge[tuple[str, int], Parsed] = EventTimeMerge()
+        self.route_merge: EventTimeMerge[tuple[str, int], Message] = EventTimeMerge()
+        self.merge: EventTimeMerge[tuple[str, int], Held] = EventTimeMerge()
         self.next_offsets: dict[tuple[str, int], int] = {}
         self.positions: dict[tuple[str, int], int] = {}
         self.assigned: set[tuple[str, int]] = set()
@@ -146,6 +177,7 @@ class KafkaWorker:
             client, LiveStateKeys(settings.redis.key_prefix), metrics=metrics
         )
         self.dead_letter_log = SampledLog(log, "dead-lettered")
+        self.misplaced_log = SampledLog(log, "input records on the wrong partition", 60.0, 30)
         self.credentials = CredentialWatch(settings.kafka)
 
     # -- clients -------------------------------------------------------------------------
@@ -208,7 +240,7 @@ class KafkaWorker:
 
     def _restore(self, assigned: list[TopicPartition]) -> None:
         """Fill the state of newly assigned partitions from their changelogs."""
-        inputs = {tp.partition for tp in assigned if tp.topic == self.names.predictions}
+        inputs = {tp.partition for tp in assigned if tp.topic == self.join_topic}
         observations = {tp.partition for tp in assigned if tp.topic == self.names.observations}
         started = time.monotonic()
         kafka = self.settings.kafka
@@ -237,9 +269,10 @@ class KafkaWorker:
 
     def _forget(self, revoked: list[TopicPartition]) -> None:
         self.merge.forget((tp.topic, tp.partition) for tp in revoked)
+        self.route_merge.forget((tp.topic, tp.partition) for tp in revoked)
         for tp in revoked:
             self.next_offsets.pop((tp.topic, tp.partition), None)
-        inputs = {tp.partition for tp in revoked if tp.topic == self.names.predictions}
+        inputs = {tp.partition for tp in revoked if tp.topic == self.join_topic}
         observations = {tp.partition for tp in revoked if tp.topic == self.names.observations}
         self.join.revoke(inputs)
         for partition in inputs:
@@ -263,25 +296,32 @@ class KafkaWorker:
         log.info("worker ready: %d partitions assigned and restored", len(self.assigned))
 
     def _find_starts(self, partitions: list[TopicPartition]) -> None:
-        """Where reading of the input partitions starts: the committed offsets, else the first."""
-        inputs = [
-            tp for tp in partitions if tp.topic in (self.names.predictions, self.names.labels)
-        ]
+        """Where reading of the merged partitions (route and join stages) starts: the committed
+        offsets, else the first."""
+        inputs = [tp for tp in partitions if tp.topic != self.names.observations]
         for tp in self.consumer.committed(inputs, timeout=60) if inputs else []:
             start = tp.offset
             if start < 0:
                 start, _high = self.consumer.get_watermark_offsets(tp, timeout=30)
             self.next_offsets[(tp.topic, tp.partition)] = start
 
-    def _waiting(self) -> list[tuple[str, int]]:
-        """Input partitions with nothing held whose records are on their way (behind the end
-        the last fetch saw)."""
+    def _waiting(self, merge: EventTimeMerge[tuple[str, int], Any]) -> list[tuple[str, int]]:
+        """The partitions of ``merge``'s stage with nothing held whose records are on their way
+        (the consumer's position, which steps over transaction markers, is behind the end the
+        last fetch saw)."""
+        route = merge is self.route_merge
+        idle = [
+            TopicPartition(*key)
+            for key in self.next_offsets
+            if (key[0] in self.inputs and self.hop) == route and merge.latest(key) is None
+        ]
         waiting = []
-        for key, next_offset in self.next_offsets.items():
-            if self.merge.latest(key) is None:
-                _low, high = self.consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
-                if high > next_offset:
-                    waiting.append(key)
+        for tp in self.consumer.position(idle) if idle else []:
+            key = (tp.topic, tp.partition)
+            position = tp.offset if tp.offset >= 0 else self.next_offsets[key]
+            _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            if high > position:
+                waiting.append(key)
         return waiting
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -314,27 +354,15 @@ class KafkaWorker:
     async def run(self) -> None:
         """Process until :meth:`stop`; commit, flush Redis and leave the group on the way out."""
         settings = self.settings
-        ensure_topics(settings.kafka, settings.topics)
-        counts = partition_counts(settings.kafka)
-        ensure_store_topics(
-            settings.kafka,
-            {
-                self.join_store: counts[self.names.predictions],
-                self.detect_store: counts[self.names.observations],
-            },
-            settings.topics.replication_factor,
-        )
+        reading = self.reading = self._create_topics()
         self.consumer.subscribe(
-            [self.names.predictions, self.names.labels, self.names.observations],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
+            reading, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
         log.info(
             "worker %s (Kafka-native runtime, transactional id %s) reading %s",
             self.app_id,
             self.transactional_id,
-            ", ".join([self.names.predictions, self.names.labels, self.names.observations]),
+            ", ".join(reading),
         )
         worker = settings.worker
         last_commit = last_flush = last_check = time.monotonic()
@@ -348,8 +376,8 @@ class KafkaWorker:
                 if messages:
                     last_record = time.monotonic()
                     self._process(messages)
-                elif self.merge.held:  # a partition without news holds the others back once
-                    self._join_released(self.effects)
+                elif self.merge.held or self.route_merge.held:  # a quiet partition holds
+                    self._release(self.effects)  # the others back once
                 now = time.monotonic()
                 if now - last_commit >= worker.commit_interval_seconds:
                     await self._commit_in_thread()
@@ -369,11 +397,39 @@ class KafkaWorker:
         finally:
             await self._shut_down(flushing)
 
+    def _create_topics(self) -> list[str]:
+        """Create the topics that are missing (public, repartition, changelogs) and check the
+        ones that exist; the topics to read."""
+        settings, names = self.settings, self.names
+        replication = settings.topics.replication_factor
+        ensure_topics(settings.kafka, settings.topics)
+        counts = partition_counts(settings.kafka)
+        inputs = {topic: counts[topic] for topic in self.inputs}
+        log.info("input partitions: %s", ", ".join(f"{t} {n}" for t, n in inputs.items()))
+        if self.hop:
+            wanted = {self.repartition: max(inputs.values())}
+            counts |= create_topics(settings.kafka, wanted, replication)
+        elif len(set(inputs.values())) != 1:
+            raise RuntimeError(
+                f"{names.predictions} and {names.labels} have different partition counts "
+                f"{inputs}: without the repartition hop (join.repartition false) the join "
+                "needs them co-partitioned"
+            )
+        else:
+            self.join.input_partitions = inputs
+        self.repartition_partitions = counts[self.repartition] if self.hop else 0
+        stores = {
+            self.join_store: counts[self.join_topic],
+            self.detect_store: counts[names.observations],
+        }
+        ensure_store_topics(settings.kafka, stores, replication)
+        return [*self.inputs, *([self.repartition] if self.hop else []), names.observations]
+
     def _process(self, messages: list[Message]) -> None:
         effects, now = self.effects, datetime.now(UTC)
-        predictions, labels = self.names.predictions, self.names.labels
-        runs: dict[tuple[str, int], list[tuple[datetime, Parsed]]] = {}
-        taken = {"join": 0, "detect": 0}
+        runs: dict[tuple[str, int], list[tuple[datetime, Held]]] = {}
+        route_runs: dict[tuple[str, int], list[tuple[float, Message]]] = {}
+        taken = {"route": 0, "join": 0, "detect": 0}
         oldest: dict[str, float] = {}
         for message in messages:
             if message.error() is not None:
@@ -384,44 +440,75 @@ class KafkaWorker:
             assert partition is not None
             assert offset is not None
             kind, ms = message.timestamp()
-            record = InputRecord(
-                topic,
-                partition,
-                offset,
-                message.key(),
-                message.value(),
-                ms / 1000 if kind else None,
-            )
-            stage = "join" if topic in (predictions, labels) else "detect"
+            timestamp = ms / 1000 if kind else None
+            if topic == self.names.observations:
+                stage = "detect"
+            else:
+                stage = "route" if self.hop and topic != self.repartition else "join"
             taken[stage] += 1
-            if record.timestamp is not None and record.timestamp < oldest.get(stage, 1e18):
-                oldest[stage] = record.timestamp
+            if timestamp is not None and timestamp < oldest.get(stage, 1e18):
+                oldest[stage] = timestamp
+            key = (topic, partition)
+            if stage == "route":
+                route_run = route_runs.setdefault(key, [])
+                if timestamp is None:  # keeps its place in its partition
+                    timestamp = route_run[-1][0] if route_run else self.route_merge.latest(key)
+                route_run.append((timestamp or 0.0, message))
+                continue
+            record = InputRecord(
+                topic, partition, offset, message.key(), message.value(), timestamp
+            )
             if stage == "join":
+                if topic == self.repartition:
+                    record = _moved(record, message)
                 parsed = self.join.parse(record, now)
-                run = runs.setdefault((topic, partition), [])
+                run = runs.setdefault(key, [])
                 if isinstance(parsed, InvalidEvent):  # keeps its place in its partition
-                    at = run[-1][0] if run else self.merge.latest((topic, partition)) or EARLIEST
+                    at = run[-1][0] if run else self.merge.latest(key) or EARLIEST
                 else:
                     at = parsed.timestamp
-                run.append((at, (record, parsed)))
+                run.append((at, (key, (record, parsed))))
             else:
                 self.detect.process(record, effects)
                 self.positions[(topic, partition)] = offset + 1
         for stage, n in taken.items():
             if n:
                 self.metrics.consumed_batch(stage, n, oldest.get(stage))
+        for key, route_run in route_runs.items():
+            self.route_merge.add(key, route_run)
+            self.next_offsets[key] = (route_run[-1][1].offset() or 0) + 1
         for key, run in runs.items():
             self.merge.add(key, run)
-            self.next_offsets[key] = run[-1][1][0].offset + 1
-        self._join_released(effects)
+            self.next_offsets[key] = run[-1][1][1][0].offset + 1
+        self._release(effects)
 
-    def _join_released(self, effects: Effects) -> None:
-        """Join the input records every input partition has caught up with, in event-time
-        order, then produce what came of the whole batch."""
-        for record, parsed in self.merge.release(waiting=self._waiting()):
+    def _release(self, effects: Effects) -> None:
+        """Route, then join, the records every partition of the stage has caught up with, in
+        event-time order; then produce what came of the whole batch."""
+        for message in self.route_merge.release(waiting=self._waiting(self.route_merge)):
+            self._route(message)
+        for key, (record, parsed) in self.merge.release(waiting=self._waiting(self.merge)):
             self.join.apply(record, parsed, effects)
-            self.positions[(record.topic, record.partition)] = record.offset + 1
+            self.positions[key] = record.offset + 1
         self._produce(effects)
+
+    def _route(self, message: Message) -> None:
+        """Write one input record, as it came, to the repartition partition of its key."""
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        assert topic is not None
+        assert partition is not None
+        assert offset is not None
+        origin = f"{topic}/{partition}/{offset}".encode()
+        kind, ms = message.timestamp()
+        self._send(
+            self.repartition,
+            message.key(),
+            message.value(),
+            partition=partition_for(message.key() or b"", self.repartition_partitions),
+            headers=[*(message.headers() or []), (ORIGIN, origin)],
+            **({"timestamp": ms} if kind else {}),
+        )
+        self.positions[(topic, partition)] = offset + 1
 
     def _produce(self, effects: Effects) -> None:
         """Produce the outputs in the open transaction and fold the counts into the state."""
@@ -434,6 +521,14 @@ class KafkaWorker:
                 )
             self._send(topics[output.stream], output.key, output.value, headers=output.headers)
         for (model_id, name, source), n in effects.counts.items():
+            if name == "wrong_partition":
+                self.misplaced_log.record(
+                    f"({n} on join partition {source[1:]})",
+                    "their keys belong elsewhere by Kafka's default partitioner (murmur2), so "
+                    "they may never meet their other half: have every producer key by "
+                    "request_id with that partitioner (librdkafka and kcat: "
+                    "partitioner=murmur2_random), or set join.repartition true",
+                )
             self.totals.setdefault(source, Counter())[(model_id, name)] += n
             self.changed_totals.add(source)
         self.uncommitted.models |= effects.changed_models
@@ -584,6 +679,8 @@ class KafkaWorker:
             if (model := self.detect.models.get(model_id)) is not None:
                 self.state.set_summary(model.bank.summary(), updated_at=now)
         self.metrics.set_consumer_lag(self._lag())
+        assigned = Counter(topic for topic, _partition in self.assigned)
+        self.metrics.set_assigned({topic: assigned[topic] for topic in self.reading})
 
     def _lag(self) -> dict[tuple[str, int], int]:
         lag: dict[tuple[str, int], int] = {}
@@ -603,8 +700,10 @@ class KafkaWorker:
         assert error is not None
         if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
             log.error("cannot read %s: %s", message.topic(), error.str())
+            self.state.count(None, "unreadable_topic")
         elif error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
             log.error("not allowed to read %s: %s", message.topic(), error.str())
+            self.state.count(None, "unreadable_topic")
         else:
             log.warning("consumer: %s", error.str())
 
@@ -641,6 +740,17 @@ class KafkaWorker:
         await asyncio.to_thread(self.consumer.close)
         self.producer.flush(10)
         log.info("worker stopped")
+
+
+def _moved(record: InputRecord, message: Message) -> InputRecord:
+    """A repartition record as the input record it was: its origin's topic (which side it is)
+    and place (what a dead letter names), at its repartition partition and offset."""
+    headers: list[tuple[str, bytes]] = message.headers() or []  # type: ignore[assignment]
+    origin = next((v for k, v in headers if k == ORIGIN), None)
+    if not isinstance(origin, bytes):
+        return record  # not written by a worker: read as a label, dead-lettered if not one
+    source = origin.decode()
+    return record._replace(topic=source.rsplit("/", 2)[0], origin=source)
 
 
 def _describe(partitions: list[TopicPartition]) -> str:

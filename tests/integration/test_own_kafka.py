@@ -1,0 +1,165 @@
+"""The Kafka-native worker on topics and producers as users have them: a worker started before
+its topics exist, inputs of six partitions written by producers with different partitioners,
+and the same without the repartition hop (records off their partition are counted)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from detectors.config import DetectorConfig
+from pipeline.backtest import Backtest
+from pipeline.partitioner import partition_for
+from producers.simulator import ModelTraffic, simulate
+from schemas.codec import encode
+from schemas.events import LabelEvent, PredictionEvent
+from stream_app.services.process import wait_until
+from stream_app.settings import Settings
+from stream_app.topics import Topics, partition_counts, repartition_topic
+from tests.integration.kafka_io import consume
+from tests.pipeline import (
+    WorkerPool,
+    alerts_of,
+    labelled_requests,
+    live_view,
+    wait_for_joined,
+    worker_ready,
+)
+
+Event = PredictionEvent | LabelEvent
+
+
+def traffic() -> list[Event]:
+    return list(
+        simulate(
+            [
+                ModelTraffic("fraud", "abrupt", 2000, seed=7, drift_at=1000),
+                ModelTraffic("stable", "stable", 2000, seed=8),
+            ]
+        )
+    )
+
+
+def produce(settings: Settings, events: list[Event], partitioners: tuple[str, str]) -> Counter[str]:
+    """Write ``events`` in their order, keyed by request id, with two plain librdkafka
+    producers: predictions by ``partitioners[0]``, labels by ``partitioners[1]``. Per side, how
+    many records landed off the partition Kafka's default partitioner gives their key."""
+    names = Topics(settings.topics.prefix)
+    counts = partition_counts(settings.kafka)
+    off: Counter[str] = Counter()
+
+    def delivered(error: KafkaError | None, message: Message) -> None:
+        assert error is None, error
+        topic = message.topic()
+        assert topic is not None
+        if message.partition() != partition_for(message.key() or b"", counts[topic]):
+            off[topic] += 1
+
+    config = settings.kafka.client_config()
+    producers = [Producer({**config, "partitioner": p}) for p in partitioners]
+    for event in events:
+        side = 0 if isinstance(event, PredictionEvent) else 1
+        topic = names.labels if side else names.predictions
+        key = event.request_id.encode()
+        producers[side].produce(topic, encode(event), key, on_delivery=delivered)
+        producers[side].poll(0)
+    for producer in producers:
+        assert producer.flush(60) == 0
+    return Counter({"predictions": off[names.predictions], "labels": off[names.labels]})
+
+
+def create_inputs(settings: Settings, partitions: int) -> Topics:
+    """The input topics made with Kafka's admin API, as an operator would (not our helper)."""
+    names = Topics(settings.topics.prefix)
+    admin = AdminClient(settings.kafka.client_config())
+    new = [NewTopic(name, partitions, 1) for name in (names.predictions, names.labels)]
+    for future in admin.create_topics(new).values():
+        future.result()
+    return names
+
+
+def replayed_alert_ids(settings: Settings, events: list[Event]) -> list[str]:
+    replay = Backtest(
+        ttl_seconds=settings.join.ttl_seconds,
+        max_pending=settings.join.max_pending,
+        config=DetectorConfig.from_settings(settings.detectors),
+    )
+    for event in events:
+        replay.process(event)
+    return sorted(a.alert_id for a in replay.alerts)
+
+
+def expected_joins(events: list[Event]) -> dict[str, int]:
+    return {m: len(labelled_requests(events, m)) for m in ("fraud", "stable")}
+
+
+def test_worker_started_before_its_topics_exist(settings: Settings, tmp_path: Path) -> None:
+    names = Topics(settings.topics.prefix)
+    assert names.predictions not in partition_counts(settings.kafka)
+    events = traffic()
+    with WorkerPool(settings, tmp_path, "kafka") as pool:
+        worker = pool.start()
+        assert wait_until(lambda: worker_ready(worker.log_tail()), 90), worker.log_tail()
+        counts = partition_counts(settings.kafka)
+        app_id = f"{names.prefix}worker"
+        for topic in [*names.all(), repartition_topic(app_id), f"{app_id}-join-store"]:
+            assert counts[topic] == settings.topics.partitions, (topic, counts.get(topic))
+        produce(settings, events, ("consistent_random", "consistent_random"))
+        view = wait_for_joined(settings, worker, expected_joins(events))
+    assert {m: int(view[m]["joined"]) for m in ("fraud", "stable")} == expected_joins(events)
+    alerts = alerts_of(consume(settings, [names.alerts]))
+    print(f"worker first: joined {expected_joins(events)}, {len(alerts)} alerts")
+    assert sorted(a.alert_id for a in alerts) == replayed_alert_ids(settings, events)
+
+
+def test_six_partitions_and_two_partitioners(settings: Settings, tmp_path: Path) -> None:
+    """Predictions by librdkafka's default partitioner (CRC32), labels by the Java one
+    (murmur2): the hop puts both sides of each request on one partition."""
+    names = create_inputs(settings, 6)
+    events = traffic()
+    off = produce(settings, events, ("consistent_random", "murmur2_random"))
+    assert off == Counter(predictions=off["predictions"]), "murmur2_random is Kafka's default"
+    assert off["predictions"] > 2000, "CRC32 puts most keys elsewhere than murmur2 does"
+    with WorkerPool(settings, tmp_path, "kafka") as pool:
+        worker = pool.start()
+        view = wait_for_joined(settings, worker, expected_joins(events))
+    app_id = f"{names.prefix}worker"
+    assert partition_counts(settings.kafka)[repartition_topic(app_id)] == 6
+    assert {m: int(view[m]["joined"]) for m in ("fraud", "stable")} == expected_joins(events)
+    assert "wrong_partition" not in view["_pipeline"]
+    alerts = alerts_of(consume(settings, [names.alerts]))
+    print(f"6 partitions, CRC32 and murmur2: joined {expected_joins(events)}, {len(alerts)} alerts")
+    assert sorted(a.alert_id for a in alerts) == replayed_alert_ids(settings, events)
+
+
+def test_without_the_hop_records_off_their_partition_are_counted(
+    settings: Settings, tmp_path: Path
+) -> None:
+    settings = settings.model_copy(
+        update={"join": settings.join.model_copy(update={"repartition": False})}
+    )
+    create_inputs(settings, 6)
+    events = traffic()
+    misplaced = produce(settings, events, ("murmur2_random", "consistent_random"))
+    assert misplaced["predictions"] == 0, "our murmur2 is librdkafka's"
+    off = misplaced["labels"]
+    assert off > 0
+    with WorkerPool(settings, tmp_path, "kafka") as pool:
+        worker = pool.start()
+
+        def counted() -> bool:
+            assert worker.running, worker.log_tail()
+            return int(live_view(settings)["_pipeline"].get("wrong_partition", 0)) >= off
+
+        assert wait_until(counted, 120, interval=0.5), live_view(settings)["_pipeline"]
+        log_text = worker.log_tail(400)
+    view = live_view(settings)
+    joined = sum(int(view[m].get("joined", 0)) for m in ("fraud", "stable"))
+    print(f"no hop, labels by CRC32: {off} off their partition, joined {joined}")
+    assert int(view["_pipeline"]["wrong_partition"]) == off
+    assert joined < sum(expected_joins(events).values())
+    assert "on the wrong partition" in log_text
+    assert "join.repartition true" in log_text
