@@ -124,7 +124,7 @@ def measure_worker(
         total = bench.counter("joined", name)
     if done < pairs:
         raise RuntimeError(f"{name}: only {done:,} of {pairs:,} outcomes in {timeout:.0f}s")
-    written = ["join-store", "join-repartition"] if engine == "kafka" else ["join-changelog"]
+    written = ["join-store", "predictions-repartition"] if engine == "kafka" else ["join-changelog"]
     starts = [
         bounds[0]
         for topic in [

@@ -139,8 +139,9 @@ class JoinSettings(BaseModel):
     """Events stamped further ahead of the worker's clock are dead-lettered: one would move
     the event-time watermark and expire everything pending."""
     repartition: bool = True
-    """Move the inputs onto ``<app id>-join-repartition`` by ``request_id`` before the join
-    (Kafka-native runtime), so the join holds whatever the producers' partitioner. False skips
+    """Move the inputs onto ``<app id>-{predictions,labels}-repartition`` by ``request_id``
+    before the join (Kafka-native runtime), so the join holds whatever the producers'
+    partitioner. False skips
     the hop when every producer keys by ``request_id`` with Kafka's default (murmur2)
     partitioner and both inputs have the same partition count; a record found elsewhere is
     counted in ``wrong_partition`` and logged. The Faust runtime always reads them as they are."""

@@ -12,6 +12,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from stream_app.settings import KafkaSettings, TopicSettings
 
 
+class TopicError(RuntimeError):
+    """A topic the worker needs cannot be made or used as it is; the message says how to fix it."""
+
+
 @dataclass(frozen=True)
 class Topics:
     """Full topic names for one prefix."""
@@ -38,13 +42,18 @@ class Topics:
     def deadletter(self) -> str:
         return f"{self.prefix}deadletter"
 
+    @property
+    def inputs(self) -> tuple[str, str]:
+        return (self.predictions, self.labels)
+
     def all(self) -> list[str]:
         return [self.predictions, self.labels, self.observations, self.alerts, self.deadletter]
 
 
-def repartition_topic(app_id: str) -> str:
-    """The Kafka-native worker's internal topic of the inputs keyed by request id."""
-    return f"{app_id}-join-repartition"
+def repartition_topics(app_id: str, names: Topics) -> dict[str, str]:
+    """The Kafka-native worker's internal topics of the inputs by request id: input topic ->
+    its repartition topic (one per side, so each stays in its producers' order)."""
+    return {topic: f"{app_id}-{topic[len(names.prefix) :]}-repartition" for topic in names.inputs}
 
 
 def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, timeout: float = 30.0) -> Topics:
@@ -54,6 +63,18 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, timeout: float = 
     wanted = dict.fromkeys(names.all(), topics.partitions)
     create_topics(kafka, wanted, topics.replication_factor, timeout=timeout)
     return names
+
+
+def require_copartitioned(inputs: dict[str, int], partitions: int | None, why: str) -> None:
+    """Raise :class:`TopicError` unless the ``inputs`` (name -> partitions) all have the same
+    count (and that count is ``partitions``, when given); ``why`` says who needs it."""
+    counts = set(inputs.values()) | ({partitions} if partitions else set())
+    if len(counts) != 1:
+        wanted = f" ({partitions} each)" if partitions else ""
+        raise TopicError(
+            f"{' and '.join(inputs)} have {inputs} partitions: {why} needs them co-partitioned"
+            f"{wanted}"
+        )
 
 
 def ensure_store_topics(
@@ -66,7 +87,7 @@ def ensure_store_topics(
     existing = create_topics(kafka, wanted, replication_factor, config, timeout)
     for name, n in wanted.items():
         if existing[name] != n:
-            raise RuntimeError(
+            raise TopicError(
                 f"topic {name} has {existing[name]} partitions where {n} are needed (one per "
                 f"partition of its stream); delete it to have it made again"
             )
@@ -95,11 +116,11 @@ def create_topics(
                 future.result()
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise RuntimeError(f"could not create topic {name}: {exc}") from exc
+                    raise TopicError(f"could not create topic {name}: {exc}") from exc
     deadline = time.monotonic() + timeout
     while not wanted.keys() <= existing.keys():
         if time.monotonic() > deadline:
-            raise RuntimeError(f"topics {sorted(wanted.keys() - existing.keys())} did not appear")
+            raise TopicError(f"topics {sorted(wanted.keys() - existing.keys())} did not appear")
         time.sleep(0.1)
         existing = _partition_counts(admin, timeout)
     return {name: existing[name] for name in wanted}

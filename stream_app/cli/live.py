@@ -14,6 +14,7 @@ from stream_app.alerts_feed import format_alert, read_alerts
 from stream_app.cli.console import console, errors, fail, load_settings
 from stream_app.preflight import PreflightError, check_kafka, check_redis, redis_address
 from stream_app.settings import Settings
+from stream_app.topics import TopicError
 
 
 def worker(
@@ -42,6 +43,8 @@ def worker(
     try:
         run_worker(settings, loglevel)
     except PreflightError as exc:  # Kafka refused the login while the worker ran
+        fail(escape(str(exc)))
+    except TopicError as exc:  # a topic it cannot make or use as it is
         fail(escape(str(exc)))
 
 

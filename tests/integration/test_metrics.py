@@ -22,7 +22,7 @@ from schemas.events import LabelEvent, PredictionEvent
 from stream_app.metrics import WorkerMetrics, serving_metrics
 from stream_app.services.process import wait_until
 from stream_app.settings import Settings, WorkerSettings
-from stream_app.topics import Topics, repartition_topic
+from stream_app.topics import Topics, repartition_topics
 from stream_app.worker_process import WorkerProcess
 from tests.integration.kafka_io import consume
 from tests.monitoring import (
@@ -159,8 +159,8 @@ def test_metrics_scraped_during_a_simulated_run(
     accuracy = {dict(k)["model"]: v for k, v in samples(text, "driftstream_model_accuracy").items()}
     assert accuracy["fraud"] < accuracy_threshold(load_yaml(RULES)) < accuracy["stable"], accuracy
     lagging = {dict(k)["topic"] for k in samples(text, "driftstream_consumer_lag")}
-    repartition = repartition_topic(f"{topics.prefix}worker")
-    assert lagging == {topics.predictions, topics.labels, repartition, topics.observations}
+    repartitions = repartition_topics(f"{topics.prefix}worker", topics).values()
+    assert lagging == {topics.predictions, topics.labels, *repartitions, topics.observations}
 
     # the dashboard and the alert rules query only what the worker exports
     queried = {

@@ -18,7 +18,7 @@ from schemas.codec import encode
 from schemas.events import LabelEvent, PredictionEvent
 from stream_app.services.process import wait_until
 from stream_app.settings import Settings
-from stream_app.topics import Topics, partition_counts, repartition_topic
+from stream_app.topics import Topics, partition_counts, repartition_topics
 from tests.integration.kafka_io import consume
 from tests.pipeline import (
     WorkerPool,
@@ -105,7 +105,8 @@ def test_worker_started_before_its_topics_exist(settings: Settings, tmp_path: Pa
         assert wait_until(lambda: worker_ready(worker.log_tail()), 90), worker.log_tail()
         counts = partition_counts(settings.kafka)
         app_id = f"{names.prefix}worker"
-        for topic in [*names.all(), repartition_topic(app_id), f"{app_id}-join-store"]:
+        internal = [*repartition_topics(app_id, names).values(), f"{app_id}-join-store"]
+        for topic in [*names.all(), *internal]:
             assert counts[topic] == settings.topics.partitions, (topic, counts.get(topic))
         produce(settings, events, ("consistent_random", "consistent_random"))
         view = wait_for_joined(settings, worker, expected_joins(events))
@@ -127,7 +128,8 @@ def test_six_partitions_and_two_partitioners(settings: Settings, tmp_path: Path)
         worker = pool.start()
         view = wait_for_joined(settings, worker, expected_joins(events))
     app_id = f"{names.prefix}worker"
-    assert partition_counts(settings.kafka)[repartition_topic(app_id)] == 6
+    counts = partition_counts(settings.kafka)
+    assert [counts[t] for t in repartition_topics(app_id, names).values()] == [6, 6]
     assert {m: int(view[m]["joined"]) for m in ("fraud", "stable")} == expected_joins(events)
     assert "wrong_partition" not in view["_pipeline"]
     alerts = alerts_of(consume(settings, [names.alerts]))

@@ -43,7 +43,7 @@ from stream_app.runtimes.faust.join_stage import PartitionView
 from stream_app.runtimes.faust.offset_watch import OffsetWatch
 from stream_app.sampled_log import SampledLog
 from stream_app.settings import Settings
-from stream_app.topics import Topics
+from stream_app.topics import Topics, ensure_topics, partition_counts, require_copartitioned
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +227,13 @@ def run_faust_worker(settings: Settings, metrics: WorkerMetrics, loglevel: str =
     """
     from stream_app.metrics import serving_metrics
 
+    names = ensure_topics(settings.kafka, settings.topics)
+    counts = partition_counts(settings.kafka)
+    require_copartitioned(
+        {topic: counts[topic] for topic in (names.predictions, names.labels)},
+        settings.topics.partitions,
+        "the Faust runtime (it reads them as they are; the Kafka-native one repartitions them)",
+    )
     app = build_worker(settings, metrics)
     watch = CredentialWatch(settings.kafka)
     app.timer(interval=settings.kafka.credential_check_seconds)(watch.check)

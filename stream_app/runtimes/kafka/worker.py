@@ -1,10 +1,11 @@
 """The Kafka-native runtime: the pipeline's processors on confluent-kafka, exactly once.
 
 One consumer (group ``<prefix>worker``, range assignment, ``read_committed``) reads
-``predictions``, ``labels``, ``<app id>-join-repartition`` and ``observations`` in batches.
+``predictions``, ``labels``, their repartition topics ``<app id>-predictions-repartition`` and
+``<app id>-labels-repartition``, and ``observations`` in batches.
 Three stages, each a hop through Kafka:
 
-- **route**: each input record, as it came, is written to the repartition topic on the
+- **route**: each input record, as it came, is written to its side's repartition topic on the
   partition Kafka's default partitioner gives its key (:func:`pipeline.partitioner.partition_for`),
   with its origin in a ``driftstream-origin`` header. Both sides of a request meet on one
   partition whatever partitioner, and however many partitions, the producers used. With
@@ -90,7 +91,8 @@ from stream_app.topics import (
     ensure_store_topics,
     ensure_topics,
     partition_counts,
-    repartition_topic,
+    repartition_topics,
+    require_copartitioned,
 )
 
 log = logging.getLogger(__name__)
@@ -128,10 +130,10 @@ class KafkaWorker:
         self.app_id = worker.app_id or f"{self.names.prefix}worker"
         self.join_store, self.detect_store = store_topics(self.app_id)
         self.hop = settings.join.repartition
-        self.repartition = repartition_topic(self.app_id)
-        self.inputs = (self.names.predictions, self.names.labels)
+        self.inputs = self.names.inputs
+        self.repartitions = repartition_topics(self.app_id, self.names) if self.hop else {}
         # the topic whose partitions own the join buffers
-        self.join_topic = self.repartition if self.hop else self.names.predictions
+        self.join_topic = self.repartitions.get(self.names.predictions, self.names.predictions)
         self.repartition_partitions = 0
         self.reading: list[str] = []
         self.output_topics = {
@@ -313,7 +315,7 @@ class KafkaWorker:
         idle = [
             TopicPartition(*key)
             for key in self.next_offsets
-            if (key[0] in self.inputs and self.hop) == route and merge.latest(key) is None
+            if (key[0] in self.repartitions) == route and merge.latest(key) is None
         ]
         waiting = []
         for tp in self.consumer.position(idle) if idle else []:
@@ -407,23 +409,21 @@ class KafkaWorker:
         inputs = {topic: counts[topic] for topic in self.inputs}
         log.info("input partitions: %s", ", ".join(f"{t} {n}" for t, n in inputs.items()))
         if self.hop:
-            wanted = {self.repartition: max(inputs.values())}
+            wanted = dict.fromkeys(self.repartitions.values(), max(inputs.values()))
             counts |= create_topics(settings.kafka, wanted, replication)
-        elif len(set(inputs.values())) != 1:
-            raise RuntimeError(
-                f"{names.predictions} and {names.labels} have different partition counts "
-                f"{inputs}: without the repartition hop (join.repartition false) the join "
-                "needs them co-partitioned"
+            require_copartitioned(
+                {topic: counts[topic] for topic in wanted}, None, "the join of its two sides"
             )
         else:
+            require_copartitioned(inputs, None, "a join without the hop (join.repartition false)")
             self.join.input_partitions = inputs
-        self.repartition_partitions = counts[self.repartition] if self.hop else 0
+        self.repartition_partitions = counts[self.join_topic]
         stores = {
             self.join_store: counts[self.join_topic],
             self.detect_store: counts[names.observations],
         }
         ensure_store_topics(settings.kafka, stores, replication)
-        return [*self.inputs, *([self.repartition] if self.hop else []), names.observations]
+        return [*self.inputs, *self.repartitions.values(), names.observations]
 
     def _process(self, messages: list[Message]) -> None:
         effects, now = self.effects, datetime.now(UTC)
@@ -444,7 +444,7 @@ class KafkaWorker:
             if topic == self.names.observations:
                 stage = "detect"
             else:
-                stage = "route" if self.hop and topic != self.repartition else "join"
+                stage = "route" if topic in self.repartitions else "join"
             taken[stage] += 1
             if timestamp is not None and timestamp < oldest.get(stage, 1e18):
                 oldest[stage] = timestamp
@@ -459,7 +459,7 @@ class KafkaWorker:
                 topic, partition, offset, message.key(), message.value(), timestamp
             )
             if stage == "join":
-                if topic == self.repartition:
+                if topic not in self.inputs:  # a repartition topic
                     record = _moved(record, message)
                 parsed = self.join.parse(record, now)
                 run = runs.setdefault(key, [])
@@ -501,7 +501,7 @@ class KafkaWorker:
         origin = f"{topic}/{partition}/{offset}".encode()
         kind, ms = message.timestamp()
         self._send(
-            self.repartition,
+            self.repartitions[topic],
             message.key(),
             message.value(),
             partition=partition_for(message.key() or b"", self.repartition_partitions),
