@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -12,6 +13,7 @@ from detectors.config import DetectorConfig
 from detectors.join import JoinedOutcome
 from pipeline.backtest import Backtest
 from pipeline.observations import decode_observation
+from pipeline.partitioner import partition_for
 from producers.simulator import ModelTraffic, simulate
 from schemas.codec import encode
 from schemas.events import LabelEvent, PredictionEvent
@@ -71,13 +73,20 @@ class Ledger:
         return books
 
     def send_clock(self, topics: Topics) -> None:
-        """The watermark pushers: a prediction and its label straight into each partition."""
+        """The watermark pushers: a prediction and its label into each partition, keyed so that
+        Kafka's default partitioner puts them there too (the repartition hop keeps them)."""
         late = max(e.timestamp for e in self.events) + timedelta(
             seconds=2 * self.settings.join.ttl_seconds
         )
         producer = Producer(self.settings.kafka.client_config())
-        for partition in range(self.settings.topics.partitions):
-            request_id = f"clock-{partition}"
+        partitions = self.settings.topics.partitions
+        for partition in range(partitions):
+            request_id = next(
+                key
+                for i in itertools.count()
+                if partition_for((key := f"clock-{partition}-{i}").encode(), partitions)
+                == partition
+            )
             prediction = PredictionEvent(
                 request_id=request_id,
                 model_id=CLOCK_MODEL,

@@ -1,6 +1,7 @@
 """The Kafka-native worker on topics and producers as users have them: a worker started before
-its topics exist, inputs of six partitions written by producers with different partitioners,
-and the same without the repartition hop (records off their partition are counted)."""
+its topics exist, inputs of six partitions written by producers with different partitioners, a
+backlog on uneven partitions, and inputs read without the repartition hop (records off their
+partition are counted)."""
 
 from __future__ import annotations
 
@@ -71,11 +72,13 @@ def produce(settings: Settings, events: list[Event], partitioners: tuple[str, st
     return Counter({"predictions": off[names.predictions], "labels": off[names.labels]})
 
 
-def create_inputs(settings: Settings, partitions: int) -> Topics:
-    """The input topics made with Kafka's admin API, as an operator would (not our helper)."""
+def create_inputs(settings: Settings, partitions: int, labels: int | None = None) -> Topics:
+    """The input topics made with Kafka's admin API, as an operator would (not our helper):
+    ``partitions`` each, or ``labels`` partitions for the labels."""
     names = Topics(settings.topics.prefix)
     admin = AdminClient(settings.kafka.client_config())
-    new = [NewTopic(name, partitions, 1) for name in (names.predictions, names.labels)]
+    counts = {names.predictions: partitions, names.labels: labels or partitions}
+    new = [NewTopic(name, n, 1) for name, n in counts.items()]
     for future in admin.create_topics(new).values():
         future.result()
     return names
@@ -134,6 +137,23 @@ def test_six_partitions_and_two_partitioners(settings: Settings, tmp_path: Path)
     assert "wrong_partition" not in view["_pipeline"]
     alerts = alerts_of(consume(settings, [names.alerts]))
     print(f"6 partitions, CRC32 and murmur2: joined {expected_joins(events)}, {len(alerts)} alerts")
+    assert sorted(a.alert_id for a in alerts) == replayed_alert_ids(settings, events)
+
+
+def test_backlog_on_uneven_partitions_alerts_as_the_replay(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The whole stream waits before the worker starts, predictions on 6 partitions, labels on
+    1: the join and the detectors still see it in event-time order."""
+    names = create_inputs(settings, 6, labels=1)
+    events = traffic()
+    produce(settings, events, ("consistent_random", "murmur2_random"))
+    with WorkerPool(settings, tmp_path, "kafka") as pool:
+        worker = pool.start()
+        view = wait_for_joined(settings, worker, expected_joins(events))
+    assert {m: int(view[m]["joined"]) for m in ("fraud", "stable")} == expected_joins(events)
+    alerts = alerts_of(consume(settings, [names.alerts]))
+    print(f"backlog on 6 + 1 partitions: joined {expected_joins(events)}, {len(alerts)} alerts")
     assert sorted(a.alert_id for a in alerts) == replayed_alert_ids(settings, events)
 
 
