@@ -23,14 +23,29 @@ class DeadLetter:
 
 
 def dead_letter_record(
-    key: bytes | None, value: bytes | None, reason: str, source: str
+    key: bytes | None,
+    value: bytes | None,
+    reason: str,
+    source: str,
+    sizes: tuple[int, int] | None = None,
 ) -> DeadLetter:
-    """The dead-letter record of one bad message."""
+    """The dead-letter record of one bad message (``sizes``: its key's and value's as they
+    came, when a runtime cut it already)."""
     headers = [("driftstream-reason", reason.encode()), ("driftstream-source", source.encode())]
-    key_size, value_size = len(key or b""), len(value or b"")
+    key_size, value_size = sizes or (len(key or b""), len(value or b""))
     if key_size > MAX_KEY_BYTES or value_size > MAX_VALUE_BYTES:
-        sizes = f"key {key_size} bytes, value {value_size} bytes"
-        headers.append(("driftstream-truncated", sizes.encode()))
-        key = None if key is None else key[:MAX_KEY_BYTES]
-        value = None if value is None else value[:MAX_VALUE_BYTES]
+        came = f"key {key_size} bytes, value {value_size} bytes"
+        headers.append(("driftstream-truncated", came.encode()))
+        key, value = cut(key, value) or (key, value)
     return DeadLetter(key, value, headers)
+
+
+def cut(key: bytes | None, value: bytes | None) -> tuple[bytes | None, bytes | None] | None:
+    """A message too big to send on, cut as its dead letter would keep it; None if it fits.
+    Cut, it can only be dead-lettered (an event is at most ``MAX_EVENT_BYTES``)."""
+    if len(key or b"") <= MAX_KEY_BYTES and len(value or b"") <= MAX_VALUE_BYTES:
+        return None
+    return (
+        None if key is None else key[:MAX_KEY_BYTES],
+        None if value is None else value[:MAX_VALUE_BYTES],
+    )

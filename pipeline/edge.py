@@ -22,7 +22,7 @@ from datetime import datetime
 
 from pipeline.dead_letters import dead_letter_record
 from pipeline.effects import Effects, InputRecord
-from schemas.codec import decode
+from schemas.codec import MAX_EVENT_BYTES, decode, oversize
 from schemas.errors import InvalidEvent
 from schemas.events import LabelEvent, PredictionEvent
 
@@ -34,6 +34,8 @@ def parse_input(
     model = PredictionEvent if is_prediction else LabelEvent
     if record.value is None:
         raise InvalidEvent(f"{model.__name__}: message has no value")
+    if record.sizes is not None and record.sizes[1] > MAX_EVENT_BYTES:  # cut on its way here
+        raise oversize(model.__name__, record.sizes[1])
     event = (
         decode(PredictionEvent, record.value) if is_prediction else decode(LabelEvent, record.value)
     )
@@ -55,6 +57,6 @@ def parse_input(
 def dead_letter(record: InputRecord, reason: str, effects: Effects, source: str) -> None:
     """Send ``record`` as it came (cut if huge) to the dead-letter stream with its reason, and
     count it under ``source`` (the partition tag whose state owns the count)."""
-    letter = dead_letter_record(record.key, record.value, reason, record.source)
+    letter = dead_letter_record(record.key, record.value, reason, record.source, record.sizes)
     effects.emit("deadletter", letter.key, letter.value, letter.headers)
     effects.count(None, "deadlettered", source=source)

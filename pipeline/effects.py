@@ -43,6 +43,9 @@ class InputRecord(NamedTuple):
     timestamp: float | None = None
     origin: str | None = None
     """Where the record was first written, when a runtime moved it (a repartition hop)."""
+    sizes: tuple[int, int] | None = None
+    """Its key's and value's sizes as they came, when a runtime cut it to move it
+    (:func:`pipeline.dead_letters.cut`)."""
 
     @property
     def source(self) -> str:

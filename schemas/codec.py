@@ -39,14 +39,14 @@ def encode(event: Event) -> bytes:
     """Serialize an event to compact UTF-8 JSON; ``None`` optional fields are left out."""
     data = type(event).__pydantic_serializer__.to_json(event, exclude_none=True)
     if len(data) > MAX_EVENT_BYTES:
-        raise _oversize(type(event).__name__, data)
+        raise oversize(type(event).__name__, len(data))
     return data
 
 
 def decode(model: type[E], data: bytes) -> E:
     """Parse and validate ``data`` as ``model``; raise ``InvalidEvent`` with a one-line reason."""
     if len(data) > MAX_EVENT_BYTES:
-        raise _oversize(model.__name__, data)
+        raise oversize(model.__name__, len(data))
     try:
         event: E = model.__pydantic_validator__.validate_json(data)
     except ValidationError as exc:
@@ -54,9 +54,10 @@ def decode(model: type[E], data: bytes) -> E:
     return event
 
 
-def _oversize(model_name: str, data: bytes) -> InvalidEvent:
+def oversize(model_name: str, size: int) -> InvalidEvent:
+    """Why an event of ``size`` bytes is refused."""
     return InvalidEvent(
-        f"{model_name}: event is {len(data)} bytes, over the {MAX_EVENT_BYTES} byte limit"
+        f"{model_name}: event is {size} bytes, over the {MAX_EVENT_BYTES} byte limit"
     )
 
 

@@ -12,7 +12,9 @@ from typing import Any
 
 from confluent_kafka import Message
 
+from detectors.config import DetectorConfig
 from detectors.join import JoinedOutcome
+from pipeline.backtest import Backtest
 from pipeline.observations import decode_observation
 from producers.kafka_producer import EventProducer
 from producers.pacing import paced
@@ -164,3 +166,15 @@ def header(message: Message, name: str) -> str:
 
 def alerts_of(messages: list[Message]) -> list[DriftAlert]:
     return [decode(DriftAlert, m.value() or b"") for m in messages]
+
+
+def replayed_alert_ids(settings: Settings, events: Iterable[Event]) -> list[str]:
+    """The alert ids the offline replay of ``events`` raises under ``settings``, sorted."""
+    replay = Backtest(
+        ttl_seconds=settings.join.ttl_seconds,
+        max_pending=settings.join.max_pending,
+        config=DetectorConfig.from_settings(settings.detectors),
+    )
+    for event in events:
+        replay.process(event)
+    return sorted(a.alert_id for a in replay.alerts)

@@ -9,9 +9,7 @@ from datetime import timedelta
 
 from confluent_kafka import Producer
 
-from detectors.config import DetectorConfig
 from detectors.join import JoinedOutcome
-from pipeline.backtest import Backtest
 from pipeline.observations import decode_observation
 from pipeline.partitioner import partition_for
 from producers.simulator import ModelTraffic, simulate
@@ -21,7 +19,7 @@ from stream_app.services.process import wait_until
 from stream_app.settings import Engine, Settings
 from stream_app.topics import Topics
 from tests.integration.kafka_io import consume
-from tests.pipeline import Event, alerts_of, labelled_requests, live_view
+from tests.pipeline import Event, alerts_of, labelled_requests, live_view, replayed_alert_ids
 
 CLOCK_MODEL = "clock"
 """The model of the predictions that push every partition's event time past the TTL."""
@@ -102,14 +100,7 @@ class Ledger:
 
     def replayed_alert_ids(self) -> list[str]:
         """The alert ids the offline replay of the same stream raises."""
-        replay = Backtest(
-            ttl_seconds=self.settings.join.ttl_seconds,
-            max_pending=self.settings.join.max_pending,
-            config=DetectorConfig.from_settings(self.settings.detectors),
-        )
-        for event in self.events:
-            replay.process(event)
-        return sorted(a.alert_id for a in replay.alerts)
+        return replayed_alert_ids(self.settings, self.events)
 
 
 EXACT = ("predictions_applied", "outcomes_applied")

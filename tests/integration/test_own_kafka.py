@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from detectors.config import DetectorConfig
-from pipeline.backtest import Backtest
 from pipeline.partitioner import partition_for
 from producers.simulator import ModelTraffic, simulate
 from schemas.codec import encode
@@ -26,6 +25,7 @@ from tests.pipeline import (
     alerts_of,
     labelled_requests,
     live_view,
+    replayed_alert_ids,
     wait_for_joined,
     worker_ready,
 )
@@ -84,19 +84,17 @@ def create_inputs(settings: Settings, partitions: int, labels: int | None = None
     return names
 
 
-def replayed_alert_ids(settings: Settings, events: list[Event]) -> list[str]:
-    replay = Backtest(
-        ttl_seconds=settings.join.ttl_seconds,
-        max_pending=settings.join.max_pending,
-        config=DetectorConfig.from_settings(settings.detectors),
-    )
-    for event in events:
-        replay.process(event)
-    return sorted(a.alert_id for a in replay.alerts)
-
-
 def expected_joins(events: list[Event]) -> dict[str, int]:
     return {m: len(labelled_requests(events, m)) for m in ("fraud", "stable")}
+
+
+def joined_as_replayed(settings: Settings, view: dict[str, Any], events: list[Event]) -> str:
+    """Assert every labelled request joined and the alerts are the replay's; what was seen."""
+    joined = {m: int(view[m]["joined"]) for m in ("fraud", "stable")}
+    assert joined == expected_joins(events)
+    alerts = alerts_of(consume(settings, [Topics(settings.topics.prefix).alerts]))
+    assert sorted(a.alert_id for a in alerts) == replayed_alert_ids(settings, events)
+    return f"joined {joined}, {len(alerts)} alerts as replayed"
 
 
 def test_worker_started_before_its_topics_exist(settings: Settings, tmp_path: Path) -> None:
@@ -113,10 +111,7 @@ def test_worker_started_before_its_topics_exist(settings: Settings, tmp_path: Pa
             assert counts[topic] == settings.topics.partitions, (topic, counts.get(topic))
         produce(settings, events, ("consistent_random", "consistent_random"))
         view = wait_for_joined(settings, worker, expected_joins(events))
-    assert {m: int(view[m]["joined"]) for m in ("fraud", "stable")} == expected_joins(events)
-    alerts = alerts_of(consume(settings, [names.alerts]))
-    print(f"worker first: joined {expected_joins(events)}, {len(alerts)} alerts")
-    assert sorted(a.alert_id for a in alerts) == replayed_alert_ids(settings, events)
+    print(f"worker first: {joined_as_replayed(settings, view, events)}")
 
 
 def test_six_partitions_and_two_partitioners(settings: Settings, tmp_path: Path) -> None:
@@ -133,11 +128,8 @@ def test_six_partitions_and_two_partitioners(settings: Settings, tmp_path: Path)
     app_id = f"{names.prefix}worker"
     counts = partition_counts(settings.kafka)
     assert [counts[t] for t in repartition_topics(app_id, names).values()] == [6, 6]
-    assert {m: int(view[m]["joined"]) for m in ("fraud", "stable")} == expected_joins(events)
     assert "wrong_partition" not in view["_pipeline"]
-    alerts = alerts_of(consume(settings, [names.alerts]))
-    print(f"6 partitions, CRC32 and murmur2: joined {expected_joins(events)}, {len(alerts)} alerts")
-    assert sorted(a.alert_id for a in alerts) == replayed_alert_ids(settings, events)
+    print(f"6 partitions, CRC32 and murmur2: {joined_as_replayed(settings, view, events)}")
 
 
 def test_backlog_on_uneven_partitions_alerts_as_the_replay(
@@ -145,16 +137,13 @@ def test_backlog_on_uneven_partitions_alerts_as_the_replay(
 ) -> None:
     """The whole stream waits before the worker starts, predictions on 6 partitions, labels on
     1: the join and the detectors still see it in event-time order."""
-    names = create_inputs(settings, 6, labels=1)
+    create_inputs(settings, 6, labels=1)
     events = traffic()
     produce(settings, events, ("consistent_random", "murmur2_random"))
     with WorkerPool(settings, tmp_path, "kafka") as pool:
         worker = pool.start()
         view = wait_for_joined(settings, worker, expected_joins(events))
-    assert {m: int(view[m]["joined"]) for m in ("fraud", "stable")} == expected_joins(events)
-    alerts = alerts_of(consume(settings, [names.alerts]))
-    print(f"backlog on 6 + 1 partitions: joined {expected_joins(events)}, {len(alerts)} alerts")
-    assert sorted(a.alert_id for a in alerts) == replayed_alert_ids(settings, events)
+    print(f"backlog on 6 + 1 partitions: {joined_as_replayed(settings, view, events)}")
 
 
 def test_without_the_hop_records_off_their_partition_are_counted(

@@ -10,8 +10,6 @@ import pytest
 import redis
 from confluent_kafka import Producer
 
-from detectors.config import DetectorConfig
-from pipeline.backtest import Backtest
 from producers.simulator import ModelTraffic, simulate
 from schemas.codec import encode
 from schemas.events import LabelEvent
@@ -28,6 +26,7 @@ from tests.pipeline import (
     labelled_requests,
     live_view,
     outcome_ids,
+    replayed_alert_ids,
     send,
     wait_for_joined,
 )
@@ -137,14 +136,7 @@ def test_drift_alerts_live_state_and_dead_letters(
     assert [a for a in by_model["churn"] if a.kind == "concept"] == []
 
     assert len({a.alert_id for a in alerts}) == len(alerts)
-    replayed = Backtest(
-        ttl_seconds=settings.join.ttl_seconds,
-        max_pending=settings.join.max_pending,
-        config=DetectorConfig.from_settings(settings.detectors),
-    )
-    for event in events:
-        replayed.process(event)
-    assert sorted(a.alert_id for a in replayed.alerts) == sorted(a.alert_id for a in alerts)
+    assert replayed_alert_ids(settings, events) == sorted(a.alert_id for a in alerts)
     assert redis_conn.xlen(f"{settings.redis.key_prefix}alerts") == len(alerts)
 
 

@@ -63,6 +63,7 @@ from confluent_kafka import (
 )
 
 from detectors.config import DetectorConfig
+from pipeline.dead_letters import cut
 from pipeline.detect import DetectProcessor
 from pipeline.effects import Effects, InputRecord
 from pipeline.join import JoinProcessor
@@ -105,7 +106,9 @@ EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 Parsed = tuple[InputRecord, PredictionEvent | LabelEvent | InvalidEvent]
 Held = tuple[tuple[str, int], Parsed]  # the Kafka partition a join record was read from
-ORIGIN = "driftstream-origin"
+ORIGIN = "driftstream-origin"  # where a repartition record was first written
+SIZES = "driftstream-sizes"  # key and value sizes of an input cut to be moved
+MOVED = (ORIGIN, SIZES)
 
 
 @dataclass
@@ -132,6 +135,7 @@ class KafkaWorker:
         self.hop = settings.join.repartition
         self.inputs = self.names.inputs
         self.repartitions = repartition_topics(self.app_id, self.names) if self.hop else {}
+        self.side_of = {moved: topic for topic, moved in self.repartitions.items()}
         # the topic whose partitions own the join buffers
         self.join_topic = self.repartitions.get(self.names.predictions, self.names.predictions)
         self.repartition_partitions = 0
@@ -459,8 +463,8 @@ class KafkaWorker:
                 topic, partition, offset, message.key(), message.value(), timestamp
             )
             if stage == "join":
-                if topic not in self.inputs:  # a repartition topic
-                    record = _moved(record, message)
+                if (side := self.side_of.get(topic)) is not None:  # a repartition topic
+                    record = _moved(record, side, message)
                 parsed = self.join.parse(record, now)
                 run = runs.setdefault(key, [])
                 if isinstance(parsed, InvalidEvent):  # keeps its place in its partition
@@ -498,14 +502,18 @@ class KafkaWorker:
         assert topic is not None
         assert partition is not None
         assert offset is not None
-        origin = f"{topic}/{partition}/{offset}".encode()
+        key, value = message.key(), message.value()
+        headers = [*(message.headers() or []), (ORIGIN, f"{topic}/{partition}/{offset}".encode())]
+        if (smaller := cut(key, value)) is not None:  # too big to send on whole
+            headers.append((SIZES, f"{len(key or b'')} {len(value or b'')}".encode()))
+            key, value = smaller
         kind, ms = message.timestamp()
         self._send(
             self.repartitions[topic],
-            message.key(),
-            message.value(),
+            key,
+            value,
             partition=partition_for(message.key() or b"", self.repartition_partitions),
-            headers=[*(message.headers() or []), (ORIGIN, origin)],
+            headers=headers,
             **({"timestamp": ms} if kind else {}),
         )
         self.positions[(topic, partition)] = offset + 1
@@ -742,15 +750,17 @@ class KafkaWorker:
         log.info("worker stopped")
 
 
-def _moved(record: InputRecord, message: Message) -> InputRecord:
-    """A repartition record as the input record it was: its origin's topic (which side it is)
-    and place (what a dead letter names), at its repartition partition and offset."""
+def _moved(record: InputRecord, side: str, message: Message) -> InputRecord:
+    """A repartition record as the input record of ``side`` it was: where it was first written
+    and its sizes if it was cut (for the dead letter it may become)."""
     headers: list[tuple[str, bytes]] = message.headers() or []  # type: ignore[assignment]
-    origin = next((v for k, v in headers if k == ORIGIN), None)
-    if not isinstance(origin, bytes):
-        return record  # not written by a worker: read as a label, dead-lettered if not one
-    source = origin.decode()
-    return record._replace(topic=source.rsplit("/", 2)[0], origin=source)
+    found = {name: value.decode(errors="replace") for name, value in headers if name in MOVED}
+    sizes = found.get(SIZES, "").split()
+    return record._replace(
+        topic=side,
+        origin=found.get(ORIGIN),
+        sizes=(int(sizes[0]), int(sizes[1])) if len(sizes) == 2 else None,
+    )
 
 
 def _describe(partitions: list[TopicPartition]) -> str:
