@@ -9,7 +9,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from stream_app.settings import KafkaSettings, TopicSettings
+from stream_app.settings import KafkaSettings, Settings, TopicSettings
 
 
 class TopicError(RuntimeError):
@@ -54,6 +54,35 @@ def repartition_topics(app_id: str, names: Topics) -> dict[str, str]:
     """The Kafka-native worker's internal topics of the inputs by request id: input topic ->
     its repartition topic (one per side, so each stays in its producers' order)."""
     return {topic: f"{app_id}-{topic[len(names.prefix) :]}-repartition" for topic in names.inputs}
+
+
+def store_topics(app_id: str) -> tuple[str, str]:
+    """The Kafka-native worker's join store's and detect store's changelog topics."""
+    return f"{app_id}-join-store", f"{app_id}-detect-store"
+
+
+def ensure_worker_topics(settings: Settings, app_id: str) -> dict[str, int]:
+    """Create what the Kafka-native worker of ``app_id`` needs and is missing: the public topics
+    with ``topics.partitions``, the repartition topics (unless ``join.repartition`` is false)
+    with the larger input's count, the compacted stores with their streams' counts. Raise
+    :class:`TopicError` for what exists but cannot serve; return every topic's partitions."""
+    names, replication = Topics(settings.topics.prefix), settings.topics.replication_factor
+    ensure_topics(settings.kafka, settings.topics)
+    counts = partition_counts(settings.kafka)
+    inputs = {topic: counts[topic] for topic in names.inputs}
+    join_topic = names.predictions
+    if settings.join.repartition:
+        moved = repartition_topics(app_id, names)
+        wanted = dict.fromkeys(moved.values(), max(inputs.values()))
+        counts |= create_topics(settings.kafka, wanted, replication)
+        require_copartitioned({t: counts[t] for t in wanted}, None, "the join of its two sides")
+        join_topic = moved[names.predictions]
+    else:
+        require_copartitioned(inputs, None, "a join without the hop (join.repartition false)")
+    join_store, detect_store = store_topics(app_id)
+    stores = {join_store: counts[join_topic], detect_store: counts[names.observations]}
+    ensure_store_topics(settings.kafka, stores, replication)
+    return counts | stores
 
 
 def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, timeout: float = 30.0) -> Topics:

@@ -12,6 +12,7 @@ from stream_app.cli.report import report
 from stream_app.cli.schemas import schemas_app
 from stream_app.cli.services import services_app
 from stream_app.cli.simulate import simulate
+from stream_app.cli.topics import topics_app
 
 app = typer.Typer(
     name="driftstream",
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(services_app, name="services")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(topics_app, name="topics")
 app.command()(simulate)
 app.command()(worker)
 app.command()(alerts)

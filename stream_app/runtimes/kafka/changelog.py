@@ -39,11 +39,6 @@ Totals = Counter[tuple[str | None, str]]
 """Counter totals of one partition: (model id or None, counter name) -> n."""
 
 
-def store_topics(app_id: str) -> tuple[str, str]:
-    """The join store's and the detect store's changelog topics."""
-    return f"{app_id}-join-store", f"{app_id}-detect-store"
-
-
 def encode_totals(totals: Totals) -> bytes:
     rows = [[model, name, n] for (model, name), n in totals.items() if n]
     return json.dumps(sorted(rows, key=lambda row: (row[0] or "", row[1]))).encode()

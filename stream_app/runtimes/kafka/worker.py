@@ -82,19 +82,10 @@ from stream_app.runtimes.kafka.changelog import (
     encode_totals,
     join_entries,
     restore,
-    store_topics,
 )
 from stream_app.sampled_log import SampledLog
 from stream_app.settings import Settings
-from stream_app.topics import (
-    Topics,
-    create_topics,
-    ensure_store_topics,
-    ensure_topics,
-    partition_counts,
-    repartition_topics,
-    require_copartitioned,
-)
+from stream_app.topics import Topics, ensure_worker_topics, repartition_topics, store_topics
 
 log = logging.getLogger(__name__)
 
@@ -404,30 +395,15 @@ class KafkaWorker:
             await self._shut_down(flushing)
 
     def _create_topics(self) -> list[str]:
-        """Create the topics that are missing (public, repartition, changelogs) and check the
-        ones that exist; the topics to read."""
-        settings, names = self.settings, self.names
-        replication = settings.topics.replication_factor
-        ensure_topics(settings.kafka, settings.topics)
-        counts = partition_counts(settings.kafka)
+        """Create the topics that are missing and check the ones that exist
+        (:func:`~stream_app.topics.ensure_worker_topics`); the topics to read."""
+        counts = ensure_worker_topics(self.settings, self.app_id)
         inputs = {topic: counts[topic] for topic in self.inputs}
         log.info("input partitions: %s", ", ".join(f"{t} {n}" for t, n in inputs.items()))
-        if self.hop:
-            wanted = dict.fromkeys(self.repartitions.values(), max(inputs.values()))
-            counts |= create_topics(settings.kafka, wanted, replication)
-            require_copartitioned(
-                {topic: counts[topic] for topic in wanted}, None, "the join of its two sides"
-            )
-        else:
-            require_copartitioned(inputs, None, "a join without the hop (join.repartition false)")
+        if not self.hop:
             self.join.input_partitions = inputs
         self.repartition_partitions = counts[self.join_topic]
-        stores = {
-            self.join_store: counts[self.join_topic],
-            self.detect_store: counts[names.observations],
-        }
-        ensure_store_topics(settings.kafka, stores, replication)
-        return [*self.inputs, *self.repartitions.values(), names.observations]
+        return [*self.inputs, *self.repartitions.values(), self.names.observations]
 
     def _process(self, messages: list[Message]) -> None:
         effects, now = self.effects, datetime.now(UTC)
