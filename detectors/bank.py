@@ -219,11 +219,6 @@ class DetectorBank:
             raise ValueError(f"not a DetectorBank snapshot of format {_SNAPSHOT_FORMAT}")
         return bank
 
-    @property
-    def event_time(self) -> datetime | None:
-        """The latest time the bank has seen (see :class:`BankSummary`)."""
-        return self._event_time
-
     def _saw(self, event_time: datetime) -> None:
         if self._event_time is None or event_time > self._event_time:
             self._event_time = event_time

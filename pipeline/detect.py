@@ -6,10 +6,6 @@ order of the model's ``observations`` partition. For each record it checks that 
 observation of the model it is keyed by (anything else is dead-lettered: the topic is open to
 anyone with access), applies it, and appends each alert to ``alerts`` (keyed by model id).
 
-An observation stamped more than ``lateness_seconds`` before the latest its model applied is
-counted in ``late_observations`` (and still applied): the detectors saw the model's stream out
-of event-time order there, and the replay of the same stream may alert otherwise.
-
 State per model (:class:`ModelDetection`) is the bank and, for a runtime that re-delivers
 records after a crash, the identities of the last ``dedupe_window`` observations it applied, so
 one read again is skipped (``replayed_observations``). The runtime saves the snapshots of the
@@ -43,7 +39,6 @@ import pickle
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 
 from detectors.bank import DetectorBank
 from detectors.config import DetectorConfig
@@ -56,13 +51,6 @@ from schemas.codec import encode
 from schemas.events import DriftAlert
 
 _STATE_FORMAT = 1
-
-
-def observation_time(observation: Observation) -> datetime:
-    """When an observation became known: a prediction's time, an outcome's later side's."""
-    if isinstance(observation, JoinedOutcome):
-        return max(observation.prediction_time, observation.label_time)
-    return observation.timestamp
 
 
 def observation_identity(observation: Observation) -> int:
@@ -143,9 +131,6 @@ class DetectProcessor:
         applied already (None: a transactional runtime, nothing is delivered twice).
     load
         A model's saved snapshot, or None for a model not seen before.
-    lateness_seconds
-        How far behind its model's latest an observation may be stamped before it is counted
-        in ``late_observations``.
     """
 
     def __init__(
@@ -154,10 +139,8 @@ class DetectProcessor:
         *,
         dedupe_window: int | None = None,
         load: Callable[[str], bytes | None] = lambda _model_id: None,
-        lateness_seconds: float = 60.0,
     ) -> None:
         self.config = config
-        self.lateness = timedelta(seconds=lateness_seconds)
         self.dedupe_window = dedupe_window
         self.load = load
         self.models: dict[str, ModelDetection] = {}
@@ -211,15 +194,11 @@ class DetectProcessor:
         self, observation: Observation, partition: int, effects: Effects
     ) -> list[DriftAlert]:
         """Apply one observation of ``partition`` (once); the alerts it raised, not published."""
-        model_id, source = observation.model_id, partition_tag("o", partition)
-        model = self.model(model_id, partition)
-        latest = model.bank.event_time
-        fired = model.observe(observation)
+        model_id = observation.model_id
+        fired = self.model(model_id, partition).observe(observation)
         if fired is None:
-            effects.count(None, "replayed_observations", source=source)
+            effects.count(None, "replayed_observations", source=partition_tag("o", partition))
             return []
-        if latest is not None and observation_time(observation) < latest - self.lateness:
-            effects.count(model_id, "late_observations", source=source)
         self._changed.add(model_id)
         effects.changed_models.add(model_id)
         return fired

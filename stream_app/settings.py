@@ -159,9 +159,6 @@ class DetectorSettings(BaseModel):
     concept_detectors: DetectorList = DEFAULT_CONCEPT_DETECTORS
     data_detectors: DetectorList = DEFAULT_DATA_DETECTORS
     alert_cooldown_events: int = Field(default=1000, ge=0)
-    lateness_seconds: float = Field(default=60.0, gt=0)
-    """An observation stamped more than this before the latest its model applied is counted in
-    ``late_observations`` (still applied, out of event-time order)."""
     signal_detectors: dict[str, DetectorList] = Field(default_factory=dict)
     models: dict[str, dict[str, Any]] = Field(default_factory=dict)
     file: Path | None = None

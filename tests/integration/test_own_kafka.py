@@ -89,11 +89,9 @@ def expected_joins(events: list[Event]) -> dict[str, int]:
 
 
 def joined_as_replayed(settings: Settings, view: dict[str, Any], events: list[Event]) -> str:
-    """Assert every labelled request joined, none came to the detectors late, and the alerts
-    are the replay's; what was seen."""
+    """Assert every labelled request joined and the alerts are the replay's; what was seen."""
     joined = {m: int(view[m]["joined"]) for m in ("fraud", "stable")}
     assert joined == expected_joins(events)
-    assert [int(view[m].get("late_observations", 0)) for m in joined] == [0, 0]
     alerts = alerts_of(consume(settings, [Topics(settings.topics.prefix).alerts]))
     assert sorted(a.alert_id for a in alerts) == replayed_alert_ids(settings, events)
     return f"joined {joined}, {len(alerts)} alerts as replayed"

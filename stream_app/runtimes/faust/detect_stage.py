@@ -33,19 +33,13 @@ class DetectionStage:
     reads the alerts already on the alerts topic."""
 
     def __init__(
-        self,
-        table: Any,
-        config: DetectorConfig,
-        dedupe_window: int,
-        published: Any,
-        lateness_seconds: float = 60.0,
+        self, table: Any, config: DetectorConfig, dedupe_window: int, published: Any
     ) -> None:
         self.table = table
         self.processor = DetectProcessor(
             config,
             dedupe_window=dedupe_window,
             load=lambda model_id: table.get(model_id.encode()),
-            lateness_seconds=lateness_seconds,
         )
         self.published = PublishedAlerts(published)
 

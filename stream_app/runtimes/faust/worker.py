@@ -109,7 +109,6 @@ def mount_agents(
         DetectorConfig.from_settings(settings.detectors),
         worker.dedupe_window,
         lambda: recent_alerts(settings, worker.alerts_lookback),
-        settings.detectors.lateness_seconds,
     )
     app.sensors.add(SaveOnCommit(detection))
     client = redis.asyncio.Redis.from_url(

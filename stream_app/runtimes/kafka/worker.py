@@ -147,9 +147,7 @@ class KafkaWorker:
         )
         self.snapshots: dict[str, bytes] = {}
         self.detect = DetectProcessor(
-            DetectorConfig.from_settings(settings.detectors),
-            load=self.snapshots.get,
-            lateness_seconds=settings.detectors.lateness_seconds,
+            DetectorConfig.from_settings(settings.detectors), load=self.snapshots.get
         )
         self.totals: dict[str, Totals] = {}
         self.changed_totals: set[str] = set()
