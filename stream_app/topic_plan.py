@@ -1,8 +1,9 @@
 """What the Kafka-native worker needs of a broker's topics, and what is wrong with the ones there.
 
-For operators who create topics themselves (``driftstream topics check``). The worker's own
-topics are planned from the settings and from what the broker has (:func:`needed`), then
-compared with it (:func:`problems`), each problem with the command that fixes it.
+For operators who create topics themselves (``driftstream topics create|check``). The worker's
+own topics are planned from the settings and from what the broker has (:func:`needed`), then
+compared with it (:func:`problems`), each problem with the command that fixes it. Only
+:func:`read_broker` and :func:`create_missing` talk to Kafka.
 
 >>> from stream_app.settings import Settings
 >>> settings = Settings()
@@ -10,10 +11,10 @@ compared with it (:func:`problems`), each problem with the command that fixes it
 ...           "driftstream.labels": TopicState(1, 1, {"retention.ms": "3600000"}),
 ...           "driftstream.worker-join-store": TopicState(4, 1, {"cleanup.policy": "delete"})}
 >>> for problem in problems(settings, broker)[:3]:
-...     print(problem.topic, "|", problem.wrong)
-driftstream.labels | retention 1.0 h: records not read within it are lost while the worker is down
-driftstream.observations | missing
-driftstream.alerts | missing
+...     print(problem.severity, problem.topic, "|", problem.wrong.split(":")[0])
+warning driftstream.labels | retention 1.0 h
+error driftstream.observations | missing
+error driftstream.alerts | missing
 >>> [p.wrong for p in problems(settings, broker) if p.topic.endswith("join-store")]
 ['4 partitions where 6 are needed', "not compacted: a store must keep each key's last value"]
 """
@@ -22,20 +23,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from stream_app.settings import KafkaSettings, Settings
-from stream_app.topics import TopicError, Topics, repartition_topics, store_topics
+from stream_app.settings import Settings
+from stream_app.topics import TopicError, Topics, create_topics, repartition_topics, store_topics
 
 DAY_MS = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
 class TopicState:
-    """A topic as the broker has it."""
+    """A topic as the broker has it: partitions, the smallest replica count of any partition,
+    and its configs."""
 
     partitions: int
     replication: int
@@ -50,20 +52,31 @@ class Needed:
     partitions: int | None
     compacted: bool
 
+    @property
+    def config(self) -> dict[str, str]:
+        """The config it is created with."""
+        return {"cleanup.policy": "compact" if self.compacted else "delete"}
+
 
 @dataclass(frozen=True)
 class Problem:
-    """What is wrong with one topic and how to fix it."""
+    """What is wrong with one topic and how to fix it; a warning does not stop the worker."""
 
     topic: str
     wrong: str
     fix: str
+    severity: Literal["error", "warning"] = "error"
+
+
+def app_id(settings: Settings) -> str:
+    """The worker's consumer group, the prefix of its internal topics."""
+    return settings.worker.app_id or f"{settings.topics.prefix}worker"
 
 
 def needed(settings: Settings, broker: Mapping[str, TopicState]) -> list[Needed]:
-    """The topics the worker of ``settings`` needs, sized from what ``broker`` has."""
-    names = Topics(settings.topics.prefix)
-    app_id = settings.worker.app_id or f"{names.prefix}worker"
+    """The topics the worker of ``settings`` needs, sized from what ``broker`` has (a missing
+    event topic counts as made with ``topics.partitions``)."""
+    names, group = Topics(settings.topics.prefix), app_id(settings)
 
     def count(topic: str) -> int:
         return broker[topic].partitions if topic in broker else settings.topics.partitions
@@ -71,14 +84,14 @@ def needed(settings: Settings, broker: Mapping[str, TopicState]) -> list[Needed]
     topics = [Needed(name, None, False) for name in names.all()]
     join_topic = names.predictions
     if settings.join.repartition:
-        moved = repartition_topics(app_id, names)
+        moved = repartition_topics(group, names)
         made = [broker[t].partitions for t in moved.values() if t in broker]
         join_partitions = made[0] if made else max(count(t) for t in names.inputs)
         topics += [Needed(name, join_partitions, False) for name in moved.values()]
         join_topic = moved[names.predictions]
     else:
         join_partitions = count(join_topic)
-    join_store, detect_store = store_topics(app_id)
+    join_store, detect_store = store_topics(group)
     topics += [
         Needed(join_store, join_partitions, True),
         Needed(detect_store, count(names.observations), True),
@@ -87,7 +100,8 @@ def needed(settings: Settings, broker: Mapping[str, TopicState]) -> list[Needed]
 
 
 def problems(settings: Settings, broker: Mapping[str, TopicState]) -> list[Problem]:
-    """Everything about ``broker``'s topics that keeps the worker from using them as they are."""
+    """Everything about ``broker``'s topics that keeps the worker from using them as they are
+    (errors), or that may lose data (warnings)."""
     names, servers = Topics(settings.topics.prefix), settings.kafka.bootstrap_servers
     tool = f"--bootstrap-server {servers}"
     found: list[Problem] = []
@@ -102,17 +116,21 @@ def problems(settings: Settings, broker: Mapping[str, TopicState]) -> list[Probl
                     f"(kafka-topics.sh {tool} --alter --topic T --partitions N)",
                 )
             )
+    outputs = {names.alerts, names.deadletter}  # their retention is their readers' business
     for topic in needed(settings, broker):
         state = broker.get(topic.name)
         if state is None:
             found.append(Problem(topic.name, "missing", "driftstream topics create"))
             continue
-        found += _problems_of(topic, state, settings, tool)
+        found += _problems_of(topic, state, settings, tool, read=topic.name not in outputs)
     return found
 
 
-def _problems_of(topic: Needed, state: TopicState, settings: Settings, tool: str) -> list[Problem]:
+def _problems_of(
+    topic: Needed, state: TopicState, settings: Settings, tool: str, read: bool
+) -> list[Problem]:
     name, found = topic.name, []
+    configs = f"kafka-configs.sh {tool} --alter --entity-type topics --entity-name {name}"
     if topic.partitions is not None and state.partitions != topic.partitions:
         found.append(
             Problem(
@@ -122,13 +140,14 @@ def _problems_of(topic: Needed, state: TopicState, settings: Settings, tool: str
                 "(a store or repartition topic has one partition per partition of its stream)",
             )
         )
-    if state.replication < settings.topics.replication_factor:
+    wanted = settings.topics.replication_factor
+    if state.replication < wanted:
         found.append(
             Problem(
                 name,
-                f"replication {state.replication}, below topics.replication_factor "
-                f"{settings.topics.replication_factor}",
-                f"kafka-reassign-partitions.sh {tool} with a plan that adds replicas",
+                f"replication {state.replication}, below topics.replication_factor {wanted}",
+                f"kafka-reassign-partitions.sh {tool} --reassignment-json-file plan.json "
+                f"--execute (plan.json: {wanted} replicas for each partition of {name})",
             )
         )
     policy = state.config.get("cleanup.policy", "delete")
@@ -137,8 +156,7 @@ def _problems_of(topic: Needed, state: TopicState, settings: Settings, tool: str
             Problem(
                 name,
                 "not compacted: a store must keep each key's last value",
-                f"kafka-configs.sh {tool} --alter --entity-type topics --entity-name {name} "
-                "--add-config cleanup.policy=compact",
+                f"{configs} --add-config cleanup.policy=compact",
             )
         )
     elif not topic.compacted and "compact" in policy:
@@ -146,36 +164,38 @@ def _problems_of(topic: Needed, state: TopicState, settings: Settings, tool: str
             Problem(
                 name,
                 f"cleanup.policy {policy}: compaction would drop events that share a key",
-                f"kafka-configs.sh {tool} --alter --entity-type topics --entity-name {name} "
-                "--add-config cleanup.policy=delete",
+                f"{configs} --add-config cleanup.policy=delete",
             )
         )
     retention = int(state.config.get("retention.ms", "-1"))
-    if not topic.compacted and 0 <= retention < DAY_MS:
+    if read and not topic.compacted and 0 <= retention < DAY_MS:
         found.append(
             Problem(
                 name,
                 f"retention {retention / 3_600_000:.1f} h: records not read within it are lost "
                 "while the worker is down",
-                f"kafka-configs.sh {tool} --alter --entity-type topics --entity-name {name} "
-                f"--add-config retention.ms={7 * DAY_MS}",
+                f"{configs} --add-config retention.ms={7 * DAY_MS}",
+                "warning",
             )
         )
     return found
 
 
-def read_broker(kafka: KafkaSettings, prefix: str, timeout: float = 30.0) -> dict[str, TopicState]:
-    """The broker's topics whose names start with ``prefix``, with their configs."""
-    quiet: dict[str, Any] = {"error_cb": lambda _error: None}
-    admin = AdminClient({**kafka.client_config(), **quiet})
+def read_broker(settings: Settings, timeout: float = 10.0) -> dict[str, TopicState]:
+    """The broker's topics named like the worker's (the topic prefix or ``<app id>-``), with
+    their configs; :class:`TopicError` if the broker does not answer."""
+    quiet: dict[str, Any] = {"log_level": 0, "error_cb": lambda _error: None}
+    admin = AdminClient({**settings.kafka.client_config(), **quiet})
+    prefixes = (settings.topics.prefix, f"{app_id(settings)}-")
     try:
         metadata = admin.list_topics(timeout=timeout)
-        ours = {n: t for n, t in metadata.topics.items() if n.startswith(prefix)}
+        ours = {n: t for n, t in metadata.topics.items() if n.startswith(prefixes)}
         resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in ours]
-        configs = admin.describe_configs(resources) if resources else {}
+        configs = admin.describe_configs(resources, request_timeout=timeout) if resources else {}
         settled = {r.name: {k: c.value for k, c in f.result().items()} for r, f in configs.items()}
     except KafkaException as exc:
-        raise TopicError(f"Kafka at {kafka.bootstrap_servers} did not answer: {exc}") from exc
+        servers = settings.kafka.bootstrap_servers
+        raise TopicError(f"Kafka at {servers} did not answer: {exc}") from exc
     return {
         name: TopicState(
             len(topic.partitions),
@@ -184,3 +204,19 @@ def read_broker(kafka: KafkaSettings, prefix: str, timeout: float = 30.0) -> dic
         )
         for name, topic in ours.items()
     }
+
+
+def create_missing(settings: Settings, broker: Mapping[str, TopicState]) -> dict[str, TopicState]:
+    """Create the topics of :func:`needed` that ``broker`` lacks (one of any count with
+    ``topics.partitions``); return them as made."""
+    replication = settings.topics.replication_factor
+    missing = [t for t in needed(settings, broker) if t.name not in broker]
+    made: dict[str, TopicState] = {}
+    for compacted in (False, True):
+        group = [t for t in missing if t.compacted is compacted]
+        if group:
+            config = group[0].config
+            wanted = {t.name: t.partitions or settings.topics.partitions for t in group}
+            counts = create_topics(settings.kafka, wanted, replication, config)
+            made |= {name: TopicState(n, replication, config) for name, n in counts.items()}
+    return made

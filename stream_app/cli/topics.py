@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from stream_app.cli.console import console, fail, load_settings
+from stream_app.cli.console import console, fail, load_settings, say
+
+if TYPE_CHECKING:
+    from stream_app.settings import Settings
+    from stream_app.topic_plan import TopicState
 
 topics_app = typer.Typer(
     help="Create or check the topics the worker needs (partitions, replication, compaction).",
@@ -20,51 +24,81 @@ topics_app = typer.Typer(
 
 @topics_app.command()
 def create() -> None:
-    """Create the topics the worker needs and is missing (as the worker does at start), then
-    check them all."""
-    from stream_app.topics import TopicError, ensure_worker_topics
+    """Create the missing topics the worker needs, then check them all (exit 1 on an
+    error)."""
+    from stream_app.topic_plan import create_missing
 
     settings = load_settings()
-    app_id = settings.worker.app_id or f"{settings.topics.prefix}worker"
+    broker = _read(settings)
     try:
-        counts = ensure_worker_topics(settings, app_id)
-    except TopicError as exc:
+        made = create_missing(settings, broker)
+    except RuntimeError as exc:  # TopicError, or Kafka stopped answering
         fail(escape(str(exc)), code=2)
-    for name in sorted(n for n in counts if n.startswith(settings.topics.prefix)):
-        console.print(f"{name}: {counts[name]} partitions")
-    check()
+    for name, state in made.items():
+        config = ", ".join(f"{k}={v}" for k, v in state.config.items())
+        line = f"created {name}: {state.partitions} partitions, {state.replication} replicas"
+        console.print(f"{line}, {config}", soft_wrap=True)
+    if not made:
+        say("nothing to create")
+    _report(settings, _read(settings), as_json=False)
 
 
 @topics_app.command()
 def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """Say what is wrong with the worker's topics and how to fix it; exit 1 if anything is."""
-    from stream_app.topic_plan import needed, problems, read_broker
+    """Say what is wrong with the worker's topics and how to fix it; exit 1 on an error (a
+    warning alone exits 0)."""
+    settings = load_settings()
+    _report(settings, _read(settings), as_json)
+
+
+def _read(settings: Settings) -> dict[str, TopicState]:
+    """The broker's topics; one ``error:`` line and exit code 2 if it does not answer."""
+    from stream_app.preflight import PreflightError, check_kafka
+    from stream_app.topic_plan import read_broker
     from stream_app.topics import TopicError
 
-    settings = load_settings()
     try:
-        broker = read_broker(settings.kafka, settings.topics.prefix, timeout=10.0)
-    except TopicError as exc:
+        check_kafka(settings.kafka)
+        return read_broker(settings)
+    except (PreflightError, TopicError) as exc:
         fail(escape(str(exc)), code=2)
-    found = problems(settings, broker)
+
+
+def _report(settings: Settings, broker: dict[str, TopicState], as_json: bool) -> None:
+    from stream_app.topic_plan import needed, problems
+
+    wanted, found = needed(settings, broker), problems(settings, broker)
     if as_json:
-        typer.echo(json.dumps([asdict(p) for p in found], indent=2))  # unwrapped
+        rows = [
+            {
+                "topic": t.name,
+                "partitions": broker[t.name].partitions if t.name in broker else None,
+                "replication": broker[t.name].replication if t.name in broker else None,
+                "ok": all(p.topic != t.name for p in found),
+            }
+            for t in wanted
+        ]
+        typer.echo(json.dumps({"topics": rows, "problems": [asdict(p) for p in found]}, indent=2))
     else:
         table = Table("topic", "partitions", "replication", "state")
-        wrong = {p.topic for p in found}
-        for topic in needed(settings, broker):
-            state = broker.get(topic.name)
+        for t in wanted:
+            state, own = broker.get(t.name), [p for p in found if p.topic == t.name]
             table.add_row(
-                topic.name,
+                t.name,
                 str(state.partitions) if state else "-",
                 str(state.replication) if state else "-",
-                "[red]problem[/red]" if topic.name in wrong else "ok",
+                "\n".join(f"[{_colour(p.severity)}]{escape(p.wrong)}[/]" for p in own)
+                or "[green]ok[/green]",
             )
         console.print(table)
-        for problem in found:
-            console.print(f"[red]{escape(problem.topic)}[/red]: {escape(problem.wrong)}")
-            console.print(f"  fix: {escape(problem.fix)}", soft_wrap=True)  # one line to copy
-    if found:
+        for p in found:
+            console.print(f"[{_colour(p.severity)}]{escape(p.topic)}[/]: {escape(p.wrong)}")
+            console.print(f"  fix: {escape(p.fix)}", soft_wrap=True)  # one line to copy
+    if any(p.severity == "error" for p in found):
         raise typer.Exit(1)
+
+
+def _colour(severity: str) -> str:
+    return "red" if severity == "error" else "yellow"
