@@ -29,7 +29,15 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from stream_app.settings import Settings
-from stream_app.topics import TopicError, Topics, create_topics, repartition_topics, store_topics
+from stream_app.topics import (
+    TopicError,
+    Topics,
+    app_id,
+    create_topics,
+    partition_counts,
+    repartition_topics,
+    store_topics,
+)
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -68,11 +76,6 @@ class Problem:
     severity: Literal["error", "warning"] = "error"
 
 
-def app_id(settings: Settings) -> str:
-    """The worker's consumer group, the prefix of its internal topics."""
-    return settings.worker.app_id or f"{settings.topics.prefix}worker"
-
-
 def needed(settings: Settings, broker: Mapping[str, TopicState]) -> list[Needed]:
     """The topics the worker of ``settings`` needs, sized from what ``broker`` has (a missing
     event topic counts as made with ``topics.partitions``)."""
@@ -102,8 +105,20 @@ def needed(settings: Settings, broker: Mapping[str, TopicState]) -> list[Needed]
 def problems(settings: Settings, broker: Mapping[str, TopicState]) -> list[Problem]:
     """Everything about ``broker``'s topics that keeps the worker from using them as they are
     (errors), or that may lose data (warnings)."""
-    names, servers = Topics(settings.topics.prefix), settings.kafka.bootstrap_servers
-    tool = f"--bootstrap-server {servers}"
+    names, tool, topics = Topics(settings.topics.prefix), _tool(settings), needed(settings, broker)
+    found = layout_problems(settings, broker)
+    outputs = {names.alerts, names.deadletter}  # their retention is their readers' business
+    for topic in topics:
+        if (state := broker.get(topic.name)) is not None:
+            found += _config_problems(topic, state, settings, tool, read=topic.name not in outputs)
+    order = {topic.name: i for i, topic in enumerate(topics)}
+    return sorted(found, key=lambda problem: order.get(problem.topic, -1))  # topic by topic
+
+
+def layout_problems(settings: Settings, broker: Mapping[str, TopicState]) -> list[Problem]:
+    """The topics that are missing or whose partitions the worker cannot join on (what the
+    metadata alone tells)."""
+    names, tool = Topics(settings.topics.prefix), _tool(settings)
     found: list[Problem] = []
     if not settings.join.repartition:
         inputs = {t: broker[t].partitions for t in names.inputs if t in broker}
@@ -116,30 +131,32 @@ def problems(settings: Settings, broker: Mapping[str, TopicState]) -> list[Probl
                     f"(kafka-topics.sh {tool} --alter --topic T --partitions N)",
                 )
             )
-    outputs = {names.alerts, names.deadletter}  # their retention is their readers' business
     for topic in needed(settings, broker):
         state = broker.get(topic.name)
         if state is None:
             found.append(Problem(topic.name, "missing", "driftstream topics create"))
-            continue
-        found += _problems_of(topic, state, settings, tool, read=topic.name not in outputs)
+        elif topic.partitions is not None and state.partitions != topic.partitions:
+            found.append(
+                Problem(
+                    topic.name,
+                    f"{state.partitions} partitions where {topic.partitions} are needed",
+                    f"kafka-topics.sh {tool} --delete --topic {topic.name}, then driftstream "
+                    "topics create (a store or repartition topic has one partition per "
+                    "partition of its stream)",
+                )
+            )
     return found
 
 
-def _problems_of(
+def _tool(settings: Settings) -> str:
+    return f"--bootstrap-server {settings.kafka.bootstrap_servers}"
+
+
+def _config_problems(
     topic: Needed, state: TopicState, settings: Settings, tool: str, read: bool
 ) -> list[Problem]:
     name, found = topic.name, []
     configs = f"kafka-configs.sh {tool} --alter --entity-type topics --entity-name {name}"
-    if topic.partitions is not None and state.partitions != topic.partitions:
-        found.append(
-            Problem(
-                name,
-                f"{state.partitions} partitions where {topic.partitions} are needed",
-                f"kafka-topics.sh {tool} --delete --topic {name}, then driftstream topics create "
-                "(a store or repartition topic has one partition per partition of its stream)",
-            )
-        )
     wanted = settings.topics.replication_factor
     if state.replication < wanted:
         found.append(
@@ -220,3 +237,19 @@ def create_missing(settings: Settings, broker: Mapping[str, TopicState]) -> dict
             counts = create_topics(settings.kafka, wanted, replication, config)
             made |= {name: TopicState(n, replication, config) for name, n in counts.items()}
     return made
+
+
+def ensure_worker_topics(settings: Settings) -> dict[str, int]:
+    """Create the topics the worker needs and lacks (:func:`create_missing`) and check that it
+    can join on them (:func:`layout_problems`: :class:`TopicError` naming each problem and its
+    fix); every topic's partitions. Metadata only: the worker needs no right to read configs."""
+
+    def layout() -> dict[str, TopicState]:
+        counts = partition_counts(settings.kafka)
+        return {name: TopicState(n, 0, {}) for name, n in counts.items()}
+
+    create_missing(settings, layout())
+    broker = layout()
+    if wrong := layout_problems(settings, broker):
+        raise TopicError("; ".join(f"{p.topic}: {p.wrong} (fix: {p.fix})" for p in wrong))
+    return {name: state.partitions for name, state in broker.items()}

@@ -61,28 +61,9 @@ def store_topics(app_id: str) -> tuple[str, str]:
     return f"{app_id}-join-store", f"{app_id}-detect-store"
 
 
-def ensure_worker_topics(settings: Settings, app_id: str) -> dict[str, int]:
-    """Create what the Kafka-native worker of ``app_id`` needs and is missing: the public topics
-    with ``topics.partitions``, the repartition topics (unless ``join.repartition`` is false)
-    with the larger input's count, the compacted stores with their streams' counts. Raise
-    :class:`TopicError` for what exists but cannot serve; return every topic's partitions."""
-    names, replication = Topics(settings.topics.prefix), settings.topics.replication_factor
-    ensure_topics(settings.kafka, settings.topics)
-    counts = partition_counts(settings.kafka)
-    inputs = {topic: counts[topic] for topic in names.inputs}
-    join_topic = names.predictions
-    if settings.join.repartition:
-        moved = repartition_topics(app_id, names)
-        wanted = dict.fromkeys(moved.values(), max(inputs.values()))
-        counts |= create_topics(settings.kafka, wanted, replication)
-        require_copartitioned({t: counts[t] for t in wanted}, None, "the join of its two sides")
-        join_topic = moved[names.predictions]
-    else:
-        require_copartitioned(inputs, None, "a join without the hop (join.repartition false)")
-    join_store, detect_store = store_topics(app_id)
-    stores = {join_store: counts[join_topic], detect_store: counts[names.observations]}
-    ensure_store_topics(settings.kafka, stores, replication)
-    return counts | stores
+def app_id(settings: Settings) -> str:
+    """The worker's consumer group (and Faust app id), the prefix of its internal topics."""
+    return settings.worker.app_id or f"{settings.topics.prefix}worker"
 
 
 def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, timeout: float = 30.0) -> Topics:
@@ -94,32 +75,14 @@ def ensure_topics(kafka: KafkaSettings, topics: TopicSettings, timeout: float = 
     return names
 
 
-def require_copartitioned(inputs: dict[str, int], partitions: int | None, why: str) -> None:
-    """Raise :class:`TopicError` unless the ``inputs`` (name -> partitions) all have the same
-    count (and that count is ``partitions``, when given); ``why`` says who needs it."""
-    counts = set(inputs.values()) | ({partitions} if partitions else set())
-    if len(counts) != 1:
-        wanted = f" ({partitions} each)" if partitions else ""
+def require_copartitioned(inputs: dict[str, int], partitions: int, why: str) -> None:
+    """Raise :class:`TopicError` unless the ``inputs`` (name -> partitions) all have
+    ``partitions``; ``why`` says who needs it."""
+    if set(inputs.values()) != {partitions}:
         raise TopicError(
-            f"{' and '.join(inputs)} have {inputs} partitions: {why} needs them co-partitioned"
-            f"{wanted}"
+            f"{' and '.join(inputs)} have {inputs} partitions: {why} needs them co-partitioned "
+            f"({partitions} each)"
         )
-
-
-def ensure_store_topics(
-    kafka: KafkaSettings, wanted: dict[str, int], replication_factor: int, timeout: float = 30.0
-) -> None:
-    """Create the compacted changelog topics of ``wanted`` (name -> partitions) that are
-    missing. An existing one with another count is an error: a state store has one partition
-    per partition of its stream."""
-    config = {"cleanup.policy": "compact"}
-    existing = create_topics(kafka, wanted, replication_factor, config, timeout)
-    for name, n in wanted.items():
-        if existing[name] != n:
-            raise TopicError(
-                f"topic {name} has {existing[name]} partitions where {n} are needed (one per "
-                f"partition of its stream); delete it to have it made again"
-            )
 
 
 def create_topics(

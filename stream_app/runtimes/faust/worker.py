@@ -43,7 +43,13 @@ from stream_app.runtimes.faust.join_stage import PartitionView
 from stream_app.runtimes.faust.offset_watch import OffsetWatch
 from stream_app.sampled_log import SampledLog
 from stream_app.settings import Settings
-from stream_app.topics import Topics, ensure_topics, partition_counts, require_copartitioned
+from stream_app.topics import (
+    Topics,
+    app_id,
+    ensure_topics,
+    partition_counts,
+    require_copartitioned,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +76,8 @@ def input_record(message: Any) -> InputRecord:
 def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> faust.App:
     """The Faust app of ``driftstream worker --engine faust``: :func:`mount_agents` on an app
     of driftstream's settings."""
-    app_id = settings.worker.app_id or f"{settings.topics.prefix}worker"
-    app = create_app(settings, app_id, settings.worker.data_dir)
+    group = app_id(settings)
+    app = create_app(settings, group, settings.worker.data_dir)
     return mount_agents(app, settings, metrics)
 
 

@@ -85,7 +85,8 @@ from stream_app.runtimes.kafka.changelog import (
 )
 from stream_app.sampled_log import SampledLog
 from stream_app.settings import Settings
-from stream_app.topics import Topics, ensure_worker_topics, repartition_topics, store_topics
+from stream_app.topic_plan import ensure_worker_topics
+from stream_app.topics import Topics, app_id, repartition_topics, store_topics
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class KafkaWorker:
         self.metrics = metrics
         worker = settings.worker
         self.names = Topics(settings.topics.prefix)
-        self.app_id = worker.app_id or f"{self.names.prefix}worker"
+        self.app_id = app_id(settings)
         self.join_store, self.detect_store = store_topics(self.app_id)
         self.hop = settings.join.repartition
         self.inputs = self.names.inputs
@@ -396,8 +397,8 @@ class KafkaWorker:
 
     def _create_topics(self) -> list[str]:
         """Create the topics that are missing and check the ones that exist
-        (:func:`~stream_app.topics.ensure_worker_topics`); the topics to read."""
-        counts = ensure_worker_topics(self.settings, self.app_id)
+        (:func:`~stream_app.topic_plan.ensure_worker_topics`); the topics to read."""
+        counts = ensure_worker_topics(self.settings)
         inputs = {topic: counts[topic] for topic in self.inputs}
         log.info("input partitions: %s", ", ".join(f"{t} {n}" for t, n in inputs.items()))
         if not self.hop:
