@@ -14,9 +14,14 @@ cooldown; about four drifts per model and run), so concept alerts keep firing. A
   Kafka timestamp (set when the worker produced it, before its transaction commits) minus the
   time the label was produced (many more samples; it leaves out the detection stage).
 
+Each rate runs once per ``--lateness`` (``worker.lateness_seconds``: how long the detection
+stage holds a model's observations to apply them in event-time order); the first, 0 by
+default, is the baseline the others are compared with.
+
 Results go to the "## Latency" section of ``docs/benchmarks.md``::
 
-    .venv/bin/python -m bench.latency [--rates 2000 10000] [--seconds 30] [--quick]
+    .venv/bin/python -m bench.latency [--rates 2000 10000] [--seconds 30] [--lateness 0 2]
+        [--quick]
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from bench.report import (
 )
 from bench.traffic import Request, Shape, generate, index_at, request_index
 from detectors.join import JoinedOutcome
+from pipeline.detect import DEFAULT_LATENESS_SECONDS
 from pipeline.observations import decode_observation
 from producers.kafka_producer import EventProducer
 from schemas.codec import decode
@@ -66,6 +72,7 @@ class LatencyResult:
     """One offered rate: what was offered and achieved, and the latencies in seconds."""
 
     rate: int
+    lateness: float
     achieved: float
     pairs: int
     caught_up: bool
@@ -143,8 +150,9 @@ def offer(bench: Bench, requests: Sequence[Request], rate: float) -> list[float]
     return produced
 
 
-def measure(rate: int, seconds: float) -> LatencyResult:
-    """One worker, warmed up, then ``rate`` pairs/s for ``seconds``."""
+def measure(rate: int, seconds: float, lateness: float) -> LatencyResult:
+    """One worker holding observations ``lateness`` seconds, warmed up, then ``rate`` pairs/s
+    for ``seconds``."""
     count = int(rate * seconds)
     spacing = max(1, round(1e6 / rate))
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
@@ -157,7 +165,7 @@ def measure(rate: int, seconds: float) -> LatencyResult:
     with bench_topics(shared_services(), f"latency{rate}") as bench:
         preload(bench, generate(warmup_shape, WARMUP))
         with (
-            bench.worker("worker") as worker,
+            bench.worker("worker", DRIFTSTREAM_WORKER__LATENESS_SECONDS=str(lateness)) as worker,
             ArrivalClock(bench.settings, bench.topics.alerts) as arrivals,
         ):
 
@@ -177,6 +185,7 @@ def measure(rate: int, seconds: float) -> LatencyResult:
         observations = read_topic(bench.settings, bench.topics.observations)
     return LatencyResult(
         rate,
+        lateness,
         achieved,
         count,
         caught_up,
@@ -232,6 +241,7 @@ def render(results: Sequence[LatencyResult], seconds: float, load_before: str) -
             rows.append(
                 (
                     f"{r.rate:,}",
+                    f"{r.lateness:g}",
                     f"{r.achieved:,.0f}",
                     "yes" if r.caught_up else "no",
                     what,
@@ -271,6 +281,7 @@ def render(results: Sequence[LatencyResult], seconds: float, load_before: str) -
         *table(
             [
                 "offered pairs/s",
+                "lateness s",
                 "achieved",
                 "kept up",
                 "latency",
@@ -281,12 +292,30 @@ def render(results: Sequence[LatencyResult], seconds: float, load_before: str) -
                 "max ms",
             ],
             rows,
-            numeric="rr..rrrrr",
+            numeric="rrr..rrrrr",
         ),
         "",
+        *_hold_costs(results),
         f"Target p99 label → alert < 250 ms at 10,000 pairs/s: {verdict}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _hold_costs(results: Sequence[LatencyResult]) -> list[str]:
+    """Per rate, what each lateness adds to the label → alert p50 over the rate's first run
+    (the baseline), as a difference and a ratio."""
+    lines = []
+    for rate in dict.fromkeys(r.rate for r in results):
+        baseline, *others = [r for r in results if r.rate == rate]
+        for r in others:
+            if r.alerts and baseline.alerts:
+                base, held = percentile(baseline.alerts, 50), percentile(r.alerts, 50)
+                lines.append(
+                    f"At {rate:,} pairs/s a lateness of {r.lateness:g} s adds"
+                    f" {(held - base) * 1000:,.0f} ms to the p50 label → alert over"
+                    f" {baseline.lateness:g} s ({held / base:.1f}x)."
+                )
+    return [*lines, ""] if lines else []
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -294,11 +323,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     options = parser("python -m bench.latency", __doc__)
     options.add_argument("--rates", type=int, nargs="+", default=[250, 2_000, 10_000])
     options.add_argument("--seconds", type=float, default=30.0, help="offer time per rate")
+    options.add_argument(
+        "--lateness",
+        type=float,
+        nargs="+",
+        default=[0.0, DEFAULT_LATENESS_SECONDS],
+        help="worker.lateness_seconds per run of each rate; the first is the baseline",
+    )
     args = options.parse_args(argv)
     if args.quick:
         args.rates, args.seconds = [1_000], 10.0
     load_before = load_average()
-    results = [measure(rate, args.seconds) for rate in args.rates]
+    results = [
+        measure(rate, args.seconds, lateness) for rate in args.rates for lateness in args.lateness
+    ]
     publish(render(results, args.seconds, load_before), args.output)
 
 

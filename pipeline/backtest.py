@@ -9,7 +9,10 @@ topic. Alerts carry event times as ``detected_at``, so replaying a stream twice 
 alerts, and the same rules as live (a prediction sent twice is applied once).
 
 One difference from the worker: the replay has a single join buffer (one watermark, one
-``max_pending`` cap), where the worker has one per input partition.
+``max_pending`` cap), where the worker has one per input partition. Like the Kafka-native
+worker it holds each model's observations ``lateness_seconds`` to apply them in event-time
+order; :meth:`Backtest.finish` applies what is held when the stream ends (:meth:`summary`
+calls it).
 
 With ``history_every=n`` it also records each model's time series (what the worker writes to
 Redis once a second): a :class:`~detectors.history.HistoryPoint` after every ``n``
@@ -19,6 +22,7 @@ observations (predictions and outcomes) of the model, for ``driftstream replay -
 >>> traffic = ModelTraffic("credit", "abrupt", n_predictions=3000, seed=1, warmup=500)
 >>> backtest = Backtest(ttl_seconds=600, max_pending=100_000)
 >>> alerts = [alert for event in simulate([traffic]) for alert in backtest.process(event)]
+>>> alerts += backtest.finish()
 >>> [(a.detector, a.signal, a.detected_at > traffic.truth.drift_start_time) for a in alerts]
 [('page_hinkley', 'error_rate', True), ('adwin', 'error_rate', True)]
 >>> model = backtest.summary().models["credit"]
@@ -36,8 +40,8 @@ from detectors.bank import BankSummary, DetectorBank
 from detectors.config import DetectorConfig
 from detectors.history import HistoryPoint
 from detectors.join import JoinBuffer, JoinEntry
-from pipeline.detect import DetectProcessor
-from pipeline.effects import Effects
+from pipeline.detect import DEFAULT_LATENESS_SECONDS, DetectProcessor
+from pipeline.effects import Effects, Observation
 from pipeline.join import JoinProcessor
 from schemas.events import DriftAlert, LabelEvent, PredictionEvent
 
@@ -58,6 +62,7 @@ class ModelCounts:
     orphan_labels: int = 0
     pending_predictions: int = 0
     pending_labels: int = 0
+    late_observations: int = 0
     alerts: int = 0
 
 
@@ -91,6 +96,9 @@ class Backtest:
     history_every
         Record a model's :class:`~detectors.history.HistoryPoint` in ``history`` after every
         this many of its observations (0: no history).
+    lateness_seconds
+        How long each model's observations are held to be applied in event-time order
+        (``worker.lateness_seconds``).
     """
 
     def __init__(
@@ -100,6 +108,7 @@ class Backtest:
         max_pending: int,
         config: DetectorConfig | None = None,
         history_every: int = 0,
+        lateness_seconds: float = DEFAULT_LATENESS_SECONDS,
     ) -> None:
         if history_every < 0:
             raise ValueError("history_every must be >= 0")
@@ -110,7 +119,11 @@ class Backtest:
             max_pending=max_pending,
             max_future_seconds=float("inf"),  # a recording is replayed whatever its time
         )
-        self.detect = DetectProcessor(self.config)
+        self.detect = DetectProcessor(
+            self.config,
+            lateness_seconds=lateness_seconds,
+            on_applied=self._record if history_every else None,
+        )
         self.counts: dict[str, ModelCounts] = {}
         self.alerts: list[DriftAlert] = []
         self.events = 0
@@ -136,7 +149,15 @@ class Backtest:
         for observation in effects.observations:
             fired = self.detect.observe(observation, 0, effects)
             self.detect.publish(fired, effects, 0)
-            self._record(self.detect.banks[observation.model_id])
+        return self._take(effects)
+
+    def finish(self) -> list[DriftAlert]:
+        """Apply what the detection processor holds (the stream ended); the alerts raised."""
+        self.detect.release_all(self._effects)
+        return self._take(self._effects)
+
+    def _take(self, effects: Effects) -> list[DriftAlert]:
+        """Fold ``effects``' counts into the models' and keep its alerts; the alerts."""
         for (model_id, name, _source), n in effects.counts.items():
             if model_id is not None and (field := _COUNTED.get(name)) is not None:
                 counts = self._counts(model_id)
@@ -147,7 +168,9 @@ class Backtest:
         return alerts
 
     def summary(self) -> BacktestSummary:
-        """Counts, bank summaries and alerts so far (pending sides counted from the join)."""
+        """Counts, bank summaries and alerts (:meth:`finish` first; pending sides counted from
+        the join)."""
+        self.finish()
         counts = {model_id: replace(model) for model_id, model in self.counts.items()}
         for entry in self.buffer.store.values():
             _count_pending(counts, entry)
@@ -159,7 +182,7 @@ class Backtest:
         }
         return BacktestSummary(self.events, self.buffer.evicted, models, list(self.alerts))
 
-    def _record(self, bank: DetectorBank) -> None:
+    def _record(self, bank: DetectorBank, _observation: Observation) -> None:
         """Add a history point when ``bank`` has seen another ``history_every`` observations."""
         every = self.history_every
         if every and (bank.predictions + bank.outcomes) % every == 0:
@@ -182,6 +205,7 @@ _COUNTED = {
     "duplicate_labels": "duplicates",
     "expired_predictions": "expired_predictions",
     "orphan_labels": "orphan_labels",
+    "late_observations": "late_observations",
     "alerts": "alerts",
 }
 """The processors' model counters and the :class:`ModelCounts` field each adds to."""

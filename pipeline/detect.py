@@ -6,9 +6,23 @@ order of the model's ``observations`` partition. For each record it checks that 
 observation of the model it is keyed by (anything else is dead-lettered: the topic is open to
 anyone with access), applies it, and appends each alert to ``alerts`` (keyed by model id).
 
-State per model (:class:`ModelDetection`) is the bank and, for a runtime that re-delivers
-records after a crash, the identities of the last ``dedupe_window`` observations it applied, so
-one read again is skipped (``replayed_observations``). The runtime saves the snapshots of the
+Each model's predictions and its outcomes go to its bank in event-time order, each kind
+behind its own watermark (:class:`~pipeline.event_order.EventTimeOrder`, ``lateness_seconds``):
+the order between a model's predictions and its outcomes is the order they come in, since
+labels normally lag behind. An observation that comes after a later-stamped one of its kind was
+applied is applied at once and counted in ``late_observations``. What a kind holds goes to the
+bank when its watermark passes it, when the kind has been quiet for ``lateness_seconds`` of
+wall time (:meth:`DetectProcessor.release_quiet`) or at the end of a replay
+(:meth:`DetectProcessor.release_all`); :meth:`DetectProcessor.oldest_held` is the offset a
+transactional runtime commits no further than, so a crash loses nothing held. A runtime that
+re-delivers records instead (``hold=False``) applies each at once and counts one stamped more
+than the lateness behind its kind's latest.
+
+State per model (:class:`ModelDetection`) is the bank, the watermarks and the last offset read
+(so an observation read again after a crash is skipped if it was applied, held again if not)
+and, for a runtime that re-delivers records after a crash, the identities of the last
+``dedupe_window`` observations it applied, so one read again is skipped
+(``replayed_observations``). The runtime saves the snapshots of the
 models that changed (:meth:`DetectProcessor.take_snapshots`) where it keeps state, and gives
 them back through ``load``. :class:`PublishedAlerts` is the other at-least-once safeguard: the
 alert ids already on the alerts topic, so a bank restored from older state does not publish an
@@ -22,12 +36,14 @@ alert twice.
 ...     return JoinedOutcome(request_id=str(i), model_id="m", model_version="1",
 ...         prediction_time=t + timedelta(seconds=i), label_time=t + timedelta(seconds=i),
 ...         prediction=1, label=1 - int(error), task="classification", error=error, score=None)
->>> detect, effects = DetectProcessor(DetectorConfig()), Effects()
+>>> detect, effects = DetectProcessor(DetectorConfig(), lateness_seconds=5), Effects()
 >>> for i in range(3000):
 ...     value = encode_observation(outcome(i, float(i > 2000 or i % 10 == 0)))
 ...     detect.process(InputRecord("observations", 0, i, b"m", value), effects)
 >>> sorted({a.detector for a in effects.alerts}), effects.outputs[0].stream
 (['adwin', 'page_hinkley'], 'alerts')
+>>> detect.models["m"].bank.outcomes, detect.oldest_held(0)  # the last 5 s wait
+(2995, 2995)
 >>> len(detect.take_snapshots()), detect.take_snapshots()
 (1, [])
 """
@@ -35,22 +51,39 @@ alert twice.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import pickle
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from detectors.bank import DetectorBank
 from detectors.config import DetectorConfig
 from detectors.join import JoinedOutcome
 from pipeline.edge import dead_letter
 from pipeline.effects import Effects, InputRecord, Observation
+from pipeline.event_order import EventTimeOrder, OrderKey
 from pipeline.join import partition_tag
 from pipeline.observations import decode_observation
 from schemas.codec import encode
 from schemas.events import DriftAlert
 
-_STATE_FORMAT = 1
+_STATE_FORMAT = 2
+DEFAULT_LATENESS_SECONDS = 2.0
+
+
+def observation_time(observation: Observation) -> datetime:
+    """When an observation became known: a prediction's time, an outcome's later side's."""
+    if isinstance(observation, JoinedOutcome):
+        return max(observation.prediction_time, observation.label_time)
+    return observation.timestamp
+
+
+def observation_key(observation: Observation) -> OrderKey:
+    """Where an observation goes in its kind's event-time order."""
+    return observation_time(observation), observation.request_id
 
 
 def observation_identity(observation: Observation) -> int:
@@ -82,33 +115,98 @@ class RecentIdentities:
         return len(self._order)
 
 
+class KindOrder(EventTimeOrder[Observation]):
+    """The event-time order of one kind of a model's observations (predictions or outcomes);
+    ``hold=False`` applies each at once and only tells whether it is late."""
+
+    def __init__(self, lateness: timedelta, hold: bool) -> None:
+        super().__init__(lateness)
+        self.hold = hold
+        self.last_push = 0.0  # wall time (the processor's clock) of the last record pushed
+
+    def take(self, observation: Observation, offset: int) -> tuple[bool, list[Observation]]:
+        """Whether ``observation`` is late, and what goes to the bank now, in order."""
+        at, request_id = observation_key(observation)
+        if self.hold:
+            return self.push(at, request_id, offset, observation)
+        late = self.latest is not None and at < self.latest - self.lateness
+        self.latest = at if self.latest is None else max(self.latest, at)
+        return late, [observation]
+
+
 @dataclass
 class ModelDetection:
-    """A model's bank and (at-least-once runtimes) the identities of the observations it
-    applied: saved and restored together."""
+    """A model's bank, the event-time order of each kind of its observations, the last offset
+    read and (at-least-once runtimes) the identities of the observations it applied: saved and
+    restored together (the held observations are read again instead)."""
 
     bank: DetectorBank
     recent: RecentIdentities | None
+    orders: dict[bool, KindOrder]
+    """By kind: True for outcomes, False for predictions."""
+    last_offset: int = -1
+
+    @classmethod
+    def new(
+        cls, bank: DetectorBank, dedupe_window: int | None, lateness: timedelta, hold: bool
+    ) -> ModelDetection:
+        recent = None if dedupe_window is None else RecentIdentities(dedupe_window)
+        return cls(bank, recent, {kind: KindOrder(lateness, hold) for kind in (False, True)})
 
     def snapshot(self) -> bytes:
         identities = [] if self.recent is None else list(self.recent._order)
-        return pickle.dumps(
-            (_STATE_FORMAT, self.bank.snapshot(), identities),
-            protocol=pickle.HIGHEST_PROTOCOL,
-        )
+        marks = {kind: order.marks() for kind, order in self.orders.items()}
+        state = (self.bank.snapshot(), identities, marks, self.last_offset)
+        return pickle.dumps((_STATE_FORMAT, *state), protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
-    def restore(cls, data: bytes, dedupe_window: int | None) -> ModelDetection:
+    def restore(
+        cls,
+        data: bytes,
+        dedupe_window: int | None,
+        lateness: timedelta = timedelta(seconds=DEFAULT_LATENESS_SECONDS),
+        hold: bool = True,
+    ) -> ModelDetection:
         """The saved state (only snapshots this deployment wrote: it is unpickled)."""
-        state_format, bank, identities = pickle.loads(data)
-        if state_format != _STATE_FORMAT:
+        state_format, bank, identities, *rest = pickle.loads(data)
+        if state_format not in (1, _STATE_FORMAT):  # format 1 had no order: nothing was held
             raise ValueError(f"not a detection snapshot of format {_STATE_FORMAT}")
-        recent = None
-        if dedupe_window is not None:
-            recent = RecentIdentities(dedupe_window)
+        model = cls.new(DetectorBank.restore(bank), dedupe_window, lateness, hold)
+        if rest:
+            marks, model.last_offset = rest
+            for kind, kind_marks in marks.items():
+                model.orders[kind].resume(kind_marks)
+        if model.recent is not None:
             for identity in identities:
-                recent.add(identity)
-        return cls(DetectorBank.restore(bank), recent)
+                model.recent.add(identity)
+        return model
+
+    def take(
+        self, observation: Observation, offset: int, now: float
+    ) -> tuple[bool, list[Observation]] | None:
+        """Put one observation read at ``offset`` in its kind's order: whether it is late and
+        what goes to the bank now; None when it was read again and was applied before."""
+        order = self.orders[isinstance(observation, JoinedOutcome)]
+        if offset <= self.last_offset and order.applied(*observation_key(observation)):
+            return None
+        self.last_offset = max(self.last_offset, offset)
+        order.last_push = now
+        return order.take(observation, offset)
+
+    def release(self, quiet_since: float | None = None) -> list[Observation]:
+        """What the kinds hold (only those that got nothing since ``quiet_since``, when
+        given), in event-time order."""
+        released = [
+            observation
+            for order in self.orders.values()
+            if quiet_since is None or order.last_push <= quiet_since
+            for observation in order.drain()
+        ]
+        return sorted(released, key=observation_key)
+
+    def oldest_held(self) -> int | None:
+        offsets = [o for order in self.orders.values() if (o := order.oldest_offset()) is not None]
+        return min(offsets, default=None)
 
     def observe(self, observation: Observation) -> list[DriftAlert] | None:
         """Apply one observation; its alerts, or None when it was applied before."""
@@ -131,6 +229,17 @@ class DetectProcessor:
         applied already (None: a transactional runtime, nothing is delivered twice).
     load
         A model's saved snapshot, or None for a model not seen before.
+    lateness_seconds
+        How far behind the latest of its kind an observation may be stamped and still take its
+        place in event-time order; also how long a quiet kind holds what it has (wall time).
+    hold
+        Whether to hold observations to reorder them (False: a runtime that cannot keep held
+        records across a crash; late ones are then only counted).
+    on_applied
+        Called with a model's bank and the observation after each one it applied (the
+        replay's history).
+    clock
+        Wall time in seconds, for :meth:`release_quiet`.
     """
 
     def __init__(
@@ -139,17 +248,33 @@ class DetectProcessor:
         *,
         dedupe_window: int | None = None,
         load: Callable[[str], bytes | None] = lambda _model_id: None,
+        lateness_seconds: float = DEFAULT_LATENESS_SECONDS,
+        hold: bool = True,
+        on_applied: Callable[[DetectorBank, Observation], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if lateness_seconds < 0:
+            raise ValueError("lateness_seconds must be >= 0")
         self.config = config
         self.dedupe_window = dedupe_window
         self.load = load
+        self.lateness = timedelta(seconds=lateness_seconds)
+        self.hold = hold
+        self.on_applied = on_applied
+        self.clock = clock
         self.models: dict[str, ModelDetection] = {}
         self.partitions: dict[str, int] = {}
         self._changed: set[str] = set()
+        self._arrivals = itertools.count()  # offsets for observations handed over directly
 
     @property
     def banks(self) -> dict[str, DetectorBank]:
         return {model_id: model.bank for model_id, model in self.models.items()}
+
+    @property
+    def changed(self) -> bool:
+        """Whether a model changed since the last :meth:`take_snapshots`."""
+        return bool(self._changed)
 
     def model(self, model_id: str, partition: int) -> ModelDetection:
         """The model's state: in memory, restored from its snapshot, or new."""
@@ -157,14 +282,12 @@ class DetectProcessor:
         if model is None:
             snapshot = self.load(model_id)
             if snapshot:
-                model = ModelDetection.restore(snapshot, self.dedupe_window)
+                model = ModelDetection.restore(
+                    snapshot, self.dedupe_window, self.lateness, self.hold
+                )
             else:
-                recent = (
-                    None if self.dedupe_window is None else RecentIdentities(self.dedupe_window)
-                )
-                model = ModelDetection(
-                    DetectorBank(model_id, self.config.for_model(model_id)), recent
-                )
+                bank = DetectorBank(model_id, self.config.for_model(model_id))
+                model = ModelDetection.new(bank, self.dedupe_window, self.lateness, self.hold)
             self.models[model_id] = model
         self.partitions[model_id] = partition
         return model
@@ -188,19 +311,72 @@ class DetectProcessor:
         except ValueError as exc:
             dead_letter(record, f"observation: {exc}".splitlines()[0], effects, source)
             return []
-        return self.observe(observation, record.partition, effects)
+        return self.observe(observation, record.partition, effects, record.offset)
 
     def observe(
-        self, observation: Observation, partition: int, effects: Effects
+        self,
+        observation: Observation,
+        partition: int,
+        effects: Effects,
+        offset: int | None = None,
     ) -> list[DriftAlert]:
-        """Apply one observation of ``partition`` (once); the alerts it raised, not published."""
-        model_id = observation.model_id
-        fired = self.model(model_id, partition).observe(observation)
-        if fired is None:
-            effects.count(None, "replayed_observations", source=partition_tag("o", partition))
+        """Take one observation of ``partition`` read at ``offset`` (None: handed over
+        directly, in order); the alerts of what it let through to the bank, not published."""
+        model_id, source = observation.model_id, partition_tag("o", partition)
+        model = self.model(model_id, partition)
+        taken = model.take(
+            observation, next(self._arrivals) if offset is None else offset, self.clock()
+        )
+        if taken is None:
+            effects.count(None, "replayed_observations", source=source)
             return []
-        self._changed.add(model_id)
+        late, released = taken
+        return self._apply(model_id, released, effects, late)
+
+    def release_quiet(self, effects: Effects) -> None:
+        """Apply and publish what the kinds that got nothing for ``lateness_seconds`` hold."""
+        quiet_since = self.clock() - self.lateness.total_seconds()
+        for model_id, model in list(self.models.items()):
+            if model.oldest_held() is not None and (released := model.release(quiet_since)):
+                self.publish(
+                    self._apply(model_id, released, effects), effects, self.partitions[model_id]
+                )
+
+    def release_all(self, effects: Effects) -> None:
+        """Apply and publish everything held (the end of a replay)."""
+        for model_id, model in list(self.models.items()):
+            if released := model.release():
+                self.publish(
+                    self._apply(model_id, released, effects), effects, self.partitions[model_id]
+                )
+
+    def oldest_held(self, partition: int) -> int | None:
+        """The smallest offset of ``partition`` that a model holds (None: nothing held)."""
+        offsets = [
+            o
+            for model_id, p in self.partitions.items()
+            if p == partition and (o := self.models[model_id].oldest_held()) is not None
+        ]
+        return min(offsets, default=None)
+
+    def _apply(
+        self, model_id: str, released: list[Observation], effects: Effects, late: bool = False
+    ) -> list[DriftAlert]:
+        """Apply ``released`` to the model's bank (``late``: it is one late observation)."""
+        model, fired = self.models[model_id], []
+        source = partition_tag("o", self.partitions[model_id])
+        self._changed.add(model_id)  # its order moved even if nothing reached the bank
         effects.changed_models.add(model_id)
+        for observation in released:
+            alerts = model.observe(observation)
+            if alerts is None:
+                effects.count(None, "replayed_observations", source=source)
+                continue
+            if late:
+                effects.count(model_id, "late_observations", source=source)
+            fired += alerts
+            if self.on_applied is not None:
+                self.on_applied(model.bank, observation)
         return fired
 
     def publish(self, alerts: Iterable[DriftAlert], effects: Effects, partition: int) -> None:
@@ -221,8 +397,9 @@ class DetectProcessor:
         return snapshots
 
     def revoke(self, partitions: Iterable[int] | None = None) -> None:
-        """Drop the models of ``partitions`` (all when None); restored through ``load`` if they
-        come back. Take their snapshots first."""
+        """Drop the models of ``partitions`` (all when None), what they hold included (it is
+        read again from the committed offsets); restored through ``load`` if they come back.
+        Take their snapshots first."""
         gone = (
             set(self.models)
             if partitions is None

@@ -176,7 +176,8 @@ class PredictionEvent(Event):
 
 
 class LabelEvent(Event):
-    """The ground truth for an earlier (or, out of order, a later) prediction."""
+    """The ground truth for an earlier (or, out of order, a later) prediction; ``timestamp``
+    is when it became known (the detectors take a model's outcomes in that order)."""
 
     request_id: RequestId
     model_id: ModelId

@@ -22,6 +22,7 @@ from detectors.config import (
     DetectorList,
     read_detector_file,
 )
+from pipeline.detect import DEFAULT_LATENESS_SECONDS
 
 CACHE_HOME = Path.home() / ".cache" / "driftstream"
 
@@ -195,6 +196,12 @@ class WorkerSettings(BaseModel):
     dedupe_window: int = Field(default=100_000, ge=1_000)
     """Observations per model remembered (8 bytes each) to skip one sent again after a crash:
     more than the join stage can re-send, i.e. than it handles between two offset commits."""
+    lateness_seconds: float = Field(default=DEFAULT_LATENESS_SECONDS, ge=0)
+    """How far behind the latest of its kind (predictions, outcomes) a model's observation may
+    be stamped and still reach the detectors in event-time order: the Kafka-native runtime and
+    the replay hold each that long (event time, or wall time once the kind goes quiet), which
+    is the latency it adds. One later than that is applied at once and counted in
+    ``late_observations``; the Faust runtime holds nothing and only counts."""
     alerts_lookback: int = Field(default=1_000, ge=1)
     """Records per alerts partition read when a model's state is restored, so an alert raised
     again by re-read observations is not published twice."""

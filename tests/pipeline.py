@@ -174,7 +174,9 @@ def replayed_alert_ids(settings: Settings, events: Iterable[Event]) -> list[str]
         ttl_seconds=settings.join.ttl_seconds,
         max_pending=settings.join.max_pending,
         config=DetectorConfig.from_settings(settings.detectors),
+        lateness_seconds=settings.worker.lateness_seconds,
     )
     for event in events:
         replay.process(event)
+    replay.finish()
     return sorted(a.alert_id for a in replay.alerts)

@@ -115,6 +115,7 @@ def state(
         "joined": "joined",
         "expired_predictions": "expired",
         "orphan_labels": "orphan labels",
+        "late_observations": "late",
         "accuracy": "accuracy",
         "estimated_accuracy": "est. accuracy",
         "status": "status",

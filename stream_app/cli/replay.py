@@ -44,6 +44,7 @@ from detectors.config import DetectorConfig, DetectorFileError
 from pipeline.backtest import Backtest, BacktestSummary, ModelReport
 from producers.event_file import scan_event_lines
 from schemas.errors import InvalidEvent
+from schemas.events import DriftAlert
 from stream_app.alerts_feed import format_alert
 from stream_app.cli.console import console, errors, fail, load_settings
 from stream_app.settings import Settings
@@ -60,6 +61,7 @@ SUMMARY_ROWS = (
     "expired predictions",
     "orphan labels",
     "pending",
+    "late observations",
     "accuracy (recent)",
     "accuracy (estimated)",
     "status",
@@ -101,6 +103,7 @@ def replay(
         max_pending=settings.join.max_pending,
         config=_detector_config(settings, concept_detectors, data_detectors, cooldown, detectors),
         history_every=report_every if report else 0,
+        lateness_seconds=settings.worker.lateness_seconds,
     )
     started = time.monotonic()
     skipped = _run(backtest, file, show_alerts=not json_output)
@@ -193,12 +196,16 @@ def _run(backtest: Backtest, file: Path, *, show_alerts: bool) -> SkippedLines:
                 if isinstance(item, InvalidEvent):
                     skipped.add(item.reason)
                     continue
-                for alert in backtest.process(item):
-                    if show_alerts:
-                        console.print(format_alert(alert), soft_wrap=True, markup=False)
+                _show_alerts(backtest.process(item), show_alerts)
     except OSError as exc:
         fail(f"cannot read {escape(str(file))}: {escape(exc.strerror or repr(exc))}", code=2)
+    _show_alerts(backtest.finish(), show_alerts)  # what was held to keep event-time order
     return skipped
+
+
+def _show_alerts(alerts: list[DriftAlert], show: bool) -> None:
+    for alert in alerts if show else ():
+        console.print(format_alert(alert), soft_wrap=True, markup=False)
 
 
 def _cells(model: ModelReport) -> list[str]:
@@ -212,6 +219,7 @@ def _cells(model: ModelReport) -> list[str]:
         c.expired_predictions,
         c.orphan_labels,
         c.pending_predictions + c.pending_labels,
+        c.late_observations,
     )
     if bank is not None and bank.accuracy is not None:
         quality = f"{bank.accuracy:.1%}"

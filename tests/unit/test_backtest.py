@@ -39,6 +39,7 @@ def replay(events: list[AnyEvent]) -> Backtest:
     backtest = Backtest(ttl_seconds=3600, max_pending=1_000_000)
     for event in events:
         backtest.process(event)
+    backtest.finish()
     return backtest
 
 
@@ -166,6 +167,7 @@ def test_history_is_a_point_per_hundred_observations_showing_the_drop(stream: St
     backtest = Backtest(ttl_seconds=3600, max_pending=1_000_000, history_every=100)
     for event in events:
         backtest.process(event)
+    backtest.finish()
     assert backtest.alerts == replay(events).alerts  # recording changes no detection
     start = truths["a"].drift_start_time
     assert start is not None

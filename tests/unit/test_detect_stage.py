@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from detectors.bank import DetectorBank
 from detectors.config import DetectorConfig
@@ -60,7 +61,7 @@ def test_recent_identities_forget_the_oldest_past_capacity() -> None:
 
 def test_an_observation_is_applied_once_and_that_survives_a_restore() -> None:
     first = outcome("a")
-    model = ModelDetection(DetectorBank("m"), RecentIdentities(100))
+    model = ModelDetection.new(DetectorBank("m"), 100, timedelta(0), hold=False)
     assert model.observe(first) == []
     assert model.observe(first) is None
     assert model.observe(prediction("a")) == []  # another kind, same request: its own identity

@@ -129,6 +129,7 @@ def test_report_draws_the_replayed_model_with_its_alerts(
     backtest = Backtest(ttl_seconds=3600, max_pending=1_000_000, history_every=200)
     for event in read_event_file(path):
         backtest.process(event)
+    backtest.finish()
     assert drawn == [[ModelSeries("fraud", backtest.history["fraud"], alerts)]]
     assert (
         len(backtest.history["fraud"])

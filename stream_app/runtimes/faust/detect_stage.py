@@ -4,6 +4,10 @@ Faust delivers records again after a crash (its commits are not transactional), 
 :class:`~pipeline.detect.DetectProcessor` runs with its at-least-once safeguards:
 
 - **Replayed observations are recognised** (``dedupe_window`` identities per model).
+- **Nothing is held back to reorder** (``hold=False``): Faust commits the offsets of what it
+  handed over, so an observation held in memory would be lost in a crash. Each is applied as it
+  comes; one stamped more than the lateness behind its kind's latest is counted in
+  ``late_observations``.
 - **State is saved at every commit.** A Faust sensor writes the snapshot of every changed model
   to the ``detectors`` table just before Faust commits the consumer offsets, and Faust flushes
   the producer (changelog included) before the commit: the restored state never lags behind
@@ -22,7 +26,12 @@ from typing import Any
 import faust
 
 from detectors.config import DetectorConfig
-from pipeline.detect import DetectProcessor, ModelDetection, PublishedAlerts
+from pipeline.detect import (
+    DEFAULT_LATENESS_SECONDS,
+    DetectProcessor,
+    ModelDetection,
+    PublishedAlerts,
+)
 from pipeline.effects import Effects
 from pipeline.join import partition_tag
 from schemas.events import DriftAlert
@@ -33,13 +42,20 @@ class DetectionStage:
     reads the alerts already on the alerts topic."""
 
     def __init__(
-        self, table: Any, config: DetectorConfig, dedupe_window: int, published: Any
+        self,
+        table: Any,
+        config: DetectorConfig,
+        dedupe_window: int,
+        published: Any,
+        lateness_seconds: float = DEFAULT_LATENESS_SECONDS,
     ) -> None:
         self.table = table
         self.processor = DetectProcessor(
             config,
             dedupe_window=dedupe_window,
             load=lambda model_id: table.get(model_id.encode()),
+            lateness_seconds=lateness_seconds,
+            hold=False,  # Faust commits what it handed over: a held record would be lost
         )
         self.published = PublishedAlerts(published)
 

@@ -115,6 +115,7 @@ def mount_agents(
         DetectorConfig.from_settings(settings.detectors),
         worker.dedupe_window,
         lambda: recent_alerts(settings, worker.alerts_lookback),
+        worker.lateness_seconds,
     )
     app.sensors.add(SaveOnCommit(detection))
     client = redis.asyncio.Redis.from_url(

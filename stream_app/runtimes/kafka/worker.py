@@ -40,6 +40,7 @@ the alerts and the summaries of the models that changed.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import signal
 import threading
@@ -92,6 +93,7 @@ log = logging.getLogger(__name__)
 
 IDLE_WARNING_SECONDS = 60.0
 COMMIT_ATTEMPTS = 10
+ABORT_ATTEMPTS = 3
 OFFSETS_DEADLINE = 40.0
 FETCH_BYTES_PER_PARTITION = 64 * 1024
 EARLIEST = datetime.min.replace(tzinfo=UTC)
@@ -148,7 +150,9 @@ class KafkaWorker:
         )
         self.snapshots: dict[str, bytes] = {}
         self.detect = DetectProcessor(
-            DetectorConfig.from_settings(settings.detectors), load=self.snapshots.get
+            DetectorConfig.from_settings(settings.detectors),
+            load=self.snapshots.get,
+            lateness_seconds=worker.lateness_seconds,
         )
         self.totals: dict[str, Totals] = {}
         self.changed_totals: set[str] = set()
@@ -157,6 +161,8 @@ class KafkaWorker:
         self.merge: EventTimeMerge[tuple[str, int], Held] = EventTimeMerge()
         self.next_offsets: dict[tuple[str, int], int] = {}
         self.positions: dict[tuple[str, int], int] = {}
+        self.detect_read: dict[int, int] = {}  # observations partition -> next offset read
+        self.detect_committed: dict[int, int] = {}
         self.assigned: set[tuple[str, int]] = set()
         self.uncommitted = Committed()
         self.committed: list[Committed] = []
@@ -270,6 +276,9 @@ class KafkaWorker:
         self.route_merge.forget((tp.topic, tp.partition) for tp in revoked)
         for tp in revoked:
             self.next_offsets.pop((tp.topic, tp.partition), None)
+            if tp.topic == self.names.observations:
+                self.detect_read.pop(tp.partition, None)
+                self.detect_committed.pop(tp.partition, None)
         inputs = {tp.partition for tp in revoked if tp.topic == self.join_topic}
         observations = {tp.partition for tp in revoked if tp.topic == self.names.observations}
         self.join.revoke(inputs)
@@ -376,6 +385,9 @@ class KafkaWorker:
                     self._process(messages)
                 elif self.merge.held or self.route_merge.held:  # a quiet partition holds
                     self._release(self.effects)  # the others back once
+                self.detect.release_quiet(self.effects)
+                if self.effects.changed_models:
+                    self._produce(self.effects)
                 now = time.monotonic()
                 if now - last_commit >= worker.commit_interval_seconds:
                     await self._commit_in_thread()
@@ -451,7 +463,7 @@ class KafkaWorker:
                 run.append((at, (key, (record, parsed))))
             else:
                 self.detect.process(record, effects)
-                self.positions[(topic, partition)] = offset + 1
+                self.detect_read[partition] = offset + 1
         for stage, n in taken.items():
             if n:
                 self.metrics.consumed_batch(stage, n, oldest.get(stage))
@@ -531,7 +543,8 @@ class KafkaWorker:
     def _commit(self, attempts: int = COMMIT_ATTEMPTS) -> None:
         """Write the state changes and the offsets into the open transaction and commit it
         (trying a timed-out commit again, ``attempts`` times in all)."""
-        if not self.positions and not self.changed_totals:
+        self._detect_offsets()
+        if not self.positions and not self.changed_totals and not self.detect.changed:
             return
         for partition, store in self.stores.items():
             for key, entry in store.take_changes().items():
@@ -562,8 +575,19 @@ class KafkaWorker:
                 committed.totals[source] = dict(totals)
         self.committed.append(committed)
         self.changed_totals.clear()
+        observations = self.names.observations
+        self.detect_committed |= {p: o for (t, p), o in self.positions.items() if t == observations}
         self.positions.clear()
         self.producer.begin_transaction()
+
+    def _detect_offsets(self) -> None:
+        """Put the observations offsets that moved into the commit: what was read, but no
+        further than the oldest record a model holds (read again after a crash)."""
+        for partition, read in self.detect_read.items():
+            held = self.detect.oldest_held(partition)
+            offset = read if held is None else held
+            if self.detect_committed.get(partition) != offset:
+                self.positions[(self.names.observations, partition)] = offset
 
     def _send_offsets(self, offsets: list[TopicPartition]) -> None:
         """``send_offsets_to_transaction``, given up after ``OFFSETS_DEADLINE`` seconds: the
@@ -603,16 +627,20 @@ class KafkaWorker:
     def _abort(self) -> None:
         """Roll back to the last committed state: abort the transaction, drop what was
         processed since, restore the assigned partitions and seek to their committed offsets."""
-        while not self.stopping:
+        for attempt in itertools.count(1):
+            if self.stopping:
+                break
             try:
                 self.producer.abort_transaction(30)
                 self.producer.begin_transaction()
                 break
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
-                if error.retriable() and not error.fatal():
+                if error.retriable() and not error.fatal() and attempt < ABORT_ATTEMPTS:
                     log.warning("aborting the transaction: %s; trying again", error.str())
                     continue
+                # a producer whose coordinator connection never came back (seen after a broker
+                # restart) times out for ever: a new one with the same id fences it
                 log.warning("producer failed (%s); starting a new one", error.str())
                 self.producer = self._producer()  # same id: fences the old one, ends its txn
                 break
