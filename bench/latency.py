@@ -262,7 +262,7 @@ def render(results: Sequence[LatencyResult], seconds: float, load_before: str) -
     lines = [
         SECTION,
         "",
-        f"{written(COMMAND + f' --seconds {seconds:.0f}')} The worker runs on fresh topics"
+        f"{written(_command(results, seconds))} The worker runs on fresh topics"
         " (4 partitions, 4 models, error rate jumping between 5% and 45% about four times per"
         " model and run, at least 1,000 outcomes apart), warmed up on"
         f" {WARMUP:,} pairs, then this process offers the rate for"
@@ -299,6 +299,13 @@ def render(results: Sequence[LatencyResult], seconds: float, load_before: str) -
         f"Target p99 label → alert < 250 ms at 10,000 pairs/s: {verdict}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _command(results: Sequence[LatencyResult], seconds: float) -> str:
+    """The command that measures ``results`` again."""
+    rates = " ".join(str(rate) for rate in dict.fromkeys(r.rate for r in results))
+    lateness = " ".join(f"{x:g}" for x in dict.fromkeys(r.lateness for r in results))
+    return f"{COMMAND} --rates {rates} --seconds {seconds:.0f} --lateness {lateness}"
 
 
 def _hold_costs(results: Sequence[LatencyResult]) -> list[str]:
