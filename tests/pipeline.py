@@ -168,8 +168,19 @@ def alerts_of(messages: list[Message]) -> list[DriftAlert]:
     return [decode(DriftAlert, m.value() or b"") for m in messages]
 
 
+def alert_facts(alerts: Iterable[DriftAlert]) -> list[tuple[str, str, str]]:
+    """What tells alerts apart beyond their ids (which count per detector): when they were
+    stamped and detected, sorted."""
+    return sorted((a.alert_id, a.event_time.isoformat(), a.detected_at.isoformat()) for a in alerts)
+
+
 def replayed_alert_ids(settings: Settings, events: Iterable[Event]) -> list[str]:
     """The alert ids the offline replay of ``events`` raises under ``settings``, sorted."""
+    return sorted(a.alert_id for a in replayed_alerts(settings, events))
+
+
+def replayed_alerts(settings: Settings, events: Iterable[Event]) -> list[DriftAlert]:
+    """The alerts the offline replay of ``events`` raises under ``settings``, in order."""
     replay = Backtest(
         ttl_seconds=settings.join.ttl_seconds,
         max_pending=settings.join.max_pending,
@@ -179,4 +190,4 @@ def replayed_alert_ids(settings: Settings, events: Iterable[Event]) -> list[str]
     for event in events:
         replay.process(event)
     replay.finish()
-    return sorted(a.alert_id for a in replay.alerts)
+    return replay.alerts

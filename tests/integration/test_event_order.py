@@ -27,7 +27,7 @@ from stream_app.services.process import wait_until
 from stream_app.settings import Settings
 from stream_app.topics import Topics, ensure_topics
 from tests.integration.kafka_io import consume
-from tests.pipeline import WorkerPool, alerts_of, live_view, worker_ready
+from tests.pipeline import WorkerPool, alert_facts, alerts_of, live_view, worker_ready
 
 MODELS = ("fraud", "stable")
 STRAGGLERS = 3
@@ -73,11 +73,7 @@ def detected(stream: list[Observation], lateness: float) -> tuple[list[Any], dic
     for (model_id, name, _source), n in effects.counts.items():
         if name == "late_observations" and model_id is not None:
             late[model_id] += n
-    return sorted(_alert_facts(effects.alerts)), late
-
-
-def _alert_facts(alerts: list[Any]) -> list[tuple[str, str, str]]:
-    return [(a.alert_id, a.event_time.isoformat(), a.detected_at.isoformat()) for a in alerts]
+    return alert_facts(effects.alerts), late
 
 
 def test_observations_out_of_order_reach_the_detectors_in_event_time_order(
@@ -120,7 +116,7 @@ def test_observations_out_of_order_reach_the_detectors_in_event_time_order(
         alerts = alerts_of(consume(settings, [Topics(settings.topics.prefix).alerts]))
     late = {m: int(view[m].get("late_observations", 0)) for m in MODELS}
     assert late == expected_late
-    assert sorted(_alert_facts(alerts)) == expected_alerts == in_order
+    assert alert_facts(alerts) == expected_alerts == in_order
     print(
         f"{len(arrivals)} observations out of order: {len(alerts)} alerts as in order, late {late}"
     )

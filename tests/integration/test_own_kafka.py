@@ -22,10 +22,11 @@ from stream_app.topics import Topics, partition_counts, repartition_topics
 from tests.integration.kafka_io import consume
 from tests.pipeline import (
     WorkerPool,
+    alert_facts,
     alerts_of,
     labelled_requests,
     live_view,
-    replayed_alert_ids,
+    replayed_alerts,
     wait_for_joined,
     worker_ready,
 )
@@ -89,12 +90,14 @@ def expected_joins(events: list[Event]) -> dict[str, int]:
 
 
 def joined_as_replayed(settings: Settings, view: dict[str, Any], events: list[Event]) -> str:
-    """Assert every labelled request joined and the alerts are the replay's; what was seen."""
+    """Assert every labelled request joined, none reached the detectors out of event-time
+    order, and the alerts are the replay's (ids, event and detection times); what was seen."""
     joined = {m: int(view[m]["joined"]) for m in ("fraud", "stable")}
     assert joined == expected_joins(events)
+    assert {m: int(view[m].get("late_observations", 0)) for m in joined} == dict.fromkeys(joined, 0)
     alerts = alerts_of(consume(settings, [Topics(settings.topics.prefix).alerts]))
-    assert sorted(a.alert_id for a in alerts) == replayed_alert_ids(settings, events)
-    return f"joined {joined}, {len(alerts)} alerts as replayed"
+    assert alert_facts(alerts) == alert_facts(replayed_alerts(settings, events))
+    return f"joined {joined}, 0 late, {len(alerts)} alerts as replayed"
 
 
 def test_worker_started_before_its_topics_exist(settings: Settings, tmp_path: Path) -> None:

@@ -421,7 +421,7 @@ class KafkaWorker:
     def _process(self, messages: list[Message]) -> None:
         effects, now = self.effects, datetime.now(UTC)
         runs: dict[tuple[str, int], list[tuple[datetime, Held]]] = {}
-        route_runs: dict[tuple[str, int], list[tuple[float, Message]]] = {}
+        route_runs: dict[tuple[str, int], list[tuple[datetime, Message]]] = {}
         taken = {"route": 0, "join": 0, "detect": 0}
         oldest: dict[str, float] = {}
         for message in messages:
@@ -442,25 +442,19 @@ class KafkaWorker:
             if timestamp is not None and timestamp < oldest.get(stage, 1e18):
                 oldest[stage] = timestamp
             key = (topic, partition)
-            if stage == "route":
-                route_run = route_runs.setdefault(key, [])
-                if timestamp is None:  # keeps its place in its partition
-                    timestamp = route_run[-1][0] if route_run else self.route_merge.latest(key)
-                route_run.append((timestamp or 0.0, message))
-                continue
             record = InputRecord(
                 topic, partition, offset, message.key(), message.value(), timestamp
             )
-            if stage == "join":
+            if stage == "route":  # by the events' own time: a burst shares Kafka timestamps
+                route_run = route_runs.setdefault(key, [])
+                at = _event_time(self.join.parse(record, now), route_run, self.route_merge, key)
+                route_run.append((at, message))
+            elif stage == "join":
                 if (side := self.side_of.get(topic)) is not None:  # a repartition topic
                     record = _moved(record, side, message)
                 parsed = self.join.parse(record, now)
                 run = runs.setdefault(key, [])
-                if isinstance(parsed, InvalidEvent):  # keeps its place in its partition
-                    at = run[-1][0] if run else self.merge.latest(key) or EARLIEST
-                else:
-                    at = parsed.timestamp
-                run.append((at, (key, (record, parsed))))
+                run.append((_event_time(parsed, run, self.merge, key), (key, (record, parsed))))
             else:
                 self.detect.process(record, effects)
                 self.detect_read[partition] = offset + 1
@@ -753,6 +747,19 @@ class KafkaWorker:
         await asyncio.to_thread(self.consumer.close)
         self.producer.flush(10)
         log.info("worker stopped")
+
+
+def _event_time(
+    parsed: PredictionEvent | LabelEvent | InvalidEvent,
+    run: list[tuple[datetime, Any]],
+    merge: EventTimeMerge[tuple[str, int], Any],
+    key: tuple[str, int],
+) -> datetime:
+    """Where a parsed input record goes in its stage's merge: its event's time, or, for one
+    that is not a valid event, the place it has in its partition (after the one before it)."""
+    if isinstance(parsed, InvalidEvent):
+        return run[-1][0] if run else merge.latest(key) or EARLIEST
+    return parsed.timestamp
 
 
 def _moved(record: InputRecord, side: str, message: Message) -> InputRecord:
