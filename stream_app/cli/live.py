@@ -108,6 +108,7 @@ def state(
         return
     pipeline = view.pop("_pipeline", {})
     if not view:
+        _show_pipeline(pipeline)  # a worker that reads nothing has no models, but problems
         fail(f"no state for {model!r}" if model else "no models in Redis yet", code=3)
     columns = {
         "predictions": "predictions",
@@ -125,6 +126,11 @@ def state(
     for model_id, fields in view.items():
         table.add_row(model_id, *(_short(fields.get(c, _UNSET.get(c, "0"))) for c in columns))
     console.print(table)
+    _show_pipeline(pipeline)
+
+
+def _show_pipeline(pipeline: dict[str, str]) -> None:
+    """The pipeline's counters, and a red line for each that means input is being missed."""
     if pipeline:
         console.print("pipeline: " + ", ".join(f"{k} {v}" for k, v in sorted(pipeline.items())))
     for name, meaning in PROBLEMS.items():

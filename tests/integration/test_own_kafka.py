@@ -9,13 +9,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from typer.testing import CliRunner
 
 from pipeline.partitioner import partition_for
 from producers.simulator import ModelTraffic, simulate
 from schemas.codec import encode
 from schemas.events import LabelEvent, PredictionEvent
+from stream_app.cli import app
 from stream_app.services.process import wait_until
 from stream_app.settings import Settings
 from stream_app.topics import Topics, partition_counts, repartition_topics
@@ -177,3 +180,32 @@ def test_without_the_hop_records_off_their_partition_are_counted(
     assert joined < sum(expected_joins(events).values())
     assert "on the wrong partition" in log_text
     assert "join.repartition true" in log_text
+
+
+def test_a_topic_deleted_under_the_worker_is_an_error_it_shows(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The labels topic deleted while the worker reads it: the worker logs that it cannot read
+    it, counts ``unreadable_topic`` and ``driftstream state`` prints a problem line."""
+    names = Topics(settings.topics.prefix)
+    with WorkerPool(settings, tmp_path, "kafka") as pool:
+        worker = pool.start()
+        assert wait_until(lambda: worker_ready(worker.log_tail()), 90), worker.log_tail()
+        admin = AdminClient(settings.kafka.client_config())
+        admin.delete_topics([names.labels])[names.labels].result()
+
+        def counted() -> bool:
+            assert worker.running, worker.log_tail()
+            pipeline = live_view(settings).get("_pipeline", {})
+            return int(pipeline.get("unreadable_topic", 0)) >= 1
+
+        assert wait_until(counted, 120, interval=0.5), worker.log_tail()
+        log_text = worker.log_tail(400)
+    assert any(
+        "ERROR" in line and "cannot read" in line and names.labels in line
+        for line in log_text.splitlines()
+    ), log_text
+    monkeypatch.setenv("DRIFTSTREAM_REDIS__KEY_PREFIX", settings.redis.key_prefix)
+    result = CliRunner().invoke(app, ["state"], env={"COLUMNS": "200"})
+    assert "problem:" in result.output
+    assert "reads refused: a topic missing or not allowed" in result.output

@@ -94,6 +94,8 @@ log = logging.getLogger(__name__)
 IDLE_WARNING_SECONDS = 60.0
 COMMIT_ATTEMPTS = 10
 ABORT_ATTEMPTS = 3
+UNREADABLE = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.TOPIC_AUTHORIZATION_FAILED}
+"""Errors that mean the worker cannot read a topic it should."""
 OFFSETS_DEADLINE = 40.0
 FETCH_BYTES_PER_PARTITION = 64 * 1024
 EARLIEST = datetime.min.replace(tzinfo=UTC)
@@ -182,6 +184,8 @@ class KafkaWorker:
         )
         self.dead_letter_log = SampledLog(log, "dead-lettered")
         self.misplaced_log = SampledLog(log, "input records on the wrong partition", 60.0, 30)
+        self.unreadable_log = SampledLog(log, "cannot read", 30.0, logging.ERROR)
+        self.unreadable = 0  # refused reads since the loop last counted them (any thread)
         self.credentials = CredentialWatch(settings.kafka)
 
     # -- clients -------------------------------------------------------------------------
@@ -227,7 +231,9 @@ class KafkaWorker:
         return producer
 
     def _client_error(self, error: KafkaError) -> None:
-        if error.code() == KafkaError._AUTHENTICATION:
+        if error.code() in UNREADABLE:  # e.g. a topic deleted under the worker
+            self._unreadable("a topic", error.str())
+        elif error.code() == KafkaError._AUTHENTICATION:
             log.error("Kafka refused the login: %s", error.str())
         elif error.fatal():
             log.error("Kafka client fatal error: %s", error.str())
@@ -379,6 +385,9 @@ class KafkaWorker:
             while not self.stopping:
                 messages = await asyncio.to_thread(self.consumer.consume, worker.batch_size, 0.05)
                 self.producer.poll(0)  # serves the producer's error callback
+                if self.unreadable:
+                    refused, self.unreadable = self.unreadable, 0
+                    self.state.count(None, "unreadable_topic", refused)
                 self._publish_committed()
                 if messages:
                     last_record = time.monotonic()
@@ -705,14 +714,16 @@ class KafkaWorker:
     def _message_error(self, message: Message) -> None:
         error = message.error()
         assert error is not None
-        if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-            log.error("cannot read %s: %s", message.topic(), error.str())
-            self.state.count(None, "unreadable_topic")
-        elif error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
-            log.error("not allowed to read %s: %s", message.topic(), error.str())
-            self.state.count(None, "unreadable_topic")
+        if error.code() in UNREADABLE:
+            self._unreadable(str(message.topic()), error.str())
         else:
             log.warning("consumer: %s", error.str())
+
+    def _unreadable(self, topic: str, reason: str) -> None:
+        """A read refused (a missing topic, an ACL denial): logged as an error (sampled) and
+        counted in ``unreadable_topic`` by the loop (this may run in the consumer's thread)."""
+        self.unreadable_log.record(topic, f"{reason} (missing, deleted or not allowed: ACLs)")
+        self.unreadable += 1
 
     def _warn_idle(self, seconds: float) -> None:
         if not self.assigned:
