@@ -15,7 +15,16 @@ from pathlib import Path
 
 from bench.report import DOCUMENT, progress
 
-BENCHMARKS = ("broker", "throughput", "profile", "latency", "memory", "quality", "bench_codec")
+BENCHMARKS = (
+    "broker",
+    "throughput",
+    "profile",
+    "latency",
+    "memory",
+    "quality",
+    "data_quality",
+    "bench_codec",
+)
 """Module names under ``bench``, in the order they run."""
 
 

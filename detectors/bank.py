@@ -35,34 +35,51 @@ to the realised ones.
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
 from detectors.calibration import PerformanceEstimate
 from detectors.config import BankConfig
 from detectors.join import JoinedOutcome
-from detectors.monitor import SignalMonitor
+from detectors.label_health import LabelHealth
+from detectors.monitor import Monitor, monitor_for
 from detectors.policy import AlertPolicy
 from detectors.positive_class import PositiveClassRates
 from detectors.signals import (
     ABS_ERROR,
     ERROR_RATE,
     ESTIMATED_ACCURACY,
+    LABEL_COVERAGE,
+    LABEL_DELAY,
+    VOLUME,
+    FeatureQuality,
     PredictionSignals,
     Signal,
+    SignalValue,
     outcome_signal,
+)
+from detectors.volume import (
+    ARRIVAL_ORDER_GRACE_SECONDS,
+    EVENT_ORDER_GRACE_SECONDS,
+    TrafficVolume,
 )
 from schemas.events import DriftAlert, PredictionEvent
 
 Status = Literal["ok", "warning", "drift"]
 
-_SNAPSHOT_FORMAT = 3
+_SNAPSHOT_FORMAT = 4
+
+
+class SnapshotFormatError(ValueError):
+    """A detector snapshot this build cannot continue from (written by another version)."""
 
 
 @dataclass(frozen=True, slots=True)
 class SignalSummary:
-    """The live view of one signal: its mean over the recent window and detector statuses."""
+    """The live view of one signal: its estimate (the mean over the recent window; for a
+    categorical signal, the distance of its recent shares from the reference) and detector
+    statuses."""
 
     signal: str
     kind: Literal["concept", "data"]
@@ -82,7 +99,8 @@ class BankSummary:
     actual); ``status`` is the worst signal status. ``event_time`` is the latest time the bank
     has seen: a prediction's time, or the time an outcome became known. The ``estimated_*``
     rates are over the last ``recent_window`` predictions, labelled or not, from their scores
-    (None before the calibration is frozen, and for models without scores).
+    (None before the calibration is frozen, and for models without scores). ``quality``
+    holds each tracked feature's data-quality counts.
     """
 
     model_id: str
@@ -101,6 +119,7 @@ class BankSummary:
     estimated_accuracy: float | None = None
     estimated_precision: float | None = None
     estimated_recall: float | None = None
+    quality: dict[str, FeatureQuality] = field(default_factory=dict)
 
 
 class DetectorBank:
@@ -112,18 +131,33 @@ class DetectorBank:
         The model this bank watches; events of other models are refused.
     config
         Detectors per signal and limits (default: :class:`BankConfig` defaults).
+    arrival_order
+        Its predictions come in arrival order, not event-time order: the ``volume`` signal
+        waits longer for late ones (:data:`~detectors.volume.ARRIVAL_ORDER_GRACE_SECONDS`)
+        unless the config sets ``volume_grace_seconds``.
     """
 
-    def __init__(self, model_id: str, config: BankConfig | None = None) -> None:
+    def __init__(
+        self, model_id: str, config: BankConfig | None = None, *, arrival_order: bool = False
+    ) -> None:
         self.model_id = model_id
         self.config = config or BankConfig()
         self.model_version: str | None = None
         self.predictions = 0
         self.outcomes = 0
         self._signals = PredictionSignals(
-            self.config.max_feature_signals, self.config.max_class_signals
+            self.config.max_feature_signals,
+            self.config.max_class_signals,
+            self.config.quality_reference,
         )
-        self._monitors: dict[str, SignalMonitor] = {}
+        grace = self.config.volume_grace_seconds
+        if grace is None:
+            grace = ARRIVAL_ORDER_GRACE_SECONDS if arrival_order else EVENT_ORDER_GRACE_SECONDS
+        self._volume = TrafficVolume(self.config.volume_interval_seconds, grace)
+        self._labels = LabelHealth(
+            self.config.label_horizon_seconds, self.config.volume_interval_seconds
+        )
+        self._monitors: dict[str, Monitor] = {}
         self._policy = AlertPolicy(model_id, self.config.alert_cooldown_events)
         self._positive = PositiveClassRates(self.config.positive_label, self.config.recent_window)
         self._estimate_of = PerformanceEstimate(
@@ -142,9 +176,10 @@ class DetectorBank:
             detected_at or event.timestamp,
         )
 
-    def apply_prediction(self, event: PredictionEvent) -> list[tuple[Signal, float]]:
+    def apply_prediction(self, event: PredictionEvent) -> list[tuple[Signal, SignalValue]]:
         """Count one prediction and update the estimates; its data-signal values, which
-        :meth:`observe_prediction` feeds to the detectors."""
+        :meth:`observe_prediction` feeds to the detectors (with the traffic volume and the
+        label health of the intervals it closed)."""
         self._check_model(event.model_id)
         self.predictions += 1
         self.model_version = event.model_version
@@ -152,6 +187,10 @@ class DetectorBank:
         values = self._signals.extract(event)
         if (correct := self._estimate_of.expected_correct(event)) is not None:
             values.append((ESTIMATED_ACCURACY, correct))
+        values.extend((VOLUME, rate) for rate in self._volume.observe(event.timestamp))
+        closed = self._labels.prediction(event.timestamp)
+        values.extend((LABEL_COVERAGE, got) for got in closed.coverage)
+        values.extend((LABEL_DELAY, delay) for delay in closed.delays)
         return values
 
     def observe_outcome(
@@ -169,15 +208,17 @@ class DetectorBank:
             detected_at or max(outcome.prediction_time, outcome.label_time),
         )
 
-    def apply_outcome(self, outcome: JoinedOutcome) -> list[tuple[Signal, float]]:
-        """Count one outcome and update the rolling rates and the calibration; its concept
-        signal value, which :meth:`observe_outcome` feeds to the detectors."""
+    def apply_outcome(self, outcome: JoinedOutcome) -> list[tuple[Signal, SignalValue]]:
+        """Count one outcome and update the rolling rates, the calibration and the label
+        health; its concept signal value, which :meth:`observe_outcome` feeds to the
+        detectors."""
         self._check_model(outcome.model_id)
         self.outcomes += 1
         self._saw(max(outcome.prediction_time, outcome.label_time))
         if outcome.task == "classification":
             self._positive.push(outcome.prediction, outcome.label)
         self._estimate_of.learn(outcome)
+        self._labels.outcome(outcome.prediction_time, outcome.label_time)
         return [outcome_signal(outcome)]
 
     def summary(self) -> BankSummary:
@@ -202,6 +243,7 @@ class DetectorBank:
             estimated_accuracy=self._estimate(ESTIMATED_ACCURACY),
             estimated_precision=self._estimate_of.precision,
             estimated_recall=self._estimate_of.recall,
+            quality={name: replace(counts) for name, counts in self._signals.quality.items()},
         )
 
     def snapshot(self) -> bytes:
@@ -212,11 +254,18 @@ class DetectorBank:
     def restore(cls, data: bytes) -> DetectorBank:
         """A bank that continues exactly where the snapshotted one stopped.
 
-        ``data`` is unpickled: restore only snapshots this deployment wrote itself.
+        ``data`` is unpickled: restore only snapshots this deployment wrote itself. One of
+        another format (an older driftstream's) raises :class:`SnapshotFormatError`.
         """
-        snapshot_format, bank = pickle.loads(data)
+        try:
+            snapshot_format, bank = pickle.loads(data)
+        except Exception as exc:  # another build's classes may not unpickle into this one's
+            raise SnapshotFormatError(f"unreadable detector snapshot: {exc!r}") from exc
         if snapshot_format != _SNAPSHOT_FORMAT or not isinstance(bank, cls):
-            raise ValueError(f"not a DetectorBank snapshot of format {_SNAPSHOT_FORMAT}")
+            raise SnapshotFormatError(
+                f"detector snapshot of format {snapshot_format!r}; this build reads"
+                f" {_SNAPSHOT_FORMAT}"
+            )
         return bank
 
     def _saw(self, event_time: datetime) -> None:
@@ -229,7 +278,7 @@ class DetectorBank:
 
     def _observe(
         self,
-        values: list[tuple[Signal, float]],
+        values: list[tuple[Signal, SignalValue]],
         model_version: str,
         event_time: datetime,
         detected_at: datetime,
@@ -238,8 +287,10 @@ class DetectorBank:
         for signal, value in values:
             monitor = self._monitors.get(signal.name)
             if monitor is None:
-                monitor = self._monitors[signal.name] = SignalMonitor(
-                    signal, self.config.detectors_for(signal), self.config.recent_window
+                monitor = self._monitors[signal.name] = monitor_for(
+                    signal,
+                    self.config.detectors_for(signal),
+                    signal.recent_window or self.config.recent_window,
                 )
             for firing in monitor.update(value):
                 alert = self._policy.consider(
@@ -251,9 +302,9 @@ class DetectorBank:
 
     def _estimate(self, signal: Signal) -> float | None:
         monitor = self._monitors.get(signal.name)
-        return None if monitor is None else monitor.window.mean
+        return None if monitor is None else monitor.estimate
 
-    def _signal_summary(self, monitor: SignalMonitor) -> SignalSummary:
+    def _signal_summary(self, monitor: Monitor) -> SignalSummary:
         detectors: dict[str, Status] = {}
         for name in monitor.detectors:
             if self._policy.in_drift(monitor.signal.name, name):
@@ -266,7 +317,7 @@ class DetectorBank:
         return SignalSummary(
             signal=monitor.signal.name,
             kind=monitor.signal.kind,
-            estimate=monitor.window.mean,
+            estimate=monitor.estimate,
             n=monitor.n,
             status="drift" if "drift" in statuses else "warning" if "warning" in statuses else "ok",
             detectors=detectors,

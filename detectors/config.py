@@ -1,9 +1,10 @@
 """Which detectors run on which signal of a model, and the bank's limits.
 
 Defaults: concept signals (``error_rate``, ``abs_error``) run ADWIN and Page-Hinkley, data
-signals a stricter ADWIN. ``signal_detectors`` overrides that per signal, by exact name first
-and then by the first matching shell-style pattern (an empty list switches a signal's
-detectors off).
+signals a stricter ADWIN, except where :data:`SIGNAL_DEFAULTS` says otherwise (the G-test on
+``category:*``, ADWIN tuned for ``volume`` and ``label_delay``). ``signal_detectors``
+overrides that per signal, by exact name first and then by the first matching shell-style
+pattern (an empty list switches a signal's detectors off).
 Detector lists accept names or full specs. Binary-only detectors are skipped on numeric
 signals and numeric-only ones on binary signals, so one list can serve both. A detector file
 (:class:`DetectorFile`, what ``driftstream calibrate`` writes) gives detectors per model and
@@ -17,6 +18,9 @@ signal on top of the settings' lists.
 []
 >>> [spec.name for spec in config.detectors_for(ABS_ERROR)], config.detectors_for(SCORE)[0].name
 (['adwin', 'page_hinkley'], 'adwin')
+>>> country = Signal("category:country", "data", binary=False, categorical=True)
+>>> [spec.name for spec in config.detectors_for(country)]
+['g_test']
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ import json
 from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from detectors.registry import DetectorSpec, accepts
+from detectors.registry import DetectorSpec, ParamValue, accepts
 from detectors.signals import Signal
 
 
@@ -69,6 +74,23 @@ a stable stream (``hvalue`` of the simulator's loan data, in the order the live 
 It costs at most one more ADWIN clock (32 values) of detection delay in the simulator's
 data-drift scenario."""
 
+VOLUME_ADWIN: dict[str, ParamValue] = {"delta": 1e-4, "clock": 1, "grace_period": 10}
+
+
+SIGNAL_DEFAULTS: Mapping[str, tuple[DetectorSpec, ...]] = MappingProxyType(
+    {
+        "category:*": (DetectorSpec(name="g_test"),),
+        "volume": (DetectorSpec(name="adwin", params=VOLUME_ADWIN),),
+        "label_delay": (DetectorSpec(name="adwin", params={"delta": 1e-6}),),
+    }
+)
+"""Built-in detectors of the signals the kind defaults do not suit, consulted after
+``signal_detectors``: the G-test on categories (ADWIN cannot read strings); on ``volume``, an
+ADWIN that tests every value and from the 10th on (one value per interval: at ADWIN's
+defaults, 100 intervals would pass before its first test); on ``label_delay``, a 100x stricter
+ADWIN (delays are long-tailed: at delta 1e-4, 1 false alarm in 20 streams of 20,000
+exponential delays, none at 1e-6, which detects a doubled mean delay 23-87 values later)."""
+
 
 class BankConfig(BaseModel):
     """The detector configuration of one model's :class:`~detectors.bank.DetectorBank`.
@@ -95,6 +117,20 @@ class BankConfig(BaseModel):
         Joined classification outcomes with a score from which the label-free estimate of
         accuracy, precision and recall learns its calibration, then frozen (0: no estimate;
         :mod:`detectors.calibration`).
+    quality_reference
+        Values of a feature that set its reference for ``invalid:<name>``: the range of a
+        numeric feature, the categories of a string one.
+    volume_interval_seconds
+        The event-time interval of the ``volume`` signal (predictions per second in each).
+    volume_grace_seconds
+        How long after an interval's end its predictions still count (later ones are counted
+        as late); it delays every ``volume`` value by as much. None: the runtime's default,
+        10 s where predictions reach the bank in event-time order (the Kafka-native runtime,
+        the replay), 600 s where they come in arrival order (the Faust runtime).
+    label_horizon_seconds
+        How long after its prediction a label counts as arrived for ``label_coverage``; keep
+        it at most the join's TTL, after which a label cannot join anyway. Coverage values
+        come this long (plus one interval) after their predictions.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -108,6 +144,10 @@ class BankConfig(BaseModel):
     recent_window: int = Field(default=500, ge=2)
     positive_label: Annotated[str, BeforeValidator(str)] = "1"
     calibration_outcomes: int = Field(default=1000, ge=0)
+    quality_reference: int = Field(default=1000, ge=1)
+    volume_interval_seconds: float = Field(default=10.0, gt=0)
+    volume_grace_seconds: float | None = Field(default=None, ge=0)
+    label_horizon_seconds: float = Field(default=600.0, gt=0)
 
     @classmethod
     def from_settings(cls, settings: DetectorDefaults, **overrides: Any) -> BankConfig:
@@ -124,17 +164,24 @@ class BankConfig(BaseModel):
 
     def detectors_for(self, signal: Signal) -> tuple[DetectorSpec, ...]:
         """The detectors to run on ``signal``, filtered to those that accept its values."""
-        specs = self.signal_detectors.get(signal.name)
+        specs = _lookup(self.signal_detectors, signal.name)
         if specs is None:
-            specs = next(
-                (
-                    specs
-                    for pattern, specs in self.signal_detectors.items()
-                    if fnmatchcase(signal.name, pattern)
-                ),
-                self.concept_detectors if signal.kind == "concept" else self.data_detectors,
-            )
-        return tuple(spec for spec in specs if accepts(spec.name, binary=signal.binary))
+            specs = _lookup(SIGNAL_DEFAULTS, signal.name)
+        if specs is None:
+            specs = self.concept_detectors if signal.kind == "concept" else self.data_detectors
+        return tuple(spec for spec in specs if accepts(spec.name, signal))
+
+
+def _lookup(
+    detectors: Mapping[str, Sequence[DetectorSpec]], name: str
+) -> Sequence[DetectorSpec] | None:
+    """The detectors of signal ``name``: by exact name, else by the first matching pattern."""
+    specs = detectors.get(name)
+    if specs is None:
+        specs = next(
+            (specs for pattern, specs in detectors.items() if fnmatchcase(name, pattern)), None
+        )
+    return specs
 
 
 class CalibratedSignal(BaseModel):

@@ -84,6 +84,7 @@ class AlertPolicy:
             before=firing.before,
             after=firing.after,
             events_since_drift_start=firing.events_since_drift_start,
+            moved=None if firing.moved is None else list(firing.moved),
         )
         pair.alerts += 1
         pair.last_alert_at = observed

@@ -21,7 +21,19 @@ hddm_a         drift 1e-4, warning 1e-3 (binary)               0             0.2
 hddm_w         river's defaults (binary)                       0             0.25: 76-1337
 kswin          alpha=1e-6, window 300, stat 100, seed=42       0 (4x10k)     N+1.5sd: 40-61
                (numeric only)
+g_test         reference=1000, window=500, top_k=10,           0 (9 values)  1/9->0.4:
+               clock=100, p_value=1e-6 (categorical only)                    199-299, 3 up
+                                                                             3 down 0.05:
+                                                                             399-699
 =============  ==============================================  ============  ==============
+
+The signals of data quality, traffic and label health (``missing:*``, ``invalid:*``,
+``category:*``, ``volume``, ``label_coverage``, ``label_delay``) use these detectors with the
+per-signal defaults of :data:`detectors.config.SIGNAL_DEFAULTS`; on the simulator's scenarios
+(``bench.data_quality``, 5 seeds) none raised a false alarm in 5 stable streams of 100,000
+predictions, and they detected a category shift after 9-21 s of event time, a feature going
+missing after 1-2 s, a 5x surge after 52-60 s, labels stopping or arriving 4x later after
+614-622 s (a 600 s label horizon plus an interval).
 
 River's own defaults are much noisier: Page-Hinkley (threshold 50 on raw values, forgetting
 factor 0.9999) fires 12-16 times on 20,000 N(0, 1) values, KSWIN (alpha 0.005) 26-30 times,
@@ -33,8 +45,9 @@ EDDM still open now and then on stable streams, which is why warning alerts are 
 >>> detector = build_detector(spec)
 >>> detector.delta, detector.grace_period
 (0.001, 100)
->>> accepts("ddm", binary=False), accepts("kswin", binary=True)
-(False, False)
+>>> from detectors.signals import ERROR_RATE, SCORE
+>>> accepts("ddm", SCORE), accepts("kswin", ERROR_RATE), accepts("g_test", SCORE)
+(False, False, False)
 """
 
 from __future__ import annotations
@@ -47,6 +60,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from river import drift
 
+from detectors.category import CategoryShift
+from detectors.signals import Signal
 from detectors.standardized import Standardized
 
 ParamValue = bool | int | float | str
@@ -64,6 +79,7 @@ class RegisteredDetector:
     defaults: Mapping[str, ParamValue]
     binary_only: bool = False
     numeric_only: bool = False
+    categorical_only: bool = False
 
 
 REGISTRY: Mapping[str, RegisteredDetector] = MappingProxyType(
@@ -107,6 +123,11 @@ REGISTRY: Mapping[str, RegisteredDetector] = MappingProxyType(
             factory=drift.KSWIN,
             defaults={"alpha": 1e-6, "window_size": 300, "stat_size": 100, "seed": 42},
             numeric_only=True,
+        ),
+        "g_test": RegisteredDetector(
+            factory=CategoryShift,
+            defaults={"reference": 1000, "window": 500, "top_k": 10, "clock": 100, "p_value": 1e-6},
+            categorical_only=True,
         ),
     }
 )
@@ -154,7 +175,10 @@ def build_detector(spec: DetectorSpec) -> Any:
     return registered.factory(**{**registered.defaults, **spec.params})
 
 
-def accepts(name: str, *, binary: bool) -> bool:
-    """Whether detector ``name`` may run on a binary (0/1) or on a numeric signal."""
+def accepts(name: str, signal: Signal) -> bool:
+    """Whether detector ``name`` may run on ``signal``: categorical detectors on categorical
+    signals only, the others on binary (0/1) or numeric ones as they allow."""
     registered = REGISTRY[name]
-    return not registered.numeric_only if binary else not registered.binary_only
+    if registered.categorical_only or signal.categorical:
+        return registered.categorical_only and signal.categorical
+    return not registered.numeric_only if signal.binary else not registered.binary_only

@@ -59,7 +59,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from detectors.bank import DetectorBank
+from detectors.bank import DetectorBank, SnapshotFormatError
 from detectors.config import DetectorConfig
 from detectors.join import JoinedOutcome
 from pipeline.edge import dead_letter
@@ -276,17 +276,24 @@ class DetectProcessor:
         """Whether a model changed since the last :meth:`take_snapshots`."""
         return bool(self._changed)
 
-    def model(self, model_id: str, partition: int) -> ModelDetection:
-        """The model's state: in memory, restored from its snapshot, or new."""
+    def model(self, model_id: str, partition: int, effects: Effects) -> ModelDetection:
+        """The model's state: in memory, restored from its snapshot, or new. A snapshot an
+        older driftstream wrote in another format starts the model afresh, counted in
+        ``detectors_reset``."""
         model = self.models.get(model_id)
         if model is None:
             snapshot = self.load(model_id)
+            model = None
             if snapshot:
-                model = ModelDetection.restore(
-                    snapshot, self.dedupe_window, self.lateness, self.hold
-                )
-            else:
-                bank = DetectorBank(model_id, self.config.for_model(model_id))
+                try:
+                    model = ModelDetection.restore(
+                        snapshot, self.dedupe_window, self.lateness, self.hold
+                    )
+                except SnapshotFormatError:
+                    effects.count(model_id, "detectors_reset", source=partition_tag("o", partition))
+            if model is None:
+                config = self.config.for_model(model_id)
+                bank = DetectorBank(model_id, config, arrival_order=not self.hold)
                 model = ModelDetection.new(bank, self.dedupe_window, self.lateness, self.hold)
             self.models[model_id] = model
         self.partitions[model_id] = partition
@@ -323,7 +330,7 @@ class DetectProcessor:
         """Take one observation of ``partition`` read at ``offset`` (None: handed over
         directly, in order); the alerts of what it let through to the bank, not published."""
         model_id, source = observation.model_id, partition_tag("o", partition)
-        model = self.model(model_id, partition)
+        model = self.model(model_id, partition, effects)
         taken = model.take(
             observation, next(self._arrivals) if offset is None else offset, self.clock()
         )

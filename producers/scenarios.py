@@ -13,7 +13,22 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
+from producers.loan_data import SHIFTED_FEATURE
+
 DriftKind = Literal["none", "concept", "data"]
+
+SHIFTED_CATEGORY_FEATURE = "zipcode"
+"""The categorical feature whose mix moves under ``category-shift``."""
+SHIFTED_CATEGORY_VALUE = "zip0"
+"""The value that takes over under ``category-shift`` (one of nine, ~1/9 before)."""
+CATEGORY_SHIFT_SHARE = 0.5
+"""Share of the drifted requests whose category is set to ``SHIFTED_CATEGORY_VALUE``."""
+MISSING_FEATURE_NAME = "hvalue"
+"""The feature the logging loses (as null) under ``missing-feature``."""
+SURGE_FACTOR = 5.0
+"""How many times the request rate grows under ``surge``."""
+LATE_FACTOR = 4.0
+"""How many times longer labels take to arrive under ``labels-late``."""
 
 
 class Scenario(StrEnum):
@@ -26,6 +41,16 @@ class Scenario(StrEnum):
       concept stays the same.
     - ``recurring``: the concept switches at ``drift_at`` and switches back ``drift_width``
       predictions later.
+    - ``category-shift``: half of the requests get zipcode ``zip0`` (~55% of them have it
+      then, ~1/9 before).
+    - ``missing-feature``: the emitted requests lose ``hvalue`` (null; the model still saw it).
+    - ``surge``: requests arrive ``SURGE_FACTOR`` (5) times as fast.
+    - ``labels-stop``: requests from ``drift_at`` on get no ground truth (earlier ones still do).
+    - ``labels-late``: the ground truth of requests from ``drift_at`` on takes ``LATE_FACTOR``
+      (4) times as long to arrive.
+
+    The last five are data changes (P(y|x) stays); like ``data-drift`` each comes in at once at
+    ``drift_at`` or ramps up over ``drift_width`` predictions.
     """
 
     STABLE = "stable"
@@ -33,13 +58,35 @@ class Scenario(StrEnum):
     GRADUAL = "gradual"
     DATA_DRIFT = "data-drift"
     RECURRING = "recurring"
+    CATEGORY_SHIFT = "category-shift"
+    MISSING_FEATURE = "missing-feature"
+    SURGE = "surge"
+    LABELS_STOP = "labels-stop"
+    LABELS_LATE = "labels-late"
 
     @property
     def drift_kind(self) -> DriftKind:
-        """What drifts: ``concept`` (P(y|x)), ``data`` (P(x)) or ``none``."""
+        """What drifts: ``concept`` (P(y|x)), ``data`` (P(x) or the traffic) or ``none``."""
         if self is Scenario.STABLE:
             return "none"
-        return "data" if self is Scenario.DATA_DRIFT else "concept"
+        concept = (Scenario.ABRUPT, Scenario.GRADUAL, Scenario.RECURRING)
+        return "concept" if self in concept else "data"
+
+    @property
+    def watched_signal(self) -> str | None:
+        """The detector signal whose alert marks the change as detected (``None``: no change)."""
+        return {
+            Scenario.STABLE: None,
+            Scenario.ABRUPT: "error_rate",
+            Scenario.GRADUAL: "error_rate",
+            Scenario.RECURRING: "error_rate",
+            Scenario.DATA_DRIFT: f"feature:{SHIFTED_FEATURE}",
+            Scenario.CATEGORY_SHIFT: f"category:{SHIFTED_CATEGORY_FEATURE}",
+            Scenario.MISSING_FEATURE: f"missing:{MISSING_FEATURE_NAME}",
+            Scenario.SURGE: "volume",
+            Scenario.LABELS_STOP: "label_coverage",
+            Scenario.LABELS_LATE: "label_delay",
+        }[self]
 
 
 @dataclass(frozen=True)
@@ -61,7 +108,8 @@ class DriftSchedule:
         """The schedule with defaults filled in; options a scenario has no use for are ignored.
 
         Defaults: drift at the middle of the traffic (a third of it for ``recurring``), a
-        ``gradual`` window of a fifth of the traffic, a ``recurring`` episode of a third.
+        ``gradual`` window of a fifth of the traffic, a ``recurring`` episode of a third, and
+        no window (a change at once) for the data changes.
         """
         if scenario is Scenario.STABLE:
             return cls(scenario, None, 0)

@@ -2,10 +2,12 @@
 
 Each model is a river Hoeffding tree trained on a warm-up segment of its world (not emitted)
 and then frozen, as a production model is; its world then drifts as the scenario says, so
-concept drift shows up as a real accuracy drop. Labels arrive late (exponential delay), for a
-fraction of requests, sometimes before their prediction and sometimes twice. Timestamps are
-simulated event time from ``EPOCH``, and events come out in simulated arrival order, so a seed
-gives the same bytes every time.
+concept drift shows up as a real accuracy drop. The data changes (category shift, missing
+feature, surge, labels stop or late) draw from a random stream of their own, so before the drift
+their traffic is exactly the ``stable`` traffic of the same model id and seed. Labels arrive
+late (exponential delay), for a fraction of requests, sometimes before their prediction and
+sometimes twice. Timestamps are simulated event time from ``EPOCH``, and events come out in
+simulated arrival order, so a seed gives the same bytes every time.
 
 >>> model = ModelTraffic("credit", Scenario.ABRUPT, n_predictions=200, seed=7, warmup=500)
 >>> events = list(simulate([model]))
@@ -31,7 +33,17 @@ from pydantic import BaseModel, ConfigDict
 from river import tree
 
 from producers.loan_data import Features, LoanApplications
-from producers.scenarios import DriftKind, DriftSchedule, Scenario
+from producers.scenarios import (
+    CATEGORY_SHIFT_SHARE,
+    LATE_FACTOR,
+    MISSING_FEATURE_NAME,
+    SHIFTED_CATEGORY_FEATURE,
+    SHIFTED_CATEGORY_VALUE,
+    SURGE_FACTOR,
+    DriftKind,
+    DriftSchedule,
+    Scenario,
+)
 from schemas.events import LabelEvent, PredictionEvent
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -190,20 +202,41 @@ class ModelTraffic:
         model = _frozen_model(world, self.warmup)
         clock = random.Random(self._seed_for("clock"))
         labelling = random.Random(self._seed_for("labels"))
+        change = random.Random(self._seed_for("scenario"))
+        scenario = self.schedule.scenario
         order = itertools.count()
         pending: list[tuple[float, int, Arrival]] = []
         now = 0.0
         for index in range(self.n_predictions):
-            now += clock.expovariate(self.requests_per_second)
             weight = self.schedule.weight(index)
-            drift_kind = self.schedule.scenario.drift_kind
+            rate = self.requests_per_second
+            if scenario is Scenario.SURGE:
+                rate *= 1.0 + (SURGE_FACTOR - 1.0) * weight
+            now += clock.expovariate(rate)
             features, label = world.draw(
-                concept_drift=weight if drift_kind == "concept" else 0.0,
-                input_shift=weight if drift_kind == "data" else 0.0,
+                concept_drift=weight if scenario.drift_kind == "concept" else 0.0,
+                input_shift=weight if scenario is Scenario.DATA_DRIFT else 0.0,
             )
+            # A shifted category is an input the model sees; a missing feature is lost only
+            # in the log, after the model predicted on the full request.
+            if (
+                scenario is Scenario.CATEGORY_SHIFT
+                and change.random() < weight * CATEGORY_SHIFT_SHARE
+            ):
+                features[SHIFTED_CATEGORY_FEATURE] = SHIFTED_CATEGORY_VALUE
             proba = model.predict_proba_one(features)
-            prediction = self._prediction(index, now, features, proba)
-            for arrival in [prediction, *self._label_arrivals(labelling, prediction, label)]:
+            logged: dict[str, float | str | None] = dict(features)
+            if scenario is Scenario.MISSING_FEATURE and change.random() < weight:
+                logged[MISSING_FEATURE_NAME] = None
+            prediction = self._prediction(index, now, logged, proba)
+            labels_stopped = scenario is Scenario.LABELS_STOP and change.random() < weight
+            delay = self.labels.mean_delay
+            if scenario is Scenario.LABELS_LATE:
+                delay *= 1.0 + (LATE_FACTOR - 1.0) * weight
+            labels = (
+                [] if labels_stopped else self._label_arrivals(labelling, prediction, label, delay)
+            )
+            for arrival in [prediction, *labels]:
                 heapq.heappush(pending, (arrival.time, next(order), arrival))
             # Later requests are later, and their early labels precede them by < early_lead.
             while pending and pending[0][0] < now - self.labels.early_lead:
@@ -212,7 +245,11 @@ class ModelTraffic:
             yield heapq.heappop(pending)[2]
 
     def _prediction(
-        self, index: int, now: float, features: Features, proba: dict[int, float]
+        self,
+        index: int,
+        now: float,
+        features: dict[str, float | str | None],
+        proba: dict[int, float],
     ) -> Arrival:
         probabilities = {str(c): proba.get(c, 0.0) for c in CLASSES}
         score = probabilities[str(POSITIVE_CLASS)]
@@ -229,7 +266,9 @@ class ModelTraffic:
         )
         return Arrival(now, index, event)
 
-    def _label_arrivals(self, rng: random.Random, prediction: Arrival, label: int) -> list[Arrival]:
+    def _label_arrivals(
+        self, rng: random.Random, prediction: Arrival, label: int, mean_delay: float
+    ) -> list[Arrival]:
         policy = self.labels
         if rng.random() >= policy.coverage:
             return []
@@ -237,7 +276,7 @@ class ModelTraffic:
         if early:
             at = prediction.time - policy.early_lead * (1.0 - rng.random())
         else:
-            at = prediction.time + rng.expovariate(1.0 / policy.mean_delay)
+            at = prediction.time + rng.expovariate(1.0 / mean_delay)
         event = LabelEvent(
             request_id=prediction.event.request_id,
             model_id=self.model_id,
@@ -246,7 +285,7 @@ class ModelTraffic:
         )
         arrivals = [Arrival(at, prediction.index, event, early=early)]
         if rng.random() < policy.duplicate_prob:
-            again = at + rng.expovariate(1.0 / policy.mean_delay)
+            again = at + rng.expovariate(1.0 / mean_delay)
             arrivals.append(Arrival(again, prediction.index, event, early=early, duplicate=True))
         return arrivals
 

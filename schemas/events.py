@@ -194,6 +194,20 @@ class WindowStats(BaseModel):
     n: Count
 
 
+MAX_MOVED_VALUES = 11
+"""The most values a categorical alert names: a detector's top K of 10 and ``"other"``."""
+
+
+class ValueShare(BaseModel):
+    """A categorical value's share of a signal's values before and after a change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    value: Annotated[StrictStr, StringConstraints(max_length=MAX_TEXT_FEATURE)]
+    before: Probability
+    after: Probability
+
+
 class DriftAlert(Event):
     """A detector fired: published to the alerts topic, keyed by model_id."""
 
@@ -209,3 +223,5 @@ class DriftAlert(Event):
     before: WindowStats
     after: WindowStats
     events_since_drift_start: Count | None = None
+    moved: Annotated[list[ValueShare], Field(max_length=MAX_MOVED_VALUES)] | None = None
+    """The values whose share moved, most moved first (categorical signals only)."""

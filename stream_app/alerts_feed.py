@@ -89,10 +89,29 @@ def recent_alerts(settings: Settings, per_partition: int) -> list[DriftAlert]:
         consumer.close()
 
 
+SHOWN_MOVED_VALUES = 3
+"""The most moved values of a categorical alert that its line names."""
+SHOWN_VALUE_LENGTH = 40
+
+
 def format_alert(alert: DriftAlert) -> str:
-    """One line per alert, for people."""
-    return (
+    """One line per alert, for people; a categorical alert's line ends with its most moved
+    values and their shares before and after (``zip0 0.11→0.52``)."""
+    line = (
         f"{alert.event_time:%Y-%m-%d %H:%M:%S} {alert.severity.upper():8} {alert.model_id} "
         f"{alert.kind} drift on {alert.signal} ({alert.detector}): mean {alert.before.mean:.3f} "
         f"-> {alert.after.mean:.3f} [{alert.alert_id[:12]}]"
     )
+    if alert.moved:
+        moved = alert.moved[:SHOWN_MOVED_VALUES]
+        line += " moved: " + ", ".join(
+            f"{_shown(share.value)} {share.before:.2f}→{share.after:.2f}" for share in moved
+        )
+    return line
+
+
+def _shown(value: str) -> str:
+    """A category value fit for one terminal line: itself if printable (else its repr), cut to
+    ``SHOWN_VALUE_LENGTH`` characters."""
+    text = value if value.isprintable() else repr(value)
+    return text if len(text) <= SHOWN_VALUE_LENGTH else f"{text[: SHOWN_VALUE_LENGTH - 1]}…"

@@ -1,10 +1,11 @@
 """``driftstream demo``: the whole product, end to end, on local services.
 
 Brings up Kafka and Redis (unless they answer already), starts a worker on topics of its own,
-simulates three models (``stable``, ``fraud`` with abrupt concept drift, ``churn`` with data
-drift only), shows progress and every alert as it arrives, waits for the worker to catch up,
-prints a summary scored against the simulator's truth, draws the report image (from the
-worker's Redis history), deletes its topics and stops what it started.
+simulates four models (``stable``, ``fraud`` with abrupt concept drift, ``churn`` with data
+drift only, ``credit`` whose ``hvalue`` feature goes missing), shows progress and every alert
+as it arrives, waits for the worker to catch up, prints a summary scored against the
+simulator's truth, draws the report image (from the worker's Redis history), deletes its
+topics and stops what it started.
 
 Ctrl-C at any point raises ``KeyboardInterrupt`` once; further Ctrl-Cs are ignored while the
 demo stops the worker, deletes its topics and stops the services it started.
@@ -94,6 +95,7 @@ def demo_models(n_predictions: int, seed: int) -> list[ModelTraffic]:
         ModelTraffic("stable", "stable", n_predictions, seed=seed, label_noise=0.05),
         ModelTraffic("fraud", "abrupt", n_predictions, seed=seed + 1),
         ModelTraffic("churn", "data-drift", n_predictions, seed=seed + 2),
+        ModelTraffic("credit", "missing-feature", n_predictions, seed=seed + 3),
     ]
 
 
@@ -259,8 +261,9 @@ def run_demo(
     base = Settings()
     run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
     settings = demo_settings(base, run_id)
-    per_prediction = demo_models(1, seed)[0].labels.events_per_prediction
-    n_predictions = max(500, round(duration * rate / (3 * per_prediction)))
+    one_each = demo_models(1, seed)
+    per_prediction = one_each[0].labels.events_per_prediction
+    n_predictions = max(500, round(duration * rate / (len(one_each) * per_prediction)))
     models = demo_models(n_predictions, seed)
     keys = LiveStateKeys(settings.redis.key_prefix)
     data_dir = base.worker.data_dir / f"demo-{run_id}"

@@ -12,6 +12,8 @@ writes again everything it wrote since it started. Key layout (prefix ``driftstr
 - ``pipeline``: hash of counts that belong to no model (dead-lettered, evicted, failed flushes)
 - ``model:{id}``: hash of counts, rolling accuracy / error rate, status, last alert id, updated_at
 - ``model:{id}:signals``: hash of per-signal estimate and detector status (JSON per signal)
+- ``model:{id}:quality``: hash of per-feature data-quality counts (JSON per feature: missing,
+  wrong_type, out_of_range, unseen_category)
 - ``model:{id}:history``: capped stream, one entry per flush of a model that changed (field
   ``point``: a :class:`~detectors.history.HistoryPoint` as JSON: event time, counts, rolling
   accuracy, precision, recall, error rate, MAE, every signal's estimate); what
@@ -28,7 +30,7 @@ import uuid
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import redis
 import redis.asyncio
@@ -66,6 +68,9 @@ class LiveStateKeys:
 
     def signals(self, model_id: str) -> str:
         return f"{self.prefix}model:{model_id}:signals"
+
+    def quality(self, model_id: str) -> str:
+        return f"{self.prefix}model:{model_id}:quality"
 
     def history(self, model_id: str) -> str:
         return f"{self.prefix}model:{model_id}:history"
@@ -107,8 +112,19 @@ class WriterStats:
     stale: bool = False
 
 
-def _nested_dict() -> defaultdict[str, dict[FieldT, EncodableT]]:
+ModelFields = defaultdict[str, dict[FieldT, EncodableT]]
+"""Fields of one kind of hash, per model id."""
+Owner = TypeVar("Owner")
+
+
+def _nested_dict() -> ModelFields:
     return defaultdict(dict)
+
+
+def _copy(
+    fields: defaultdict[Owner, dict[FieldT, EncodableT]],
+) -> defaultdict[Owner, dict[FieldT, EncodableT]]:
+    return defaultdict(dict, {m: dict(v) for m, v in fields.items()})
 
 
 @dataclass
@@ -118,8 +134,9 @@ class PendingChanges:
     counts: defaultdict[str | None, Counter[str]] = field(
         default_factory=lambda: defaultdict(Counter)
     )
-    model: defaultdict[str, dict[FieldT, EncodableT]] = field(default_factory=_nested_dict)
-    signals: defaultdict[str, dict[FieldT, EncodableT]] = field(default_factory=_nested_dict)
+    model: ModelFields = field(default_factory=_nested_dict)
+    signals: ModelFields = field(default_factory=_nested_dict)
+    quality: ModelFields = field(default_factory=_nested_dict)
     history: defaultdict[str, list[HistoryPoint]] = field(default_factory=lambda: defaultdict(list))
     alerts: list[DriftAlert] = field(default_factory=list)
     sourced: defaultdict[str | None, dict[FieldT, EncodableT]] = field(
@@ -129,17 +146,20 @@ class PendingChanges:
 
     def __bool__(self) -> bool:
         return bool(
-            self.counts or self.model or self.signals or self.history or self.alerts or self.sourced
+            self.counts or any(self.hashes()) or self.history or self.alerts or self.sourced
         )
+
+    def hashes(self) -> tuple[ModelFields, ModelFields, ModelFields]:
+        """The per-model hash fields: model, signals, quality (in that order)."""
+        return self.model, self.signals, self.quality
 
     def absorb_older(self, older: PendingChanges) -> None:
         """Fold in changes made before these (newer field values win)."""
         for model_id, counts in older.counts.items():
             self.counts[model_id].update(counts)
-        for model_id, values in older.model.items():
-            self.model[model_id] = {**values, **self.model[model_id]}
-        for model_id, values in older.signals.items():
-            self.signals[model_id] = {**values, **self.signals[model_id]}
+        for newer, older_fields in zip(self.hashes(), older.hashes(), strict=True):
+            for model_id, values in older_fields.items():
+                newer[model_id] = {**values, **newer[model_id]}
         for source_of, totals in older.sourced.items():
             self.sourced[source_of] = {**totals, **self.sourced[source_of]}
         for model_id, points in older.history.items():
@@ -150,9 +170,10 @@ class PendingChanges:
         """The counts and fields alone (what a Redis that lost its data can be given again)."""
         return PendingChanges(
             counts=defaultdict(Counter, {m: Counter(c) for m, c in self.counts.items()}),
-            model=defaultdict(dict, {m: dict(v) for m, v in self.model.items()}),
-            signals=defaultdict(dict, {m: dict(v) for m, v in self.signals.items()}),
-            sourced=defaultdict(dict, {m: dict(v) for m, v in self.sourced.items()}),
+            model=_copy(self.model),
+            signals=_copy(self.signals),
+            quality=_copy(self.quality),
+            sourced=_copy(self.sourced),
         )
 
 
@@ -189,8 +210,8 @@ class LiveStateWriter:
         self._pending.model[model_id].update({k: str(v) for k, v in values.items()})
 
     def set_summary(self, summary: BankSummary, updated_at: datetime) -> None:
-        """Record a detector bank's live view: model status and rates, every signal, and a
-        point of its history."""
+        """Record a detector bank's live view: model status and rates, every signal, every
+        feature's data-quality counts, and a point of its history."""
         rates = {
             "status": summary.status,
             "model_version": summary.model_version,
@@ -208,6 +229,9 @@ class LiveStateWriter:
         self.set_model(summary.model_id, {**values, "updated_at": updated_at.isoformat()})
         self._pending.signals[summary.model_id].update(
             {name: json.dumps(asdict(signal)) for name, signal in summary.signals.items()}
+        )
+        self._pending.quality[summary.model_id].update(
+            {name: json.dumps(asdict(counts)) for name, counts in summary.quality.items()}
         )
         if (point := HistoryPoint.of(summary)) is not None:
             self._pending.history[summary.model_id].append(point)
@@ -263,7 +287,8 @@ class LiveStateWriter:
     def _pipeline(self, batch: PendingChanges) -> Pipeline:
         pipe = self.client.pipeline(transaction=False)
         pipe.set(self.keys.writer(self.writer_id), 1, ex=86_400, get=True)
-        models = {m for m in batch.counts if m is not None} | set(batch.model) | set(batch.signals)
+        models = {m for m in batch.counts if m is not None}
+        models |= {m for fields in batch.hashes() for m in fields}
         models |= {m for m in batch.sourced if m is not None}
         if models:
             pipe.sadd(self.keys.models, *models)
@@ -276,10 +301,11 @@ class LiveStateWriter:
             pipe.hset(sources, mapping=totals)
             target = self.keys.pipeline if model_id is None else self.keys.model(model_id)
             pipe.eval(SUM_SOURCES, 2, sources, target)
-        for model_id, values in batch.model.items():
-            pipe.hset(self.keys.model(model_id), mapping=values)
-        for model_id, values in batch.signals.items():
-            pipe.hset(self.keys.signals(model_id), mapping=values)
+        hash_keys = (self.keys.model, self.keys.signals, self.keys.quality)
+        for hash_key, fields in zip(hash_keys, batch.hashes(), strict=True):
+            for model_id, values in fields.items():
+                if values:  # HSET of no field is an error (a model without features)
+                    pipe.hset(hash_key(model_id), mapping=values)
         for model_id, points in batch.history.items():
             for point in points:
                 pipe.xadd(
@@ -298,9 +324,9 @@ class LiveStateWriter:
 def read_live_state(
     client: redis.Redis, keys: LiveStateKeys, model_id: str | None = None
 ) -> dict[str, dict[str, Any]]:
-    """The Redis view of every model (or one): its hash plus its decoded signals, and the
-    pipeline counts under ``"_pipeline"`` when all models are asked for. ``client`` must
-    decode responses."""
+    """The Redis view of every model (or one): its hash plus its decoded signals (under
+    ``"signals"``) and quality counts (``"quality"``, by feature), and the pipeline counts
+    under ``"_pipeline"`` when all models are asked for. ``client`` must decode responses."""
 
     def read_hash(key: str) -> dict[str, str]:
         return cast(dict[str, str], client.hgetall(key))
@@ -310,8 +336,13 @@ def read_live_state(
     for mid in model_ids:
         model: dict[str, Any] = read_hash(keys.model(mid))
         signals = read_hash(keys.signals(mid))
-        if model or signals:
-            view[mid] = {**model, "signals": {k: json.loads(v) for k, v in signals.items()}}
+        quality = read_hash(keys.quality(mid))
+        if model or signals or quality:
+            view[mid] = {
+                **model,
+                "signals": {k: json.loads(v) for k, v in signals.items()},
+                "quality": {k: json.loads(v) for k, v in quality.items()},
+            }
     if model_id is None:
         view["_pipeline"] = read_hash(keys.pipeline)
     return view

@@ -8,7 +8,9 @@ prefixed ``driftstream_``; docs/architecture.md has the list):
   joined, expired_predictions, orphan_labels, duplicates, alerts), ``alerts_total{model,signal,
   detector,kind,severity}``, gauges ``model_accuracy``, ``model_error_rate``,
   ``model_mean_absolute_error``, ``model_precision``, ``model_recall``, ``model_status`` (0 ok,
-  1 warning, 2 drift), ``signal_estimate`` and ``signal_status`` ``{model,signal,kind}``;
+  1 warning, 2 drift), ``signal_estimate`` and ``signal_status`` ``{model,signal,kind}``,
+  ``data_quality_problems{model,feature,problem}`` (a feature's count of each problem:
+  missing, wrong_type, out_of_range, unseen_category);
 - per process: ``pipeline_events_total{event}`` (deadlettered, evicted, offset_gaps, ...),
   ``consumed_messages_total{stage}``, ``stage_latency_seconds{stage}`` (Kafka record time to
   processing), ``alert_latency_seconds{kind}`` (event time to alert publish),
@@ -16,9 +18,10 @@ prefixed ``driftstream_``; docs/architecture.md has the list):
 
 Hostile ids cannot break the endpoint: the client escapes label values, :func:`label_value`
 makes them valid UTF-8 of bounded length, and :class:`CappedLabels` bounds their number. Past
-``metrics_max_models`` models (or ``metrics_max_signals`` signals of one model) counters go to
-the label ``_other`` (no real id starts with ``_``), gauges are not exported, and each such
-update is counted in ``metric_labels_capped_total{label}``.
+``metrics_max_models`` models (or ``metrics_max_signals`` signals, or as many features, of one
+model) counters go to the label ``_other`` (no real id starts with ``_``), gauges are not
+exported, and each such update is counted in ``metric_labels_capped_total{label}`` (label
+model, signal or feature).
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from prometheus_client import (
     CollectorRegistry,
@@ -49,7 +52,7 @@ from stream_app.settings import WorkerSettings
 log = logging.getLogger(__name__)
 
 OTHER = "_other"
-"""The label of every model (or signal) past the cardinality cap."""
+"""The label of every model (or signal, or feature) past the cardinality cap."""
 EMPTY = "_empty"
 """The label of an empty id (an empty label value would read as no label at all)."""
 
@@ -58,6 +61,8 @@ STATUS_VALUES: dict[Status, int] = {"ok": 0, "warning": 1, "drift": 2}
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
 Partition = tuple[str, int]
+PerModel = Literal["signal", "feature"]
+"""The labels capped per model."""
 
 
 def label_value(text: str) -> str:
@@ -94,12 +99,13 @@ class CappedLabels:
 class WorkerMetrics:
     """Every metric of one worker, in a registry of its own."""
 
-    def __init__(self, max_models: int = 100, max_signals: int = 50) -> None:
+    def __init__(self, max_models: int = 100, max_signals: int = 100) -> None:
         self.registry = registry = CollectorRegistry()
         ProcessCollector(registry=registry)
         capped = Counter(
             "driftstream_metric_labels_capped",
-            "Updates of a model or signal past the label cap: counted under _other or dropped.",
+            "Updates of a model, signal or feature past the label cap: counted under _other or "
+            "dropped.",
             ["label"],
             registry=registry,
         )
@@ -175,10 +181,19 @@ class WorkerMetrics:
         )
         signal = ("model", "signal", "kind")
         self.signal_estimate = gauge(
-            "signal_estimate", "Mean of a signal over its recent window.", signal
+            "signal_estimate",
+            "Mean of a signal over its recent window (categorical: total variation distance of "
+            "its recent shares from the reference).",
+            signal,
         )
         self.signal_status = gauge(
             "signal_status", "Worst detector status of a signal: 0 ok, 1 warning, 2 drift.", signal
+        )
+        self.data_quality_problems = gauge(
+            "data_quality_problems",
+            "Predictions where a feature had the problem (missing, wrong_type, out_of_range, "
+            "unseen_category), since the feature was first seen.",
+            ("model", "feature", "problem"),
         )
         self.consumer_lag = gauge(
             "consumer_lag",
@@ -195,9 +210,13 @@ class WorkerMetrics:
             "live_state_stale", "1 while Redis is unreachable (the live view is stale).", ()
         )
         self._models = CappedLabels(max_models, capped.labels("model"))
-        self._capped_signals = capped.labels("signal")
         self._max_signals = max_signals
-        self._signals: dict[str, CappedLabels] = {}
+        self._capped: dict[PerModel, Any] = {
+            "signal": capped.labels("signal"),
+            "feature": capped.labels("feature"),
+        }
+        self._per_model: dict[tuple[PerModel, str], CappedLabels] = {}
+        """Each model's capped labels of signals and of features, by (kind, model)."""
         self._lag_partitions: set[Partition] = set()
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
@@ -216,7 +235,7 @@ class WorkerMetrics:
     def alert(self, alert: DriftAlert, published_at: datetime) -> None:
         """Count a published alert and how long after its evidence it went out."""
         model = self._models.get(alert.model_id)
-        signal = None if model is None else self._signal(model, alert.signal)
+        signal = None if model is None else self._label("signal", model, alert.signal)
         self.alerts.labels(
             OTHER if model is None else model,
             OTHER if signal is None else signal,
@@ -268,10 +287,14 @@ class WorkerMetrics:
             else:
                 gauge.labels(model).set(value)
         for name, signal in summary.signals.items():
-            if (label := self._signal(model, name)) is not None:
+            if (label := self._label("signal", model, name)) is not None:
                 labels = (model, label, signal.kind)
                 self.signal_estimate.labels(*labels).set(signal.estimate)
                 self.signal_status.labels(*labels).set(STATUS_VALUES[signal.status])
+        for name, quality in summary.quality.items():
+            if (feature := self._label("feature", model, name)) is not None:
+                for problem, n in asdict(quality).items():
+                    self.data_quality_problems.labels(model, feature, problem).set(n)
 
     def forget_model_gauges(self) -> None:
         """Drop every model's gauges (after a rebalance another worker may own the model)."""
@@ -287,6 +310,7 @@ class WorkerMetrics:
             self.status,
             self.signal_estimate,
             self.signal_status,
+            self.data_quality_problems,
         ):
             gauge.clear()
 
@@ -303,11 +327,14 @@ class WorkerMetrics:
         for topic, n in counts.items():
             self.assigned_partitions.labels(topic).set(n)
 
-    def _signal(self, model: str, signal: str) -> str | None:
-        signals = self._signals.get(model)
-        if signals is None:
-            signals = self._signals[model] = CappedLabels(self._max_signals, self._capped_signals)
-        return signals.get(signal)
+    def _label(self, kind: PerModel, model: str, value: str) -> str | None:
+        """The label of a model's signal or feature ``value``; None past the per-model cap."""
+        labels = self._per_model.get((kind, model))
+        if labels is None:
+            labels = self._per_model[kind, model] = CappedLabels(
+                self._max_signals, self._capped[kind]
+            )
+        return labels.get(value)
 
 
 @dataclass(kw_only=True)

@@ -28,7 +28,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 
 from detectors.history import HistoryPoint
-from detectors.signals import ESTIMATED_ACCURACY
+from detectors.signals import CATEGORY_PREFIX, ESTIMATED_ACCURACY
 from schemas.events import DriftAlert
 from stream_app.live_state import LiveStateKeys, read_history, read_model_alerts
 
@@ -176,7 +176,9 @@ def _draw_signal(axes: Axes, model: ModelSeries, signal: str) -> None:
         [p.signals[signal] for p in points],
         color="tab:gray",
         linewidth=1.8,
-        label="rolling mean",
+        label="shares' distance\nfrom reference"
+        if signal.startswith(CATEGORY_PREFIX)
+        else "rolling mean",
     )
     axes.set_ylabel(signal.replace(":", ":\n", 1), fontsize=9)
 

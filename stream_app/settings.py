@@ -223,7 +223,7 @@ class WorkerSettings(BaseModel):
     metrics_host: str = "127.0.0.1"  # Prometheus endpoint; "0.0.0.0" to be scraped from outside
     metrics_port: int = Field(default=9478, ge=0, le=65535)  # 0 switches the endpoint off
     metrics_max_models: int = Field(default=100, ge=1)  # models with labels of their own
-    metrics_max_signals: int = Field(default=50, ge=1)  # signals per model with their own gauges
+    metrics_max_signals: int = Field(default=100, ge=1)  # per model: signals (and features)
 
 
 class LocalServicesSettings(BaseModel):

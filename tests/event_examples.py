@@ -199,4 +199,33 @@ EXAMPLES: list[Example] = [
     bad("alert mean text", A, "after.mean", after={"mean": "high", "n": 3}),
     bad("alert stats unknown field", A, "after.std", after={"mean": 0.1, "n": 3, "std": 1}),
     bad("alert events since negative", A, "events_since_drift_start", events_since_drift_start=-1),
+    ok(
+        "alert category moved",
+        A,
+        signal="category:zipcode",
+        detector="g_test",
+        moved=[
+            {"value": "zip0", "before": 0.11, "after": 0.52},
+            {"value": "other", "before": 0.3, "after": 0.1},
+        ],
+    ),
+    ok("alert moved null", A, moved=None),
+    bad(
+        "alert moved share above 1",
+        A,
+        "moved.0.after",
+        moved=[{"value": "a", "before": 0.1, "after": 1.5}],
+    ),
+    bad(
+        "alert moved too many",
+        A,
+        "moved",
+        moved=[{"value": str(i), "before": 0.0, "after": 0.0} for i in range(12)],
+    ),
+    bad(
+        "alert moved unknown field",
+        A,
+        "moved.0.n",
+        moved=[{"value": "a", "before": 0.1, "after": 0.2, "n": 3}],
+    ),
 ]

@@ -3,6 +3,7 @@ back from the real topics and Redis."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -33,8 +34,9 @@ Event = PredictionEvent | LabelEvent
 
 def worker_env(settings: Settings, data_dir: Path, engine: Engine = "kafka") -> dict[str, str]:
     """The environment that points a worker subprocess of ``engine`` at ``settings``' services
-    and names."""
+    and names, and gives it the per-model detector settings."""
     return {
+        "DRIFTSTREAM_DETECTORS__MODELS": json.dumps(settings.detectors.models),
         "DRIFTSTREAM_WORKER__ENGINE": engine,
         "DRIFTSTREAM_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "DRIFTSTREAM_REDIS__URL": settings.redis.url,

@@ -13,11 +13,14 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import strategies as st
 
 from schemas.events import (
+    MAX_MOVED_VALUES,
     MAX_OUTCOME_TEXT,
+    MAX_TEXT_FEATURE,
     DriftAlert,
     Event,
     LabelEvent,
     PredictionEvent,
+    ValueShare,
     WindowStats,
 )
 
@@ -53,6 +56,12 @@ outcomes = st.one_of(st.integers(), finite_floats, bounded_text(1, MAX_OUTCOME_T
 """Predictions and labels: an integer class, a regression value or a class name."""
 
 window_stats = st.builds(WindowStats, mean=finite_floats, n=st.integers(min_value=0))
+value_shares = st.builds(
+    ValueShare,
+    value=bounded_text(0, MAX_TEXT_FEATURE),
+    before=st.floats(0.0, 1.0),
+    after=st.floats(0.0, 1.0),
+)
 
 
 def prediction_events() -> st.SearchStrategy[PredictionEvent]:
@@ -97,6 +106,7 @@ def drift_alerts() -> st.SearchStrategy[DriftAlert]:
         before=window_stats,
         after=window_stats,
         events_since_drift_start=st.none() | st.integers(min_value=0),
+        moved=st.none() | st.lists(value_shares, max_size=MAX_MOVED_VALUES),
     )
 
 

@@ -201,7 +201,8 @@ def signal_values(
             )
             model = values.setdefault(model_id, {})
             for signal, value in applied:
-                model.setdefault(signal.name, (signal, []))[1].append(value)
+                if not isinstance(value, str):  # the G-test of categories has no budget search
+                    model.setdefault(signal.name, (signal, []))[1].append(value)
         effects.clear()
     return values
 

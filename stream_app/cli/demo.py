@@ -19,7 +19,7 @@ def demo(
         Path, typer.Option(help="The report image (PNG) to write at the end.")
     ] = Path("driftstream-demo-report.png"),
 ) -> None:
-    """Run Kafka, Redis, the worker and three simulated models; show alerts and a summary.
+    """Run Kafka, Redis, the worker and four simulated models; show alerts and a summary.
 
     Exits non-zero if the detectors did not do their job: an alert on the stable model, or
     none on a drifting one. Ctrl-C stops the worker and the services the demo started.

@@ -88,7 +88,7 @@ def state(
     model: Annotated[str | None, typer.Argument(help="One model id (default: all).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """Print the live per-model state from Redis."""
+    """Print the live per-model state from Redis, and each model's data-quality problems."""
     import redis
 
     from stream_app.live_state import LiveStateKeys, read_live_state
@@ -126,7 +126,22 @@ def state(
     for model_id, fields in view.items():
         table.add_row(model_id, *(_short(fields.get(c, _UNSET.get(c, "0"))) for c in columns))
     console.print(table)
+    for model_id, fields in view.items():
+        if quality := fields.get("quality"):
+            console.print(f"{model_id} quality: {_quality(quality)}", markup=False, soft_wrap=True)
     _show_pipeline(pipeline)
+
+
+def _quality(quality: dict[str, dict[str, int]]) -> str:
+    """A model's data-quality counts on one line: each feature with problems and its nonzero
+    counts, then how many features have none."""
+    problems = {
+        feature: ", ".join(f"{problem} {n}" for problem, n in counts.items() if n)
+        for feature, counts in sorted(quality.items())
+    }
+    shown = [f"{feature} {text}" for feature, text in problems.items() if text]
+    clean = len(problems) - len(shown)
+    return "; ".join([*shown, f"{clean} of {len(problems)} features without problems"])
 
 
 def _show_pipeline(pipeline: dict[str, str]) -> None:

@@ -157,9 +157,8 @@ def test_backlog_drains_with_bounded_memory(
         # the Kafka-native runtime merges its partitions by event time: the replay's alerts;
         # Faust reads them in arrival order: the drift is still found, once
         report = audit(ledger, topics, engine, as_replayed=engine == "kafka")
-        assert {a.model_id for a in alerts_of(consume(ledger.settings, [topics.alerts]))} == {
-            "fraud"
-        }
+        alerts = alerts_of(consume(ledger.settings, [topics.alerts]))
+        assert {a.model_id for a in alerts} == {"fraud"}, alerts
         mib = 2**20
         print(f"backlog {backlog} events: RSS {baseline / mib:.0f} MiB, peak {peak / mib:.0f} MiB")
         assert peak - baseline < 300 * 2**20, report

@@ -38,6 +38,7 @@ def test_demo_alerts_on_the_drifting_models_only(services: Settings, tmp_path: P
     assert "as expected" in output
     assert "fraud concept drift on error_rate" in output
     assert "churn data drift on feature:" in output
+    assert "credit data drift on missing:hvalue" in output
     assert "ALERT" not in "".join(line for line in output.splitlines() if " stable " in line)
     summary = output[output.index("what happened") :]
     for row in ("predictions", "labels", "joined", "expired", "accuracy before", "alerts"):

@@ -1,14 +1,17 @@
-"""The Redis writer on a real Redis: batching, changes made mid-flush, and Redis outages."""
+"""The Redis writer on a real Redis: batching, changes made mid-flush, Redis outages, and the
+hashes of a summary (signals, data quality)."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 import redis.asyncio
 
 from detectors.bank import DetectorBank
+from detectors.config import BankConfig
 from schemas.events import DriftAlert, WindowStats
 from stream_app.live_state import (
     LiveStateKeys,
@@ -44,7 +47,7 @@ def writer_for(settings: Settings, url: str | None = None) -> LiveStateWriter:
     return LiveStateWriter(client, LiveStateKeys(settings.redis.key_prefix))
 
 
-def view(settings: Settings) -> dict[str, dict[str, object]]:
+def view(settings: Settings) -> dict[str, dict[str, Any]]:
     client = redis.Redis.from_url(settings.redis.url, decode_responses=True)
     with client:
         return read_live_state(client, LiveStateKeys(settings.redis.key_prefix))
@@ -187,3 +190,37 @@ def test_partition_totals_add_up_across_writers_and_survive_a_loss(
     assert state["m"]["predictions"] == str(12 + 5 + 7 + 1)  # i3 twice: the same total
     assert state["m"]["joined"] == "4"
     assert state["_pipeline"]["deadlettered"] == "3"
+
+
+def test_quality_counts_round_trip_and_a_model_without_features_flushes(
+    settings: Settings, redis_conn: redis.Redis
+) -> None:
+    bank = DetectorBank("m", BankConfig(quality_reference=1))  # the first value is the reference
+    for i, features in enumerate(
+        [
+            {"x": 1.0, "country": "NL"},
+            {"x": 5.0, "country": "DE"},  # out of range, unseen
+            {"x": None, "country": 3.0},  # missing, wrong type
+            {"country": "NL"},  # missing (absent)
+        ]
+    ):
+        bank.observe_prediction(prediction(f"r{i}", i).model_copy(update={"features": features}))
+    bare = DetectorBank("bare")  # no features: no quality fields (an empty HSET is an error)
+    bare.observe_prediction(prediction("b", model_id="bare").model_copy(update={"features": {}}))
+
+    async def scenario() -> None:
+        writer = writer_for(settings)
+        writer.set_summary(bank.summary(), updated_at=datetime.now(UTC))
+        writer.set_summary(bare.summary(), updated_at=datetime.now(UTC))
+        assert await writer.flush()
+        await writer.client.aclose()
+
+    asyncio.run(scenario())
+    state = view(settings)
+    assert state["m"]["quality"] == {
+        "x": {"missing": 2, "wrong_type": 0, "out_of_range": 1, "unseen_category": 0},
+        "country": {"missing": 0, "wrong_type": 1, "out_of_range": 0, "unseen_category": 1},
+    }
+    assert set(state["m"]["signals"]) >= {"feature:x", "category:country", "missing:x"}
+    assert state["bare"]["quality"] == {}
+    assert state["bare"]["predictions_applied"] == "1"

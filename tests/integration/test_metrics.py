@@ -9,6 +9,7 @@ import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import redis
 import yaml
 from confluent_kafka import Producer
 
+from detectors.signals import FeatureQuality
 from producers.simulator import ModelTraffic, simulate
 from schemas.events import LabelEvent, PredictionEvent
 from stream_app.metrics import WorkerMetrics, serving_metrics
@@ -158,6 +160,25 @@ def test_metrics_scraped_during_a_simulated_run(
     # the gauges: the drifting model's accuracy is below the alert rule's threshold
     accuracy = {dict(k)["model"]: v for k, v in samples(text, "driftstream_model_accuracy").items()}
     assert accuracy["fraud"] < accuracy_threshold(load_yaml(RULES)) < accuracy["stable"], accuracy
+    # each feature's data-quality counts (every problem, zeros too) and the new data signals
+    problems = {problem.name for problem in fields(FeatureQuality)}
+    quality = [dict(k) for k in samples(text, "driftstream_data_quality_problems")]
+    for model_id in predictions:
+        features = {
+            name
+            for e in events
+            if isinstance(e, PredictionEvent) and e.model_id == model_id
+            for name in e.features
+        }
+        assert {(q["feature"], q["problem"]) for q in quality if q["model"] == model_id} == {
+            (feature, problem) for feature in features for problem in problems
+        }
+    estimated = {
+        (k["model"], k["signal"]) for k in map(dict, samples(text, "driftstream_signal_estimate"))
+    }
+    assert {
+        (m, signal) for m in predictions for signal in ("volume", "category:zipcode")
+    } <= estimated
     lagging = {dict(k)["topic"] for k in samples(text, "driftstream_consumer_lag")}
     repartitions = repartition_topics(f"{topics.prefix}worker", topics).values()
     assert lagging == {topics.predictions, topics.labels, *repartitions, topics.observations}

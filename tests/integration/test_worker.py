@@ -27,6 +27,7 @@ from tests.pipeline import (
     live_view,
     outcome_ids,
     replayed_alert_ids,
+    replayed_alerts,
     send,
     wait_for_joined,
 )
@@ -173,3 +174,61 @@ def test_restart_neither_doubles_nor_misses_outcomes(
     alerts = alerts_of(consume(settings, [topics.alerts]))
     assert alerts, "the abrupt drift was not alerted"
     assert len({a.alert_id for a in alerts}) == len(alerts)
+
+
+DATA_QUALITY_MODELS = [
+    ModelTraffic("category", "category-shift", 3000, seed=4, drift_at=1500),
+    ModelTraffic("missing", "missing-feature", 3000, seed=4, drift_at=1500),
+    ModelTraffic("surge", "surge", 9000, seed=4, drift_at=3000),
+    ModelTraffic("labels", "labels-stop", 3000, seed=4, drift_at=1500),
+    ModelTraffic("late", "labels-late", 4000, seed=4, drift_at=1500),
+]
+"""One model per data-quality scenario. ``surge`` has 30 volume intervals before its surge
+(ADWIN needs some history; with 15 it did not fire within 12 intervals of the surge) and the
+event-time-order volume grace of 10 s on both runtimes (the Faust runtime's own default, 600 s,
+is longer than its stream);
+``labels`` and ``late`` get label horizons of 60 s and 120 s (the default 600 s is longer than
+their streams after the change)."""
+
+
+def test_data_quality_traffic_and_label_health_alert_after_the_change_as_in_replay(
+    settings: Settings, topics: Topics, tmp_path: Path, engine: Engine
+) -> None:
+    models = {
+        "surge": {"volume_grace_seconds": 10.0},
+        "labels": {"label_horizon_seconds": 60.0},
+        "late": {"label_horizon_seconds": 120.0},
+    }
+    settings = settings.model_copy(
+        update={"detectors": settings.detectors.model_copy(update={"models": models})}
+    )
+    events = list(simulate(DATA_QUALITY_MODELS))
+    with WorkerPool(settings, tmp_path, engine) as pool:
+        worker = pool.start()
+        send(settings, topics, events)
+        expected = {
+            m.model_id: len(labelled_requests(events, m.model_id)) for m in DATA_QUALITY_MODELS
+        }
+        wait_for_joined(settings, worker, expected)
+        replayed = replayed_alerts(settings, events)
+        alerts = alerts_of(consume(settings, [topics.alerts], expected=len(replayed)))
+    assert sorted(a.alert_id for a in alerts) == sorted(a.alert_id for a in replayed)
+    for model in DATA_QUALITY_MODELS:
+        start, watched = model.truth.drift_start_time, model.schedule.scenario.watched_signal
+        assert start is not None
+        own = [a for a in alerts if a.model_id == model.model_id]
+        assert [a for a in own if a.event_time < start] == [], model.model_id
+        hits = [a for a in own if a.signal == watched]
+        assert hits, (model.model_id, own)
+        delay = (min(a.event_time for a in hits) - start).total_seconds()
+        print(f"{model.schedule.scenario}: {watched} alert {delay:.0f} s of event time after it")
+    category = next(a for a in alerts if a.signal == "category:zipcode")
+    assert category.moved is not None
+    assert category.moved[0].value == "zip0"
+    assert category.moved[0].after > category.moved[0].before
+    surge = next(a for a in alerts if a.signal == "volume")
+    assert surge.after.mean > 3 * surge.before.mean
+    stopped = next(a for a in alerts if a.signal == "label_coverage" and a.model_id == "labels")
+    assert stopped.after.mean < 0.5 * stopped.before.mean
+    later = next(a for a in alerts if a.signal == "label_delay")
+    assert later.after.mean > 1.5 * later.before.mean

@@ -95,7 +95,7 @@ def test_drift_gives_one_concept_and_one_data_alert_per_detector() -> None:
     ]
     for alert in alerts:
         delay = index_of(alert) - DRIFT_AT
-        assert 0 <= delay < (CONCEPT_DELAY if alert.kind == "concept" else DATA_DELAY)
+        assert 0 <= delay < (DATA_DELAY if alert.signal == "feature:x" else CONCEPT_DELAY)
         assert alert.severity == "critical"
         assert alert.detected_at == alert.event_time + (
             timedelta(seconds=30) if alert.kind == "concept" else timedelta(0)
@@ -177,6 +177,15 @@ def test_summary_shows_drift_and_rolling_error_rate() -> None:
         "predicted_class:a",
         "predicted_class:b",
         "estimated_accuracy",
+        "category:country",
+        *(
+            f"{quality}:{name}"
+            for quality in ("missing", "invalid")
+            for name in ("x", "z", "country")
+        ),
+        "volume",
+        "label_coverage",
+        "label_delay",
     }
     assert summary.signals["feature:x"].status == "drift"
     assert summary.signals["feature:z"].status == "ok"

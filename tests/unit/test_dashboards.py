@@ -13,6 +13,7 @@ import yaml
 from prometheus_client import generate_latest
 
 from detectors.bank import DetectorBank
+from detectors.signals import LABEL_COVERAGE, LABEL_DELAY, VOLUME
 from schemas.events import DriftAlert
 from stream_app.metrics import WorkerMetrics
 from tests.event_examples import ALERT
@@ -128,6 +129,30 @@ def test_dashboard_panels(dashboard: dict[str, Any]) -> None:
         assert grid["x"] + grid["w"] <= 24, panel["title"]
     titles = {panel["title"] for panel in panels}
     assert {"Drift status", "Join rate", "Throughput", "Consumer lag"} <= titles
+
+
+def test_panels_of_volume_label_health_data_quality_and_categories(
+    dashboard: dict[str, Any],
+) -> None:
+    """Each panel selects signals the bank has (by name) or the quality gauge by its labels."""
+    exprs = {
+        panel["title"]: [target["expr"] for target in panel["targets"]]
+        for panel in dashboard["panels"]
+    }
+    assert f'signal="{VOLUME.name}"' in exprs["Traffic volume"][0]
+    coverage, delay = exprs["Label health"]
+    assert f'signal="{LABEL_COVERAGE.name}"' in coverage
+    assert f'signal="{LABEL_DELAY.name}"' in delay
+    (quality,) = exprs["Data-quality problems"]
+    assert metric_names(quality) == {"driftstream_data_quality_problems"}
+    assert "by (model, feature, problem)" in quality
+    (categories,) = exprs["Category shift"]
+    assert 'signal=~"category:.*"' in categories
+    assert all(
+        metric_names(expr) == {"driftstream_signal_estimate"}
+        for title in ("Traffic volume", "Label health", "Category shift")
+        for expr in exprs[title]
+    )
 
 
 def test_dashboard_panels_do_not_overlap(dashboard: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ on the topic not published again."""
 from __future__ import annotations
 
 import asyncio
+import pickle
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -103,3 +104,20 @@ def test_changed_models_are_saved_to_their_partition_and_restored() -> None:
         observe(second, 3, o, effects)
     assert second.models["m"].bank.outcomes == 200
     assert pipeline_counts(effects) == {"replayed_observations": 100}
+
+
+def test_a_snapshot_of_an_older_format_starts_the_model_afresh_and_is_counted() -> None:
+    table = TableStandIn()
+    first, effects = stage(table), Effects()
+    for o in drifting_outcomes(100):
+        observe(first, 3, o, effects)
+    first.save_changed()
+    bank_format, bank = pickle.loads(first.models["m"].bank.snapshot())
+    state_format, _bank, *rest = pickle.loads(table.data[b"m"])
+    older = pickle.dumps((bank_format - 1, bank))  # what the previous release wrote
+    table.data[b"m"] = pickle.dumps((state_format, older, *rest))
+
+    second, effects = stage(table), Effects()
+    observe(second, 3, outcome("r-next", 100), effects)
+    assert second.models["m"].bank.outcomes == 1
+    assert effects.counts[("m", "detectors_reset", "o3")] == 1

@@ -11,22 +11,32 @@ N(1.5, 1), after 5,000 values.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
 
-from detectors.monitor import Firing, SignalMonitor
+from detectors.config import BankConfig
+from detectors.monitor import Firing, Monitor, SignalMonitor, monitor_for
 from detectors.registry import REGISTRY, DetectorSpec, accepts
-from detectors.signals import Signal
+from detectors.signals import Signal, SignalValue
 
 BINARY = Signal("error_rate", "concept", binary=True)
 NUMERIC = Signal("feature:x", "data", binary=False)
+CATEGORICAL = Signal("category:x", "data", binary=False, categorical=True)
+CATEGORIES = [f"zip{i}" for i in range(9)]
+"""Nine equally likely values, as the simulator's zip codes."""
+
+
+def _kind(signal: Signal) -> str:
+    return "binary" if signal.binary else "categorical" if signal.categorical else "numeric"
+
 
 CASES = [
-    pytest.param(name, signal, id=f"{name}-{'binary' if signal.binary else 'numeric'}")
+    pytest.param(name, signal, id=f"{name}-{_kind(signal)}")
     for name in REGISTRY
-    for signal in (BINARY, NUMERIC)
-    if accepts(name, binary=signal.binary)
+    for signal in (BINARY, NUMERIC, CATEGORICAL)
+    if accepts(name, signal)
 ]
 
 SHIFT_AT = 5000
@@ -35,15 +45,23 @@ MAX_DELAY = {"eddm": 2500}
 between errors and is slow on abrupt shifts at low error rates."""
 
 
-def stable(signal: Signal, n: int, seed: int) -> list[float]:
+def stable(signal: Signal, n: int, seed: int) -> list[SignalValue]:
     rng = np.random.default_rng(seed)
+    if signal.categorical:
+        return [str(x) for x in rng.choice(CATEGORIES, n)]
     if signal.binary:
         return [float(x) for x in rng.random(n) < 0.1]
     return [float(x) for x in rng.normal(0.0, 1.0, n)]
 
 
-def shifted(signal: Signal, n_before: int, n_after: int, seed: int) -> list[float]:
+def shifted(signal: Signal, n_before: int, n_after: int, seed: int) -> list[SignalValue]:
+    """The stable stream, then a shift: the error rate 0.1 -> 0.4, the mean by 1.5 standard
+    deviations, or one category's share 1/9 -> 0.4."""
     rng = np.random.default_rng(seed)
+    if signal.categorical:
+        after = [0.4] + [0.6 / 8] * 8
+        values = [*rng.choice(CATEGORIES, n_before), *rng.choice(CATEGORIES, n_after, p=after)]
+        return [str(x) for x in values]
     if signal.binary:
         errors = np.concatenate([rng.random(n_before) < 0.1, rng.random(n_after) < 0.4])
         return [float(x) for x in errors]
@@ -52,11 +70,11 @@ def shifted(signal: Signal, n_before: int, n_after: int, seed: int) -> list[floa
     ]
 
 
-def monitor(name: str, signal: Signal) -> SignalMonitor:
-    return SignalMonitor(signal, [DetectorSpec(name=name)], recent_window=500)
+def monitor(name: str, signal: Signal) -> Monitor:
+    return monitor_for(signal, [DetectorSpec(name=name)], recent_window=500)
 
 
-def run(target: SignalMonitor, values: list[float]) -> list[tuple[int, Firing]]:
+def run(target: Monitor, values: list[SignalValue]) -> list[tuple[int, Firing]]:
     return [(i, firing) for i, value in enumerate(values) for firing in target.update(value)]
 
 
@@ -108,3 +126,41 @@ def test_specs_are_validated() -> None:
         DetectorSpec(name="cusum")
     with pytest.raises(ValueError, match="bad parameters"):
         DetectorSpec(name="adwin", params={"threshold": 3.0})
+
+
+def test_g_test_is_faster_than_per_value_adwin_when_several_shares_move() -> None:
+    """Why categories get the G-test: three values gain 0.05 of share and three lose it. The
+    G-test sees one shift; ADWIN (the data-signal default) on each value's 0/1 indicator sees
+    nine small ones. Measured on 10 seeds: G-test 399-699 values after the shift (median 499),
+    per-value ADWIN 471-1463 (median 887)."""
+    after = np.full(9, 1 / 9)
+    after[:3] += 0.05
+    after[3:6] -= 0.05
+    g_test, adwin = [], []
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        values = [
+            str(x)
+            for x in [*rng.choice(CATEGORIES, SHIFT_AT), *rng.choice(CATEGORIES, 5000, p=after)]
+        ]
+        g_test.append(_first_firing([monitor("g_test", CATEGORICAL)], values, indicator=False))
+        indicators = [
+            SignalMonitor(Signal(f"x={v}", "data", binary=True), BankConfig().data_detectors, 500)
+            for v in CATEGORIES
+        ]
+        adwin.append(_first_firing(indicators, values, indicator=True))
+    assert all(SHIFT_AT <= at < SHIFT_AT + 5000 for at in g_test + adwin), (g_test, adwin)
+    g_delay, adwin_delay = np.median(g_test) - SHIFT_AT, np.median(adwin) - SHIFT_AT
+    assert g_delay < 0.75 * adwin_delay, (g_test, adwin)
+
+
+def _first_firing(
+    monitors: Sequence[Monitor], values: Sequence[SignalValue], *, indicator: bool
+) -> int:
+    """The index of the first value on which any monitor fired (len(values): never)."""
+    for at, value in enumerate(values):
+        for index, target in enumerate(monitors):
+            fed: SignalValue = float(value == CATEGORIES[index]) if indicator else value
+            if target.update(fed):
+                return at
+    return len(values)

@@ -164,10 +164,41 @@ def test_models_past_the_cap_are_counted_under_other() -> None:
 
 def test_signals_past_the_cap_get_no_gauge_and_are_counted() -> None:
     bank = DetectorBank("m")
-    bank.observe_prediction(prediction("r"))  # signals: feature:x, score, predicted_class:a
+    bank.observe_prediction(
+        prediction("r")
+    )  # feature:x, missing:x, invalid:x, score, predicted_class:a
     metrics = WorkerMetrics(max_signals=1)
     summary = bank.summary()
     metrics.set_summary(summary)
     assert len(samples(metrics, "driftstream_signal_estimate")) == 1
     capped = value(metrics, "driftstream_metric_labels_capped_total", label="signal")
     assert capped == len(summary.signals) - 1
+
+
+def test_data_quality_problems_are_gauges_per_feature_and_problem() -> None:
+    bank = DetectorBank("m")
+    bank.observe_prediction(prediction("r0"))
+    bank.observe_prediction(prediction("r1").model_copy(update={"features": {"x": "one"}}))
+    bank.observe_prediction(prediction("r2").model_copy(update={"features": {}}))
+    metrics = WorkerMetrics()
+    metrics.set_summary(bank.summary())
+    assert samples(metrics, "driftstream_data_quality_problems") == {
+        (("feature", "x"), ("model", "m"), ("problem", "missing")): 1,
+        (("feature", "x"), ("model", "m"), ("problem", "wrong_type")): 1,
+        (("feature", "x"), ("model", "m"), ("problem", "out_of_range")): 0,
+        (("feature", "x"), ("model", "m"), ("problem", "unseen_category")): 0,
+    }
+    metrics.forget_model_gauges()
+    assert samples(metrics, "driftstream_data_quality_problems") == {}
+
+
+def test_features_past_the_cap_get_no_quality_gauge_and_are_counted() -> None:
+    bank = DetectorBank("m")
+    bank.observe_prediction(prediction("r").model_copy(update={"features": {"a": 1.0, "b": "z"}}))
+    metrics = WorkerMetrics(max_signals=1)
+    metrics.set_summary(bank.summary())
+    features = {
+        dict(labels)["feature"] for labels in samples(metrics, "driftstream_data_quality_problems")
+    }
+    assert features == {"a"}  # the first feature; b came past the cap
+    assert value(metrics, "driftstream_metric_labels_capped_total", label="feature") == 1

@@ -9,13 +9,27 @@ import pytest
 
 from producers import pacing
 from producers.loan_data import SHIFTED_FEATURE
-from producers.scenarios import DriftSchedule, Scenario
+from producers.scenarios import (
+    LATE_FACTOR,
+    MISSING_FEATURE_NAME,
+    SHIFTED_CATEGORY_FEATURE,
+    SHIFTED_CATEGORY_VALUE,
+    DriftSchedule,
+    Scenario,
+)
 from producers.simulator import LabelPolicy, ModelTraffic, simulate
 from schemas.codec import decode, encode
 from schemas.events import LabelEvent, PredictionEvent
 
 N_PREDICTIONS = 1500
 Stream = list[PredictionEvent | LabelEvent]
+DATA_CHANGES = (
+    Scenario.CATEGORY_SHIFT,
+    Scenario.MISSING_FEATURE,
+    Scenario.SURGE,
+    Scenario.LABELS_STOP,
+    Scenario.LABELS_LATE,
+)
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +141,9 @@ def test_abrupt_concept_drift_drops_the_frozen_models_accuracy(
     assert model.truth.drift_start_time == predictions_of(events)[drift].timestamp
 
 
-@pytest.mark.parametrize("scenario", [Scenario.STABLE, Scenario.DATA_DRIFT])
+@pytest.mark.parametrize(
+    "scenario", [Scenario.STABLE, Scenario.DATA_DRIFT, Scenario.CATEGORY_SHIFT]
+)
 def test_without_concept_drift_accuracy_holds(
     runs: dict[Scenario, tuple[ModelTraffic, Stream]], scenario: Scenario
 ) -> None:
@@ -167,6 +183,110 @@ def test_gradual_and_recurring_drift_follow_their_windows(
     baseline = accuracy(events, 0, start)
     assert baseline - accuracy(events, start, end) > 0.25
     assert accuracy(events, end, N_PREDICTIONS) > baseline - 0.05
+
+
+@pytest.mark.parametrize("scenario", DATA_CHANGES)
+def test_before_a_data_change_the_traffic_is_the_stable_traffic(scenario: Scenario) -> None:
+    def run(scenario: Scenario) -> tuple[ModelTraffic, Stream]:
+        model = ModelTraffic("same", scenario, 400, seed=3, warmup=300)
+        return model, list(simulate([model]))
+
+    changed, changed_events = run(scenario)
+    _, stable_events = run(Scenario.STABLE)
+    start, _ = drift_window(changed)
+    assert changed.truth.drift_kind == "data"
+    before = {p.request_id for p in predictions_of(stable_events)[:start]}
+
+    def of_requests_before(events: Stream) -> list[bytes]:
+        return [encode(e) for e in events if e.request_id in before]
+
+    assert of_requests_before(changed_events) == of_requests_before(stable_events)
+    assert [encode(e) for e in changed_events] != [encode(e) for e in stable_events]
+
+
+def test_category_shift_makes_one_zipcode_common(
+    runs: dict[Scenario, tuple[ModelTraffic, Stream]],
+) -> None:
+    model, events = runs[Scenario.CATEGORY_SHIFT]
+    drift, _ = drift_window(model)
+    zips = [p.features[SHIFTED_CATEGORY_FEATURE] for p in predictions_of(events)]
+
+    def share(values: list[float | str | None]) -> float:
+        return values.count(SHIFTED_CATEGORY_VALUE) / len(values)
+
+    assert share(zips[:drift]) < 0.2
+    assert share(zips[drift:]) > 0.45
+
+
+def test_missing_feature_is_null_in_every_event_after_the_drift(
+    runs: dict[Scenario, tuple[ModelTraffic, Stream]],
+) -> None:
+    model, events = runs[Scenario.MISSING_FEATURE]
+    drift, _ = drift_window(model)
+    values = [p.features[MISSING_FEATURE_NAME] for p in predictions_of(events)]
+    assert values[:drift].count(None) == 0
+    assert values[drift:].count(None) == N_PREDICTIONS - drift
+
+
+def test_a_drift_width_ramps_a_data_change_in() -> None:
+    model = ModelTraffic("ramp", Scenario.MISSING_FEATURE, 900, seed=1, warmup=300, drift_width=300)
+    values = [p.features[MISSING_FEATURE_NAME] for p in predictions_of(list(simulate([model])))]
+    assert values[:450].count(None) == 0
+    assert values[525:675].count(None) / 150 == pytest.approx(0.5, abs=0.15)
+    assert values[750:].count(None) == 150
+
+
+def test_surge_multiplies_the_request_rate(
+    runs: dict[Scenario, tuple[ModelTraffic, Stream]],
+) -> None:
+    model, events = runs[Scenario.SURGE]
+    drift, _ = drift_window(model)
+    times = [p.timestamp for p in predictions_of(events)]
+
+    def per_second(first: int, last: int) -> float:
+        return (last - first) / (times[last] - times[first]).total_seconds()
+
+    assert 4 < per_second(drift, N_PREDICTIONS - 1) / per_second(0, drift - 1) < 6
+
+
+def test_labels_stop_for_the_requests_after_the_drift(
+    runs: dict[Scenario, tuple[ModelTraffic, Stream]],
+) -> None:
+    model, events = runs[Scenario.LABELS_STOP]
+    drift, _ = drift_window(model)
+    labelled = {e.request_id for e in events if isinstance(e, LabelEvent)}
+    ids = [p.request_id for p in predictions_of(events)]
+    assert sum(i in labelled for i in ids[:drift]) / drift == pytest.approx(0.8, abs=0.04)
+    assert not labelled & set(ids[drift:])
+
+
+def test_labels_come_later_for_the_requests_after_the_drift(
+    runs: dict[Scenario, tuple[ModelTraffic, Stream]],
+) -> None:
+    model, events = runs[Scenario.LABELS_LATE]
+    drift, _ = drift_window(model)
+    predicted = {p.request_id: (i, p.timestamp) for i, p in enumerate(predictions_of(events))}
+    delays: dict[bool, list[float]] = {False: [], True: []}
+    for label in (e for e in events if isinstance(e, LabelEvent)):
+        index, time = predicted[label.request_id]
+        delays[index >= drift].append((label.timestamp - time).total_seconds())
+    ratio = fmean(delays[True]) / fmean(delays[False])
+    assert LATE_FACTOR * 0.8 < ratio < LATE_FACTOR * 1.2
+
+
+def test_each_scenario_names_the_signal_that_detects_it() -> None:
+    assert {s: s.watched_signal for s in Scenario} == {
+        Scenario.STABLE: None,
+        Scenario.ABRUPT: "error_rate",
+        Scenario.GRADUAL: "error_rate",
+        Scenario.RECURRING: "error_rate",
+        Scenario.DATA_DRIFT: "feature:salary",
+        Scenario.CATEGORY_SHIFT: "category:zipcode",
+        Scenario.MISSING_FEATURE: "missing:hvalue",
+        Scenario.SURGE: "volume",
+        Scenario.LABELS_STOP: "label_coverage",
+        Scenario.LABELS_LATE: "label_delay",
+    }
 
 
 def test_schedules_validate_their_options() -> None:

@@ -1,0 +1,110 @@
+"""Are the labels still coming, and how late? Label coverage and delay within a horizon.
+
+Ground truth arrives late, and when it stops nothing fails: the concept signals just stop
+moving. :class:`LabelHealth` buckets a model's predictions by event-time interval and records
+the delays of their joined outcomes. Once the model's predictions are ``horizon_seconds``
+(plus one interval) past a bucket, the bucket is closed and given out:
+
+- ``coverage``: one 0/1 value per prediction (1: it got its label within the horizon), its
+  labelled ones spread evenly, so the ``label_coverage`` signal is a binary stream whose mean
+  is the coverage;
+- ``delays``: the seconds from prediction to label of its labelled ones (``label_delay``), in
+  the order of their predictions (in arrival order they would rise within every bucket).
+
+It runs on the predictions' clock, not the labels', so it keeps closing buckets when the
+labels stop. Closed buckets are complete samples: at the start of a stream the labels that
+have arrived are the quick ones, and at the end of a recording the slow ones, but a bucket
+closes only once all its labels within the horizon have had their time.
+
+>>> from datetime import datetime, timedelta, timezone
+>>> t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+>>> health = LabelHealth(horizon_seconds=60, interval_seconds=10)
+>>> for s in range(4):
+...     _ = health.prediction(t0 + timedelta(seconds=s))
+>>> health.outcome(t0 + timedelta(seconds=1), label_time=t0 + timedelta(seconds=31))
+>>> health.prediction(t0 + timedelta(seconds=85))
+ClosedBuckets(coverage=[0.0, 0.0, 0.0, 1.0], delays=[30.0])
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(slots=True)
+class ClosedBuckets:
+    """What closing buckets gave out: coverage values (0/1) and label delays (seconds)."""
+
+    coverage: list[float] = field(default_factory=list)
+    delays: list[float] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Bucket:
+    interval: int
+    predictions: int = 0
+    delays: list[tuple[float, float]] = field(default_factory=list)  # (prediction time, delay)
+
+
+class LabelHealth:
+    """Per-interval predictions and the delays of their outcomes, closed after a horizon.
+
+    Parameters
+    ----------
+    horizon_seconds
+        How long after its prediction a label still counts as arrived.
+    interval_seconds
+        The event-time width of a bucket of predictions.
+    """
+
+    def __init__(self, horizon_seconds: float, interval_seconds: float) -> None:
+        if horizon_seconds <= 0 or interval_seconds <= 0:
+            raise ValueError("horizon_seconds and interval_seconds must be positive")
+        self.horizon_seconds = horizon_seconds
+        self.interval_seconds = interval_seconds
+        self._buckets: deque[_Bucket] = deque()
+        self.uncounted = 0
+        """Outcomes whose bucket was already closed (labelled after the horizon)."""
+
+    def prediction(self, time: datetime) -> ClosedBuckets:
+        """Count a prediction at ``time``; what the buckets it closed gave out."""
+        interval = self._interval(time)
+        if not self._buckets or interval > self._buckets[-1].interval:
+            self._buckets.append(_Bucket(interval))
+        bucket = next((b for b in reversed(self._buckets) if b.interval <= interval), None)
+        (bucket or self._buckets[0]).predictions += 1
+        closing = time.timestamp() - self.horizon_seconds - self.interval_seconds
+        closed = ClosedBuckets()
+        while self._buckets and (self._buckets[0].interval + 1) * self.interval_seconds < closing:
+            done = self._buckets.popleft()
+            labelled = min(len(done.delays), done.predictions)
+            closed.coverage.extend(_spread(labelled, done.predictions))
+            closed.delays.extend(delay for _, delay in sorted(done.delays))
+        return closed
+
+    def outcome(self, prediction_time: datetime, label_time: datetime) -> None:
+        """Count the outcome of a prediction made at ``prediction_time``, labelled at
+        ``label_time`` (a label before its prediction has delay 0)."""
+        interval = self._interval(prediction_time)
+        delay = max(0.0, (label_time - prediction_time).total_seconds())
+        for bucket in self._buckets:
+            if bucket.interval == interval:
+                if delay <= self.horizon_seconds:
+                    bucket.delays.append((prediction_time.timestamp(), delay))
+                    return
+                break
+        self.uncounted += 1
+
+    def _interval(self, time: datetime) -> int:
+        return int(time.timestamp() // self.interval_seconds)
+
+
+def _spread(ones: int, n: int) -> list[float]:
+    """``n`` values of which ``ones`` are 1.0, spread evenly (each 1 as late as it can be).
+
+    >>> _spread(2, 5)
+    [0.0, 0.0, 1.0, 0.0, 1.0]
+    """
+    return [float((i + 1) * ones // n - i * ones // n) for i in range(n)]

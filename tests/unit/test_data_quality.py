@@ -1,0 +1,187 @@
+"""The data-quality, traffic and label-health signals, from events to detector values."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from detectors.bank import DetectorBank
+from detectors.config import BankConfig
+from detectors.join import JoinedOutcome
+from detectors.label_health import LabelHealth
+from detectors.monitor import SignalMonitor
+from detectors.registry import DetectorSpec, build_detector
+from detectors.signals import PredictionSignals, Signal
+from detectors.volume import MAX_EMPTY_INTERVALS, TrafficVolume
+from schemas.events import FeatureValue, PredictionEvent
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def event(i: int, seconds: float | None = None, **features: FeatureValue) -> PredictionEvent:
+    return PredictionEvent(
+        request_id=f"r{i}",
+        model_id="m",
+        model_version="1",
+        timestamp=at(i if seconds is None else seconds),
+        features=features,
+        prediction="a",
+    )
+
+
+def values_of(signals: PredictionSignals, e: PredictionEvent) -> dict[str, float | str]:
+    return {signal.name: value for signal, value in signals.extract(e)}
+
+
+def test_a_feature_is_tracked_from_its_first_non_null_value_which_fixes_its_type() -> None:
+    signals = PredictionSignals(max_features=2, max_classes=5, quality_reference=3)
+    assert values_of(signals, event(0, age=None)) == {"predicted_class:a": 1.0}
+    first = values_of(signals, event(1, age="41", city=3.0, extra=1.0))  # cap 2: extra ignored
+    assert first["category:age"] == "41"
+    assert first["feature:city"] == 3.0
+    assert not any("extra" in name for name in first)
+    later = values_of(signals, event(2, age=41.0))  # a number for a categorical feature
+    assert (later["invalid:age"], later["missing:age"], later["missing:city"]) == (1.0, 0.0, 1.0)
+    assert "category:age" not in later
+    assert (signals.quality["age"].wrong_type, signals.quality["city"].missing) == (1, 1)
+
+
+def test_values_outside_the_reference_are_invalid_but_still_feed_the_feature() -> None:
+    signals = PredictionSignals(max_features=5, max_classes=5, quality_reference=3)
+    for i, (x, c) in enumerate([(1.0, "a"), (5.0, "b"), (3.0, "a")]):  # the reference
+        assert values_of(signals, event(i, x=x, c=c))["invalid:x"] == 0.0
+    inside = values_of(signals, event(3, x=5.0, c="b"))
+    outside = values_of(signals, event(4, x=5.5, c="z"))
+    assert (inside["invalid:x"], inside["invalid:c"]) == (0.0, 0.0)
+    assert (outside["invalid:x"], outside["invalid:c"]) == (1.0, 1.0)
+    assert (outside["feature:x"], outside["category:c"]) == (5.5, "z")
+    assert (signals.quality["x"].out_of_range, signals.quality["c"].unseen_category) == (1, 1)
+
+
+def test_volume_gives_each_closed_interval_and_zeros_for_a_gap_up_to_a_cap() -> None:
+    volume = TrafficVolume(interval_seconds=10, grace_seconds=0)
+    assert volume.observe(at(5)) == []
+    assert volume.observe(at(15)) == []  # the first interval was partial: not given out
+    assert volume.observe(at(16)) == []
+    assert volume.observe(at(4)) == []  # late: its interval was closed
+    assert volume.late == 1
+    assert volume.observe(at(25)) == [0.2]
+    gap = volume.observe(at(25 + 10 * (MAX_EMPTY_INTERVALS + 50)))
+    assert gap == [0.1] + [0.0] * MAX_EMPTY_INTERVALS
+    assert volume.observe(at(25 + 10 * (MAX_EMPTY_INTERVALS + 51))) == [0.1]  # traffic again
+
+
+def test_volume_waits_its_grace_for_predictions_out_of_event_time_order() -> None:
+    rng = np.random.default_rng(3)
+    times = np.sort(rng.uniform(0, 300, 3000))  # 10 per second
+    arrivals = times + rng.uniform(0, 50, 3000)  # each up to 50 s late, as a backlog comes
+    order = np.argsort(arrivals)
+    strict = TrafficVolume(interval_seconds=10, grace_seconds=0)
+    patient = TrafficVolume(interval_seconds=10, grace_seconds=60)
+    rates = {
+        v: [r for t in times[order] for r in v.observe(at(float(t)))] for v in (strict, patient)
+    }
+    assert strict.late > 1000
+    assert np.mean(rates[strict]) < 6
+    assert patient.late == 0
+    assert all(5 < rate < 15 for rate in rates[patient]), rates[patient]
+
+
+def test_label_health_sees_labels_stop_and_counts_labels_past_the_horizon() -> None:
+    health = LabelHealth(horizon_seconds=30, interval_seconds=10)
+    coverage: list[float] = []
+    delays: list[float] = []
+    for second in range(200):
+        closed = health.prediction(at(second))
+        coverage += closed.coverage
+        delays += closed.delays
+        if second < 100 and second % 2 == 0:  # half the predictions labelled, until 100 s
+            health.outcome(at(second), label_time=at(second + 5 + second % 4))
+    health.outcome(at(150), label_time=at(190))  # 40 s late: past the horizon
+    assert health.uncounted == 1
+    # Buckets close 40 s (horizon + interval) behind the predictions: those up to 150 s.
+    assert len(coverage) == 150
+    assert np.mean(coverage[:100]) == 0.5
+    assert coverage[100:] == [0.0] * 50
+    assert delays == [5.0 + s % 4 for s in range(0, 100, 2)]  # in prediction order
+
+
+def test_deferred_leading_zeros_give_the_firings_of_the_plain_detector() -> None:
+    rng = np.random.default_rng(9)
+    values = [0.0] * 3000 + [float(x) for x in rng.random(2000) < 0.3]
+    spec = DetectorSpec(name="adwin")
+    monitor = SignalMonitor(Signal("missing:x", "data", binary=True), [spec], recent_window=500)
+    fired = [i for i, value in enumerate(values) if monitor.update(value)]
+    detector, plain = build_detector(spec), []
+    for i, value in enumerate(values):
+        detector.update(value)
+        if detector.drift_detected:
+            plain.append(i)
+            detector = build_detector(spec)
+    assert fired
+    assert fired == plain
+    assert monitor.n == len(values)
+
+
+def test_a_category_shift_alert_names_the_values_that_moved() -> None:
+    rng = np.random.default_rng(4)
+    zips = [f"zip{i}" for i in range(9)]
+    bank = DetectorBank("m", BankConfig(data_detectors=()))
+    shifted = [0.6] + [0.05] * 8
+    alerts = []
+    for i in range(6000):
+        value = str(rng.choice(zips, p=shifted if i >= 3000 else None))
+        alerts += bank.observe_prediction(event(i, zip=value))
+    (alert,) = [a for a in alerts if a.signal == "category:zip"]
+    assert alert.detector == "g_test"
+    assert 3000 <= (alert.event_time - T0).total_seconds() < 3600
+    assert alert.moved is not None
+    assert alert.moved[0].value == "zip0"
+    assert alert.moved[0].before < 0.2 < 0.25 < alert.moved[0].after  # the window still mixes
+    assert (alert.before.mean, alert.after.mean) == (alert.moved[0].before, alert.moved[0].after)
+    summary = bank.summary().signals["category:zip"]
+    assert summary.status == "drift"
+
+
+def test_label_delay_and_coverage_reach_the_bank_summary() -> None:
+    config = BankConfig(label_horizon_seconds=60, volume_interval_seconds=10)
+    bank = DetectorBank("m", config)
+    for i in range(400):
+        bank.observe_prediction(event(i))
+        if i % 4:
+            bank.observe_outcome(
+                JoinedOutcome(
+                    request_id=f"r{i}",
+                    model_id="m",
+                    model_version="1",
+                    prediction_time=at(i),
+                    label_time=at(i + 20),
+                    prediction="a",
+                    label="a",
+                    task="classification",
+                    error=0.0,
+                    score=None,
+                )
+            )
+    signals = bank.summary().signals
+    assert signals["label_coverage"].estimate == 0.75
+    assert signals["label_delay"].estimate == 20.0
+    assert signals["volume"].estimate == 1.0
+
+
+def test_traffic_that_stops_and_resumes_is_a_volume_drop() -> None:
+    rng = np.random.default_rng(2)
+    bank = DetectorBank("m", BankConfig(data_detectors=()))
+    times = np.cumsum(rng.exponential(0.1, 10_000))  # 10 per second for 1,000 s
+    times = np.concatenate([times, times[-1] + 600 + np.cumsum(rng.exponential(0.1, 1000))])
+    alerts = [a for i, t in enumerate(times) for a in bank.observe_prediction(event(i, float(t)))]
+    (drop,) = [a for a in alerts if a.signal == "volume"]
+    assert (drop.event_time - T0).total_seconds() > times[9999]  # seen when traffic resumed
+    assert drop.before.mean == pytest.approx(10, rel=0.1)
+    assert drop.after.mean < 2
