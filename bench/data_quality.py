@@ -79,17 +79,15 @@ def run_stream(scenario: Scenario, seed: int, predictions: int) -> dict[str, Run
         backtest = Backtest(ttl_seconds=3600, max_pending=1_000_000, config=config)
         alerts = [alert for event in events for alert in backtest.process(event)]
         alerts += backtest.finish()
-        hits = [a.event_time for a in alerts if start and a.signal == scenario.watched_signal]
-        first = min((t for t in hits if start and t >= start), default=None)
+        first = None
+        if start is not None:
+            hits = (a.event_time for a in alerts if a.signal == scenario.watched_signal)
+            first = min((t for t in hits if t >= start), default=None)
         runs[name] = Run(
             false_alarms=sum(start is None or a.event_time < start for a in alerts),
             unchanged_seconds=(end - times[0]).total_seconds(),
-            delay_seconds=None
-            if first is None or start is None
-            else (first - start).total_seconds(),
-            delay_predictions=None
-            if first is None or start is None
-            else sum(start <= t <= first for t in times),
+            delay_seconds=None if first is None else (first - end).total_seconds(),
+            delay_predictions=None if first is None else sum(end <= t <= first for t in times),
         )
     return runs
 

@@ -100,7 +100,9 @@ class BankSummary:
     has seen: a prediction's time, or the time an outcome became known. The ``estimated_*``
     rates are over the last ``recent_window`` predictions, labelled or not, from their scores
     (None before the calibration is frozen, and for models without scores). ``quality``
-    holds each tracked feature's data-quality counts.
+    holds each tracked feature's data-quality counts; ``late_for_volume`` counts the
+    predictions that came after their interval's volume was given out, and
+    ``labels_past_horizon`` the outcomes that came too late for ``label_coverage``.
     """
 
     model_id: str
@@ -120,6 +122,8 @@ class BankSummary:
     estimated_precision: float | None = None
     estimated_recall: float | None = None
     quality: dict[str, FeatureQuality] = field(default_factory=dict)
+    late_for_volume: int = 0
+    labels_past_horizon: int = 0
 
 
 class DetectorBank:
@@ -244,6 +248,8 @@ class DetectorBank:
             estimated_precision=self._estimate_of.precision,
             estimated_recall=self._estimate_of.recall,
             quality={name: replace(counts) for name, counts in self._signals.quality.items()},
+            late_for_volume=self._volume.late,
+            labels_past_horizon=self._labels.uncounted,
         )
 
     def snapshot(self) -> bytes:

@@ -12,8 +12,7 @@ reference every ``clock`` values and detects a drift when the p-value falls belo
 Why not one ADWIN per value (``country=NL`` as a 0/1 stream)? On the conformance suite's
 streams both are silent when stable, but a shift that moves several values a little each is
 one strong signal to the G-test and K weak ones to K ADWINs (measured in
-``tests/unit/test_detector_conformance.py``, which asserts the G-test is the faster one); and
-K detectors at once also multiply the chances of a false alarm.
+``tests/unit/test_detector_conformance.py``, which asserts the G-test is the faster one).
 
 >>> import random
 >>> rng = random.Random(3)
@@ -81,14 +80,11 @@ class CategoryShift:
         self.drift_detected = False
         self._reference_counts: Counter[str] = Counter()
         self._tracked: frozenset[str] | None = None
+        self._reference_buckets: Counter[str] = Counter()
+        """The reference's counts by bucket (its top K values and ``"other"``), once frozen."""
         self._recent: deque[str] = deque(maxlen=window)
         self._recent_counts: Counter[str] = Counter()
         self._since_test = 0
-
-    @property
-    def learning(self) -> bool:
-        """Whether the reference is still being learned."""
-        return self._tracked is None
 
     def update(self, x: str) -> None:
         """Learn ``x`` into the reference, or push it into the window and test on the clock."""
@@ -112,7 +108,7 @@ class CategoryShift:
         """The p-value of the G-test of the window against the reference (1.0 while learning)."""
         if self._tracked is None or not self._recent:
             return 1.0
-        reference, recent = self._reference_buckets(), self._recent_counts
+        reference, recent = self._reference_buckets, self._recent_counts
         buckets = [b for b in reference.keys() | recent.keys() if reference[b] + recent[b]]
         n_reference, n_recent = reference.total(), len(self._recent)
         total = n_reference + n_recent
@@ -124,19 +120,17 @@ class CategoryShift:
                     g += 2.0 * observed * math.log(observed / (pooled * n))
         return chi_square_survival(g, len(buckets) - 1)
 
-    def shares(self) -> list[ValueShare]:
-        """Every bucket's share of the reference (``before``) and of the window (``after``),
-        most moved first."""
+    def moved(self) -> list[ValueShare]:
+        """The buckets whose share moved by at least a third of the largest move, most moved
+        first: each with its share of the reference (``before``) and of the window
+        (``after``)."""
+        shares = self._shares()
+        largest = abs(shares[0][2] - shares[0][1]) if shares else 0.0
         return [
             ValueShare(value=bucket, before=before, after=after)
-            for bucket, before, after in self._shares()
+            for bucket, before, after in shares
+            if largest and abs(after - before) >= largest / 3
         ]
-
-    def moved(self) -> list[ValueShare]:
-        """The buckets whose share moved by at least a third of the largest move."""
-        shares = self.shares()
-        largest = abs(shares[0].after - shares[0].before) if shares else 0.0
-        return [s for s in shares if largest and abs(s.after - s.before) >= largest / 3]
 
     def distance(self) -> float:
         """Total variation distance of the window from the reference: 0 same shares, 1 none
@@ -146,7 +140,7 @@ class CategoryShift:
         return sum(abs(after - before) for _, before, after in self._shares()) / 2
 
     def _shares(self) -> list[tuple[str, float, float]]:
-        reference = self._reference_buckets()
+        reference = self._reference_buckets
         n_reference, n_recent = reference.total() or 1, len(self._recent) or 1
         shares = [
             (bucket, reference[bucket] / n_reference, self._recent_counts[bucket] / n_recent)
@@ -156,13 +150,9 @@ class CategoryShift:
 
     def _freeze(self) -> None:
         ranked = sorted(self._reference_counts.items(), key=lambda item: (-item[1], item[0]))
-        self._tracked = frozenset(value for value, _ in ranked[: self.top_k])
-
-    def _reference_buckets(self) -> Counter[str]:
-        buckets: Counter[str] = Counter()
-        for value, count in self._reference_counts.items():
-            buckets[value if self._tracked is None or value in self._tracked else OTHER] += count
-        return buckets
+        self._tracked = tracked = frozenset(value for value, _ in ranked[: self.top_k])
+        for value, count in ranked:
+            self._reference_buckets[value if value in tracked else OTHER] += count
 
 
 def chi_square_survival(x: float, df: int) -> float:

@@ -34,7 +34,7 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from detectors.registry import DetectorSpec, ParamValue, accepts
+from detectors.registry import DetectorSpec, accepts
 from detectors.signals import Signal
 
 
@@ -74,13 +74,12 @@ a stable stream (``hvalue`` of the simulator's loan data, in the order the live 
 It costs at most one more ADWIN clock (32 values) of detection delay in the simulator's
 data-drift scenario."""
 
-VOLUME_ADWIN: dict[str, ParamValue] = {"delta": 1e-4, "clock": 1, "grace_period": 10}
-
-
 SIGNAL_DEFAULTS: Mapping[str, tuple[DetectorSpec, ...]] = MappingProxyType(
     {
         "category:*": (DetectorSpec(name="g_test"),),
-        "volume": (DetectorSpec(name="adwin", params=VOLUME_ADWIN),),
+        "volume": (
+            DetectorSpec(name="adwin", params={"delta": 1e-4, "clock": 1, "grace_period": 10}),
+        ),
         "label_delay": (DetectorSpec(name="adwin", params={"delta": 1e-6}),),
     }
 )

@@ -28,7 +28,6 @@ ClosedBuckets(coverage=[0.0, 0.0, 0.0, 1.0], delays=[30.0])
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -43,7 +42,6 @@ class ClosedBuckets:
 
 @dataclass(slots=True)
 class _Bucket:
-    interval: int
     predictions: int = 0
     delays: list[tuple[float, float]] = field(default_factory=list)  # (prediction time, delay)
 
@@ -64,21 +62,25 @@ class LabelHealth:
             raise ValueError("horizon_seconds and interval_seconds must be positive")
         self.horizon_seconds = horizon_seconds
         self.interval_seconds = interval_seconds
-        self._buckets: deque[_Bucket] = deque()
+        self._buckets: dict[int, _Bucket] = {}
+        """Open buckets by interval, oldest first (a bucket is opened only after the newest)."""
         self.uncounted = 0
         """Outcomes whose bucket was already closed (labelled after the horizon)."""
 
     def prediction(self, time: datetime) -> ClosedBuckets:
         """Count a prediction at ``time``; what the buckets it closed gave out."""
         interval = self._interval(time)
-        if not self._buckets or interval > self._buckets[-1].interval:
-            self._buckets.append(_Bucket(interval))
-        bucket = next((b for b in reversed(self._buckets) if b.interval <= interval), None)
-        (bucket or self._buckets[0]).predictions += 1
+        if not self._buckets or interval > next(reversed(self._buckets)):
+            self._buckets[interval] = _Bucket()
+        bucket = self._buckets.get(interval)
+        if bucket is None:  # late, into a gap or before the oldest: the bucket before it
+            earlier = (b for i, b in reversed(self._buckets.items()) if i <= interval)
+            bucket = next(earlier, None) or next(iter(self._buckets.values()))
+        bucket.predictions += 1
         closing = time.timestamp() - self.horizon_seconds - self.interval_seconds
         closed = ClosedBuckets()
-        while self._buckets and (self._buckets[0].interval + 1) * self.interval_seconds < closing:
-            done = self._buckets.popleft()
+        while self._buckets and (next(iter(self._buckets)) + 1) * self.interval_seconds < closing:
+            done = self._buckets.pop(next(iter(self._buckets)))
             labelled = min(len(done.delays), done.predictions)
             closed.coverage.extend(_spread(labelled, done.predictions))
             closed.delays.extend(delay for _, delay in sorted(done.delays))
@@ -87,15 +89,12 @@ class LabelHealth:
     def outcome(self, prediction_time: datetime, label_time: datetime) -> None:
         """Count the outcome of a prediction made at ``prediction_time``, labelled at
         ``label_time`` (a label before its prediction has delay 0)."""
-        interval = self._interval(prediction_time)
+        bucket = self._buckets.get(self._interval(prediction_time))
         delay = max(0.0, (label_time - prediction_time).total_seconds())
-        for bucket in self._buckets:
-            if bucket.interval == interval:
-                if delay <= self.horizon_seconds:
-                    bucket.delays.append((prediction_time.timestamp(), delay))
-                    return
-                break
-        self.uncounted += 1
+        if bucket is not None and delay <= self.horizon_seconds:
+            bucket.delays.append((prediction_time.timestamp(), delay))
+        else:
+            self.uncounted += 1
 
     def _interval(self, time: datetime) -> int:
         return int(time.timestamp() // self.interval_seconds)

@@ -283,7 +283,6 @@ class DetectProcessor:
         model = self.models.get(model_id)
         if model is None:
             snapshot = self.load(model_id)
-            model = None
             if snapshot:
                 try:
                     model = ModelDetection.restore(

@@ -224,6 +224,8 @@ class LiveStateWriter:
             "last_alert_id": summary.last_alert_id,
             "predictions_applied": summary.predictions,  # each once, unlike the event counts
             "outcomes_applied": summary.outcomes,
+            "late_for_volume": summary.late_for_volume,
+            "labels_past_horizon": summary.labels_past_horizon,
         }
         values = {name: value for name, value in rates.items() if value is not None}
         self.set_model(summary.model_id, {**values, "updated_at": updated_at.isoformat()})

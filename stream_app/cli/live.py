@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -128,7 +128,8 @@ def state(
     console.print(table)
     for model_id, fields in view.items():
         if quality := fields.get("quality"):
-            console.print(f"{model_id} quality: {_quality(quality)}", markup=False, soft_wrap=True)
+            line = f"{model_id} quality: {_quality(quality)}{_late(fields)}"
+            console.print(line, markup=False, soft_wrap=True)
     _show_pipeline(pipeline)
 
 
@@ -142,6 +143,15 @@ def _quality(quality: dict[str, dict[str, int]]) -> str:
     shown = [f"{feature} {text}" for feature, text in problems.items() if text]
     clean = len(problems) - len(shown)
     return "; ".join([*shown, f"{clean} of {len(problems)} features without problems"])
+
+
+def _late(fields: dict[str, Any]) -> str:
+    """What came too late for the traffic and label-health signals, when anything did."""
+    late = {
+        "predictions too late for volume": int(fields.get("late_for_volume", 0)),
+        "labels past the horizon": int(fields.get("labels_past_horizon", 0)),
+    }
+    return "".join(f"; {n} {what}" for what, n in late.items() if n)
 
 
 def _show_pipeline(pipeline: dict[str, str]) -> None:

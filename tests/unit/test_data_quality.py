@@ -185,3 +185,25 @@ def test_traffic_that_stops_and_resumes_is_a_volume_drop() -> None:
     assert (drop.event_time - T0).total_seconds() > times[9999]  # seen when traffic resumed
     assert drop.before.mean == pytest.approx(10, rel=0.1)
     assert drop.after.mean < 2
+
+
+def test_what_comes_too_late_for_volume_and_label_health_is_counted_in_the_summary() -> None:
+    bank = DetectorBank("m", BankConfig(label_horizon_seconds=60, volume_grace_seconds=0))
+    for i in range(100):
+        bank.observe_prediction(event(i))
+    bank.observe_prediction(event(100, seconds=5))  # its interval was given out long ago
+    late_label = JoinedOutcome(
+        request_id="r50",
+        model_id="m",
+        model_version="1",
+        prediction_time=at(50),
+        label_time=at(50 + 61),  # past the 60 s horizon
+        prediction="a",
+        label="a",
+        task="classification",
+        error=0.0,
+        score=None,
+    )
+    bank.observe_outcome(late_label)
+    summary = bank.summary()
+    assert (summary.late_for_volume, summary.labels_past_horizon) == (1, 1)

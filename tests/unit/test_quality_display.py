@@ -90,3 +90,16 @@ def test_state_shows_each_models_quality_problems_compactly(state_of: Any) -> No
         "1 of 3 features without problems",
         "n quality: 1 of 1 features without problems",
     ]
+
+
+def test_state_says_what_came_too_late_for_volume_and_label_health(state_of: Any) -> None:
+    clean = {"missing": 0, "wrong_type": 0, "out_of_range": 0, "unseen_category": 0}
+    lines = state_of(
+        {
+            "m": {"late_for_volume": "3", "labels_past_horizon": "0", "quality": {"age": clean}},
+            "_pipeline": {},
+        }
+    )
+    assert [line for line in lines if " quality: " in line] == [
+        "m quality: 1 of 1 features without problems; 3 predictions too late for volume"
+    ]
