@@ -3,9 +3,9 @@
 A :class:`DetectorBank` turns prediction events into data signals and joined outcomes into
 concept signals, runs each signal's configured detectors (:class:`SignalMonitor`), passes
 their firings through the :class:`AlertPolicy` and returns ``DriftAlert`` objects. It does no
-I/O: the Faust worker and the offline replay feed it the same objects in the same order and
-get the same alerts. ``detected_at`` defaults to the event time, so a replay is
-deterministic; the live worker passes its wall clock. Its summary holds the label-free
+I/O: both runtimes and the offline replay feed it the same objects and get the same alerts.
+``detected_at`` is the event time (the runtimes pass none either), so alerts and their
+incidents are deterministic. Its summary holds the label-free
 estimate of the model's accuracy, precision and recall (:mod:`detectors.calibration`) next
 to the realised ones.
 
@@ -103,6 +103,7 @@ class BankSummary:
     holds each tracked feature's data-quality counts; ``late_for_volume`` counts the
     predictions that came after their interval's volume was given out, and
     ``labels_past_horizon`` the outcomes that came too late for ``label_coverage``.
+    ``incident_id`` is the model's latest incident (None before any alert).
     """
 
     model_id: str
@@ -124,6 +125,7 @@ class BankSummary:
     quality: dict[str, FeatureQuality] = field(default_factory=dict)
     late_for_volume: int = 0
     labels_past_horizon: int = 0
+    incident_id: str | None = None
 
 
 class DetectorBank:
@@ -162,7 +164,9 @@ class DetectorBank:
             self.config.label_horizon_seconds, self.config.volume_interval_seconds
         )
         self._monitors: dict[str, Monitor] = {}
-        self._policy = AlertPolicy(model_id, self.config.alert_cooldown_events)
+        self._policy = AlertPolicy(
+            model_id, self.config.alert_cooldown_events, self.config.incident_gap_seconds
+        )
         self._positive = PositiveClassRates(self.config.positive_label, self.config.recent_window)
         self._estimate_of = PerformanceEstimate(
             self.config.positive_label, self.config.calibration_outcomes, self.config.recent_window
@@ -240,6 +244,7 @@ class DetectorBank:
             mean_absolute_error=self._estimate(ABS_ERROR),
             status="drift" if "drift" in statuses else "warning" if "warning" in statuses else "ok",
             last_alert_id=self._policy.last_alert_id,
+            incident_id=self._policy.incident_id,
             signals=signals,
             precision=self._positive.precision,
             recall=self._positive.recall,

@@ -105,6 +105,9 @@ class BankConfig(BaseModel):
     alert_cooldown_events
         After an alert of a (signal, detector), further firings of that pair are not alerted
         until the signal has seen this many more values.
+    incident_gap_seconds
+        An alert detected at most this long after the latest alert of the model's open
+        incident (of the same model version) joins it; a later one opens a new incident.
     max_feature_signals, max_class_signals
         Caps on the number of ``feature:*`` and ``predicted_class:*`` signals per model.
     recent_window
@@ -138,6 +141,7 @@ class BankConfig(BaseModel):
     data_detectors: DetectorList = DEFAULT_DATA_DETECTORS
     signal_detectors: dict[str, DetectorList] = Field(default_factory=dict)
     alert_cooldown_events: int = Field(default=1000, ge=0)
+    incident_gap_seconds: float = Field(default=3600.0, ge=0)
     max_feature_signals: int = Field(default=100, ge=0)
     max_class_signals: int = Field(default=20, ge=0)
     recent_window: int = Field(default=500, ge=2)

@@ -9,6 +9,13 @@ The ``alert_id`` hashes (model, signal, detector, sequence number of the pair's 
 the wall clock or the triggering event, so a replay of the same stream names the same alerts
 even when the live path interleaved events slightly differently.
 
+The alerts of one drift episode of a model, whatever their signal and detector, share an
+``incident_id``: the ``alert_id`` of its first alert. An alert joins the model's open incident
+when it is of the same model version and detected at most ``incident_gap_seconds`` after the
+incident's latest alert; otherwise it opens a new one (so does a retrained model's first
+alert). It depends on ``detected_at`` and the order of the alerts alone, so a replay groups
+them as live.
+
 >>> alert_id("fraud", "error_rate", "adwin", 0)
 'ee1a89395ee49fcee568a9a867702b5d'
 """
@@ -16,8 +23,8 @@ even when the live path interleaved events slightly differently.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from detectors.monitor import Firing
 from schemas.events import DriftAlert
@@ -40,8 +47,18 @@ class _PairHistory:
     episode: tuple[float, float] | None = None  # (baseline, first shifted mean) of a drift
 
 
+@dataclass(frozen=True, slots=True)
+class _Incident:
+    """A model's open incident: its id, the model version it was opened for, and the latest
+    ``detected_at`` of its alerts."""
+
+    incident_id: str
+    model_version: str
+    latest: datetime
+
+
 class AlertPolicy:
-    """Cooldown and identity of the alerts of one model.
+    """Cooldown, identity and incident of the alerts of one model.
 
     Parameters
     ----------
@@ -50,13 +67,28 @@ class AlertPolicy:
     cooldown_events
         Values of a signal after an alert of a (signal, detector) during which that pair's
         firings are not alerted (0: every firing is alerted).
+    incident_gap_seconds
+        How long after the open incident's latest alert (``detected_at``) an alert of the same
+        model version still joins it.
     """
 
-    def __init__(self, model_id: str, cooldown_events: int) -> None:
+    # Class-level defaults: a policy unpickled from a snapshot written before incidents (same
+    # snapshot format) lacks these in its __dict__ and reads them here.
+    incident_gap_seconds: float = 3600.0
+    _incident: _Incident | None = None
+
+    def __init__(self, model_id: str, cooldown_events: int, incident_gap_seconds: float) -> None:
         self.model_id = model_id
         self.cooldown_events = cooldown_events
+        self.incident_gap_seconds = incident_gap_seconds
         self.last_alert_id: str | None = None
         self._pairs: dict[tuple[str, str], _PairHistory] = {}
+        self._incident = None
+
+    @property
+    def incident_id(self) -> str | None:
+        """The id of the model's latest incident (None before its first alert)."""
+        return None if self._incident is None else self._incident.incident_id
 
     def consider(
         self,
@@ -71,8 +103,11 @@ class AlertPolicy:
         last = pair.last_critical_at if firing.severity == "critical" else pair.last_alert_at
         if last is not None and observed - last < self.cooldown_events:
             return None
+        identity = alert_id(self.model_id, firing.signal.name, firing.detector, pair.alerts)
+        gap = timedelta(seconds=self.incident_gap_seconds)
+        incident = _next_incident(self._incident, identity, model_version, detected_at, gap)
         alert = DriftAlert(
-            alert_id=alert_id(self.model_id, firing.signal.name, firing.detector, pair.alerts),
+            alert_id=identity,
             model_id=self.model_id,
             model_version=model_version,
             signal=firing.signal.name,
@@ -85,6 +120,7 @@ class AlertPolicy:
             after=firing.after,
             events_since_drift_start=firing.events_since_drift_start,
             moved=None if firing.moved is None else list(firing.moved),
+            incident_id=incident.incident_id,
         )
         pair.alerts += 1
         pair.last_alert_at = observed
@@ -92,6 +128,7 @@ class AlertPolicy:
             pair.last_critical_at = observed
             pair.episode = _next_episode(pair.episode, firing.before.mean, firing.after.mean)
         self.last_alert_id = alert.alert_id
+        self._incident = incident
         return alert
 
     def in_drift(self, signal: str, detector: str) -> bool:
@@ -112,3 +149,22 @@ def _next_episode(
         return before, after
     baseline, first = episode
     return None if abs(after - baseline) <= abs(first - baseline) / 2 else episode
+
+
+def _next_incident(
+    incident: _Incident | None,
+    alert_id: str,
+    model_version: str,
+    detected_at: datetime,
+    gap: timedelta,
+) -> _Incident:
+    """The incident of an alert: the open ``incident`` if it is of the same model version and
+    its latest alert at most ``gap`` before ``detected_at`` (its latest then moves up to
+    ``detected_at`` if later), else a new one named by ``alert_id``."""
+    if (
+        incident is not None
+        and incident.model_version == model_version
+        and detected_at - incident.latest <= gap
+    ):
+        return replace(incident, latest=max(incident.latest, detected_at))
+    return _Incident(alert_id, model_version, detected_at)

@@ -67,6 +67,9 @@ ModelId = Annotated[
 
 Version = Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)]
 
+AlertId = Annotated[StrictStr, StringConstraints(min_length=1, max_length=128)]
+"""A drift alert's identity (``detectors.policy.alert_id``), also naming its incident."""
+
 Name = Annotated[
     StrictStr, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:/\- ]+$")
 ]
@@ -211,7 +214,7 @@ class ValueShare(BaseModel):
 class DriftAlert(Event):
     """A detector fired: published to the alerts topic, keyed by model_id."""
 
-    alert_id: Annotated[StrictStr, StringConstraints(min_length=1, max_length=128)]
+    alert_id: AlertId
     model_id: ModelId
     model_version: Version
     signal: Annotated[StrictStr, StringConstraints(min_length=1, max_length=160)]
@@ -225,3 +228,5 @@ class DriftAlert(Event):
     events_since_drift_start: Count | None = None
     moved: Annotated[list[ValueShare], Field(max_length=MAX_MOVED_VALUES)] | None = None
     """The values whose share moved, most moved first (categorical signals only)."""
+    incident_id: AlertId | None = None
+    """The ``alert_id`` of the first alert of the drift episode this one belongs to."""

@@ -31,6 +31,6 @@ stamp=.venv/.driftstream-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing driftstream and its dependencies into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q -e '.[dev,mlflow]'  # mlflow: the notify sink's tests
   touch "$stamp"
 fi

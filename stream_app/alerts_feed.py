@@ -95,13 +95,18 @@ SHOWN_VALUE_LENGTH = 40
 
 
 def format_alert(alert: DriftAlert) -> str:
-    """One line per alert, for people; a categorical alert's line ends with its most moved
-    values and their shares before and after (``zip0 0.11→0.52``)."""
+    """One line per alert, for people. After the alert's id, ``new incident`` if it opened
+    one, else ``incident [id]`` of the incident it joined; a categorical alert's line ends
+    with its most moved values and their shares before and after (``zip0 0.11→0.52``)."""
     line = (
         f"{alert.event_time:%Y-%m-%d %H:%M:%S} {alert.severity.upper():8} {alert.model_id} "
         f"{alert.kind} drift on {alert.signal} ({alert.detector}): mean {alert.before.mean:.3f} "
         f"-> {alert.after.mean:.3f} [{alert.alert_id[:12]}]"
     )
+    if alert.incident_id == alert.alert_id:
+        line += " new incident"
+    elif alert.incident_id is not None:
+        line += f" incident [{alert.incident_id[:12]}]"
     if alert.moved:
         moved = alert.moved[:SHOWN_MOVED_VALUES]
         line += " moved: " + ", ".join(

@@ -425,6 +425,7 @@ def _summary_table(scores: Sequence[ModelScore]) -> Table:
         "accuracy before": [_fraction(s.accuracy_before) for s in scores],
         "accuracy after": [_fraction(s.accuracy_after) for s in scores],
         "alerts": ["\n".join(map(_alert_cell, s.alerts)) or "-" for s in scores],
+        "incidents": [_incidents_cell(s.alerts) for s in scores],
     }
     for label, cells in rows.items():
         table.add_row(label, *cells)
@@ -437,6 +438,18 @@ def _alert_cell(delay: AlertDelay) -> str:
     if delay.predictions is None or delay.seconds is None:
         return f"{alert.signal}\n{alert.detector}, before any drift"
     return f"{alert.signal}\n{alert.detector} +{delay.predictions} ({delay.seconds:.0f} s)"
+
+
+def _incidents_cell(delays: Sequence[AlertDelay]) -> str:
+    """Two lines: how many alerts, then in how many incidents (``in 1 incident``)."""
+    if not delays:
+        return "-"
+    incidents = len({delay.alert.incident_id for delay in delays})
+    return f"{_plural(len(delays), 'alert')}\nin {_plural(incidents, 'incident')}"
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _fraction(value: float | None) -> str:

@@ -10,7 +10,8 @@ writes again everything it wrote since it started. Key layout (prefix ``driftstr
 
 - ``models``: set of model ids seen
 - ``pipeline``: hash of counts that belong to no model (dead-lettered, evicted, failed flushes)
-- ``model:{id}``: hash of counts, rolling accuracy / error rate, status, last alert id, updated_at
+- ``model:{id}``: hash of counts, rolling accuracy / error rate, status, last alert id, latest
+  incident id, updated_at
 - ``model:{id}:signals``: hash of per-signal estimate and detector status (JSON per signal)
 - ``model:{id}:quality``: hash of per-feature data-quality counts (JSON per feature: missing,
   wrong_type, out_of_range, unseen_category)
@@ -222,6 +223,7 @@ class LiveStateWriter:
             "estimated_recall": summary.estimated_recall,
             "mean_absolute_error": summary.mean_absolute_error,
             "last_alert_id": summary.last_alert_id,
+            "incident_id": summary.incident_id,
             "predictions_applied": summary.predictions,  # each once, unlike the event counts
             "outcomes_applied": summary.outcomes,
             "late_for_volume": summary.late_for_volume,
@@ -241,7 +243,8 @@ class LiveStateWriter:
     def add_alert(self, alert: DriftAlert) -> None:
         """Queue an alert for the streams."""
         self._pending.alerts.append(alert)
-        self.set_model(alert.model_id, {"last_alert_id": alert.alert_id})
+        latest = {"last_alert_id": alert.alert_id, "incident_id": alert.incident_id}
+        self.set_model(alert.model_id, {k: v for k, v in latest.items() if v is not None})
 
     async def flush(self) -> bool:
         """Send everything pending; on a Redis error keep it for the next flush and return False.

@@ -228,4 +228,10 @@ EXAMPLES: list[Example] = [
         "moved.0.n",
         moved=[{"value": "a", "before": 0.1, "after": 0.2, "n": 3}],
     ),
+    ok("alert incident of its own", A, incident_id=ALERT["alert_id"]),
+    ok("alert incident of an earlier alert", A, incident_id="fraud:3:error_rate:ph:1767225000"),
+    ok("alert incident null", A, incident_id=None),
+    bad("alert incident empty", A, "incident_id", incident_id=""),
+    bad("alert incident 129 chars", A, "incident_id", incident_id="i" * 129),
+    bad("alert incident number", A, "incident_id", incident_id=7),
 ]

@@ -176,6 +176,11 @@ def alert_facts(alerts: Iterable[DriftAlert]) -> list[tuple[str, str, str]]:
     return sorted((a.alert_id, a.event_time.isoformat(), a.detected_at.isoformat()) for a in alerts)
 
 
+def incidents(alerts: Iterable[DriftAlert]) -> dict[str, str | None]:
+    """Each alert's id -> the id of its incident."""
+    return {a.alert_id: a.incident_id for a in alerts}
+
+
 def replayed_alert_ids(settings: Settings, events: Iterable[Event]) -> list[str]:
     """The alert ids the offline replay of ``events`` raises under ``settings``, sorted."""
     return sorted(a.alert_id for a in replayed_alerts(settings, events))

@@ -107,6 +107,7 @@ def drift_alerts() -> st.SearchStrategy[DriftAlert]:
         after=window_stats,
         events_since_drift_start=st.none() | st.integers(min_value=0),
         moved=st.none() | st.lists(value_shares, max_size=MAX_MOVED_VALUES),
+        incident_id=st.none() | bounded_text(1, 128),
     )
 
 

@@ -7,6 +7,7 @@ import typer
 from stream_app.cli.calibrate import calibrate
 from stream_app.cli.demo import demo
 from stream_app.cli.live import alerts, state, worker
+from stream_app.cli.notify import notify
 from stream_app.cli.replay import replay
 from stream_app.cli.report import report
 from stream_app.cli.schemas import schemas_app
@@ -26,6 +27,7 @@ app.add_typer(topics_app, name="topics")
 app.command()(simulate)
 app.command()(worker)
 app.command()(alerts)
+app.command()(notify)
 app.command()(state)
 app.command()(replay)
 app.command()(calibrate)

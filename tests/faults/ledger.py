@@ -13,12 +13,12 @@ from detectors.join import JoinedOutcome
 from pipeline.observations import decode_observation
 from pipeline.partitioner import partition_for
 from producers.simulator import ModelTraffic, simulate
-from schemas.codec import encode
+from schemas.codec import decode, encode
 from schemas.events import LabelEvent, PredictionEvent
 from stream_app.services.process import wait_until
 from stream_app.settings import Engine, Settings
 from stream_app.topics import Topics
-from tests.integration.kafka_io import consume
+from tests.integration.kafka_io import consume, topic_size
 from tests.pipeline import Event, alerts_of, labelled_requests, live_view, replayed_alert_ids
 
 CLOCK_MODEL = "clock"
@@ -104,6 +104,23 @@ class Ledger:
 
 
 EXACT = ("predictions_applied", "outcomes_applied")
+READ = ("predictions", "labels")
+"""The event counters, of events read: their truth is what the input topics hold."""
+
+
+def input_records(ledger: Ledger, topics: Topics) -> Counter[tuple[str, str]]:
+    """Records per (model id, counter) on the input topics: the events sent, plus any copy a
+    producer wrote again while the broker was away (then the worker must count it too)."""
+    names = {topics.predictions: "predictions", topics.labels: "labels"}
+    total = sum(topic_size(ledger.settings, topic) for topic in names)
+    records: Counter[tuple[str, str]] = Counter()
+    for message in consume(ledger.settings, list(names), expected=total):
+        name = names[str(message.topic())]
+        data = message.value() or b""
+        event = decode(PredictionEvent, data) if name == "predictions" else decode(LabelEvent, data)
+        if event.model_id != CLOCK_MODEL:
+            records[(event.model_id, name)] += 1
+    return records
 
 
 def settled(ledger: Ledger, topics: Topics, timeout: float = 150) -> dict[str, dict[str, int]]:
@@ -138,10 +155,13 @@ def audit(
     Kafka-native runtime, which is exactly once) and every prediction applied once by the
     detectors, no alert id twice, and (``as_replayed``) the alerts of the offline replay, and
     no record skipped by the consumer (``offset_gaps``; a record read twice is allowed). The
-    event counters are exact on the Kafka-native runtime, which derives them from committed
-    state. On Faust (at-least-once) they are at least the truth, since an event read again
-    counts again, and after a crash (``crashed``) only reported: a worker killed between its
-    offset commit and its next Redis flush loses up to a second of them.
+    event counters (``predictions``, ``labels``: events read) are checked against the records
+    the input topics hold, which exceed the events sent if a producer wrote a batch twice
+    while the broker was away; the report says how many. They are exact on the Kafka-native
+    runtime, which derives them from committed state. On Faust (at-least-once) they are at
+    least that, since an event read again counts again, and after a crash (``crashed``) only
+    reported: a worker killed between its offset commit and its next Redis flush loses up to
+    a second of them.
     """
     expected = ledger.expected()
     books = settled(ledger, topics)
@@ -152,12 +172,16 @@ def audit(
         and observation.model_id != CLOCK_MODEL
     )
     alerts = alerts_of(consume(ledger.settings, [topics.alerts]))
+    written = input_records(ledger, topics)
+    for model_id, figures in expected.items():
+        figures.update({name: written[(model_id, name)] for name in READ})
     alert_ids = Counter(a.alert_id for a in alerts)
     pipeline = live_view(ledger.settings)["_pipeline"]
     report = {
         "sent": len(ledger.events),
         "books": books,
         "expected": expected,
+        "input records written twice": sum(written.values()) - len(ledger.events),
         "outcome messages": sum(outcomes.values()),
         "distinct outcomes": len(outcomes),
         "alerts": len(alerts),

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from stream_app.live_state import LiveStateKeys, read_model_alerts
 from stream_app.services.process import is_alive, wait_until
+from stream_app.services.redis import redis_client
 from stream_app.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,10 +43,20 @@ def test_demo_alerts_on_the_drifting_models_only(services: Settings, tmp_path: P
     assert "credit data drift on missing:hvalue" in output
     assert "ALERT" not in "".join(line for line in output.splitlines() if " stable " in line)
     summary = output[output.index("what happened") :]
-    for row in ("predictions", "labels", "joined", "expired", "accuracy before", "alerts"):
+    rows = ("predictions", "labels", "joined", "expired", "accuracy before", "alerts", "incidents")
+    for row in rows:
         assert re.search(rf"│ {row} +│", summary), row
     assert re.search(r"error_rate\s.*│", summary)
     assert re.search(r"adwin \+\d+ \(\d+ s\)", summary)  # a delay from the true drift start
+    assert summary.count(" in 1 incident ") == 3  # under each drifting model's alert count
+    keys = re.search(r"Redis keys (\S+)\*", output)
+    assert keys is not None
+    with redis_client(services.redis, decode_responses=True) as client:
+        for model_id in ("fraud", "churn", "credit"):
+            alerts = read_model_alerts(client, LiveStateKeys(keys.group(1)), model_id)
+            # one episode: the demo's stream is minutes of event time, under the incident gap
+            assert {a.incident_id for a in alerts} <= {a.alert_id for a in alerts}, alerts
+            assert len({a.incident_id for a in alerts}) == 1, alerts
     assert f"report: {report}" in output
     assert report.read_bytes().startswith(b"\x89PNG")
     prefix = re.search(r"topics (demo-\S+\.)\*", output)

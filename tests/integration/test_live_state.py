@@ -39,6 +39,7 @@ def alert(model_id: str, n: int) -> DriftAlert:
         event_time=now,
         before=WindowStats(mean=0.1, n=100),
         after=WindowStats(mean=0.4, n=50),
+        incident_id="a1",
     )
 
 
@@ -71,6 +72,7 @@ def test_changes_made_during_a_flush_are_not_lost(
     state = view(settings)
     assert state["m"]["predictions"] == "7"
     assert state["m"]["last_alert_id"] == "a1"
+    assert state["m"]["incident_id"] == "a1"
     assert redis_conn.xlen(f"{settings.redis.key_prefix}alerts:m") == 1
 
 

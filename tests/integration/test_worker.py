@@ -22,11 +22,11 @@ from tests.pipeline import (
     WorkerPool,
     alerts_of,
     header,
+    incidents,
     labelled_between,
     labelled_requests,
     live_view,
     outcome_ids,
-    replayed_alert_ids,
     replayed_alerts,
     send,
     wait_for_joined,
@@ -137,7 +137,9 @@ def test_drift_alerts_live_state_and_dead_letters(
     assert [a for a in by_model["churn"] if a.kind == "concept"] == []
 
     assert len({a.alert_id for a in alerts}) == len(alerts)
-    assert replayed_alert_ids(settings, events) == sorted(a.alert_id for a in alerts)
+    replayed = replayed_alerts(settings, events)
+    assert sorted(a.alert_id for a in replayed) == sorted(a.alert_id for a in alerts)
+    assert incidents(alerts) == incidents(replayed)
     assert redis_conn.xlen(f"{settings.redis.key_prefix}alerts") == len(alerts)
 
 
@@ -213,6 +215,7 @@ def test_data_quality_traffic_and_label_health_alert_after_the_change_as_in_repl
         replayed = replayed_alerts(settings, events)
         alerts = alerts_of(consume(settings, [topics.alerts], expected=len(replayed)))
     assert sorted(a.alert_id for a in alerts) == sorted(a.alert_id for a in replayed)
+    assert incidents(alerts) == incidents(replayed)
     for model in DATA_QUALITY_MODELS:
         start, watched = model.truth.drift_start_time, model.schedule.scenario.watched_signal
         assert start is not None
