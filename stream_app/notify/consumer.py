@@ -40,6 +40,9 @@ TAKEN = "driftstream-notify taken="
 """Commit metadata of a half-done alert: this prefix, then the keys of the sinks that took it."""
 UNASSIGNED_WARNING_SECONDS = 30.0
 CLIENT_ERROR_EVERY_SECONDS = 30.0
+SESSION_TIMEOUT_MS = 10_000
+MAX_POLL_INTERVAL_MS = (300_000, 86_400_000)
+"""librdkafka's default, and its upper bound."""
 COMMIT_EVERY = 500
 """Filtered-out alerts between two commits (they are committed when idle too)."""
 
@@ -75,6 +78,21 @@ class NotifyCounts:
 
 
 _FIELDS = ("delivered", "retried", "failed")
+
+
+def longest_alert_ms(sinks: Sequence[Sink], backoff: Backoff) -> int:
+    """How long one alert may take with every sink failing every try: the consumer's
+    ``max.poll.interval.ms``, so that a slow retry does not cost the notifier its partitions
+    (at least librdkafka's default 5 minutes, at most its bound of a day).
+
+    >>> from stream_app.notify.sinks import CommandSink
+    >>> longest_alert_ms([CommandSink("true", timeout=600)], Backoff(5, 1.0, 60.0))
+    3075000
+    """
+    waits = sum(backoff.delays())
+    seconds = sum(backoff.attempts * sink.timeout + waits for sink in sinks) + 60
+    low, high = MAX_POLL_INTERVAL_MS
+    return int(min(max(seconds * 1000, low), high))
 
 
 def _counts(counts: SinkCounts) -> str:
@@ -125,6 +143,7 @@ class Notifier:
         self._taken: dict[int, tuple[int, set[str]]] = {}  # partition -> (offset, sink keys)
         self._pending: dict[int, int] = {}  # partition -> offset to commit (filtered alerts)
         self._since_commit = 0
+        self._last_read = time.monotonic()  # of a record, or of the latest assignment
         self._client_errors: dict[int, float] = {}
         self._dead_letter_errors: list[str] = []
         client = settings.kafka.client_config()
@@ -135,6 +154,9 @@ class Notifier:
                 "enable.auto.commit": False,
                 "auto.offset.reset": start,
                 "isolation.level": "read_committed",
+                # a notifier killed without stopping holds its partitions this long
+                "session.timeout.ms": SESSION_TIMEOUT_MS,
+                "max.poll.interval.ms": longest_alert_ms(self.sinks, backoff),
                 "error_cb": self._client_error,
             }
         )
@@ -157,11 +179,11 @@ class Notifier:
 
     def run(self, stop: threading.Event, idle_seconds: float | None = None) -> NotifyCounts:
         """Deliver until ``stop`` is set (or, with ``idle_seconds``, until that long passes
-        with nothing to read); then commit what is done and close."""
+        with partitions assigned and nothing to read); then commit what is done and close."""
         self._consumer.subscribe(
             [self.topics.alerts], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
-        started = last_read = time.monotonic()
+        started = time.monotonic()
         warned = False
         try:
             while not stop.is_set():
@@ -169,22 +191,14 @@ class Notifier:
                 now = time.monotonic()
                 if message is None:
                     self._commit_pending()
-                    if idle_seconds is not None and now - last_read >= idle_seconds:
+                    if not self.assigned:
+                        if not warned and now - started > UNASSIGNED_WARNING_SECONDS:
+                            warned = True
+                            self.say(self._unassigned(), "warning")
+                    elif idle_seconds is not None and now - self._last_read >= idle_seconds:
                         break
-                    if (
-                        not self.assigned
-                        and not warned
-                        and now - started > (UNASSIGNED_WARNING_SECONDS)
-                    ):
-                        warned = True
-                        self.say(
-                            f"no partition of {self.topics.alerts} assigned after"
-                            f" {UNASSIGNED_WARNING_SECONDS:g} s: other members of group"
-                            f" {self.group!r} hold them all, or the broker is unreachable",
-                            "warning",
-                        )
                     continue
-                last_read = now
+                self._last_read = now
                 if (error := message.error()) is not None:
                     self._client_error(error)
                     continue
@@ -194,6 +208,14 @@ class Notifier:
             self._consumer.close()
             self._producer.flush(10)
         return self.counts
+
+    def _unassigned(self) -> str:
+        return (
+            f"no partition of {self.topics.alerts} assigned after"
+            f" {UNASSIGNED_WARNING_SECONDS:g} s: other members of group {self.group!r} hold"
+            " them all (a notifier killed without stopping holds them until its session"
+            " times out, 45 s), or the broker is unreachable"
+        )
 
     # -- one alert ------------------------------------------------------------------------
 
@@ -303,6 +325,7 @@ class Notifier:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Note the newly assigned partitions and the half-done alert each may have."""
         self.assigned.update(tp.partition for tp in partitions)
+        self._last_read = time.monotonic()  # idle time counts from the assignment
         try:
             committed = consumer.committed(partitions, timeout=10)
         except KafkaException as exc:

@@ -43,6 +43,9 @@ CLIENT_LIMITS = {
 }
 """MLflow's HTTP settings for one short attempt: two tries of at most 5 s each, whatever
 ``Retry-After`` a server asks for."""
+ATTEMPT_SECONDS = 100.0
+"""The longest one delivery takes at those limits: about 9 requests (a version lookup per tag),
+each two tries of 5 s and a 1 s backoff."""
 
 DATABASES = ("sqlite", "postgresql", "mysql", "mssql")
 """The database schemes of MLflow's SQL stores (with an optional ``+driver``)."""
@@ -138,6 +141,7 @@ class MlflowSink:
             raise ValueError(f"--mlflow {shown}: {exc}") from None
         self.name = f"mlflow {shown}"
         self.key = sink_key("m", tracking_uri)
+        self.timeout = ATTEMPT_SECONDS
 
     def deliver(self, alert: DriftAlert, payload: bytes) -> None:
         from mlflow.exceptions import MlflowException

@@ -38,6 +38,8 @@ class Sink(Protocol):
 
     name: str
     key: str
+    timeout: float
+    """The longest one attempt takes, in seconds."""
 
     def deliver(self, alert: DriftAlert, payload: bytes) -> None:
         """Hand over one alert (``payload``: its JSON with a ``text`` line); raise

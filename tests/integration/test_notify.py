@@ -214,6 +214,26 @@ def test_each_alert_is_delivered_once_across_a_restart(
     assert group_lag(settings, topics.alerts, f"{settings.topics.prefix}notify") == 0
 
 
+def test_a_killed_notify_repeats_at_most_the_alert_it_was_delivering(
+    settings: Settings, topics: Topics, receiver: Receiver, tmp_path: Path
+) -> None:
+    alerts = [drift_alert(n, model_id=f"model-{n % 7}") for n in range(40)]
+    publish(settings, topics, list(alerts))
+    receiver.delay = 0.05
+    log = tmp_path / "notify.log"
+    first = start_notify(settings, log, "--webhook", f"{receiver.url}/hook")
+    wait_until(lambda: len(receiver.requests) >= 10, 60, "the first deliveries")
+    first.kill()
+    first.wait(30)
+
+    run_notify(settings, log, "--webhook", f"{receiver.url}/hook")  # once the session ends
+
+    taken = receiver.taken()
+    assert set(taken) == {a.alert_id for a in alerts}
+    assert sum(taken.values()) - len(alerts) <= 1, taken  # the one being delivered, if any
+    assert all(r.key == r.body["alert_id"] for r in receiver.requests)  # a receiver can dedupe
+
+
 def test_a_503_is_retried_and_a_refusal_or_the_cap_is_dead_lettered(
     settings: Settings, topics: Topics, receiver: Receiver, tmp_path: Path
 ) -> None:

@@ -39,6 +39,7 @@ class ScriptedSink:
 
     name = "scripted"
     key = "s1"
+    timeout = 1.0
 
     def deliver(self, alert: DriftAlert, payload: bytes) -> None:
         self.attempts += 1
