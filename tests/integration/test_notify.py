@@ -186,17 +186,28 @@ def dead_letters(settings: Settings, topics: Topics, expected: int) -> list[dict
     ]
 
 
-def test_each_alert_is_delivered_once_across_a_restart(
-    settings: Settings, topics: Topics, receiver: Receiver, tmp_path: Path
-) -> None:
+def stopped_midway(
+    settings: Settings, topics: Topics, receiver: Receiver, log: Path, how: signal.Signals
+) -> list[DriftAlert]:
+    """Publish 40 alerts, start ``notify`` against a slow receiver, and send it ``how`` after
+    its first 10 deliveries; the alerts, once it has exited."""
     alerts = [drift_alert(n, model_id=f"model-{n % 7}") for n in range(40)]
     publish(settings, topics, list(alerts))
     receiver.delay = 0.05
-    log = tmp_path / "notify.log"
     first = start_notify(settings, log, "--webhook", f"{receiver.url}/hook")
     wait_until(lambda: len(receiver.requests) >= 10, 60, "the first deliveries")
-    first.send_signal(signal.SIGTERM)
-    assert first.wait(30) == 0, log.read_text()
+    first.send_signal(how)
+    code = first.wait(30)
+    if how == signal.SIGTERM:
+        assert code == 0, log.read_text()
+    return alerts
+
+
+def test_each_alert_is_delivered_once_across_a_restart(
+    settings: Settings, topics: Topics, receiver: Receiver, tmp_path: Path
+) -> None:
+    log = tmp_path / "notify.log"
+    alerts = stopped_midway(settings, topics, receiver, log, signal.SIGTERM)
     stopped_after = len(receiver.requests)
     assert stopped_after < len(alerts), "stopped too late to test a restart"
 
@@ -217,14 +228,8 @@ def test_each_alert_is_delivered_once_across_a_restart(
 def test_a_killed_notify_repeats_at_most_the_alert_it_was_delivering(
     settings: Settings, topics: Topics, receiver: Receiver, tmp_path: Path
 ) -> None:
-    alerts = [drift_alert(n, model_id=f"model-{n % 7}") for n in range(40)]
-    publish(settings, topics, list(alerts))
-    receiver.delay = 0.05
     log = tmp_path / "notify.log"
-    first = start_notify(settings, log, "--webhook", f"{receiver.url}/hook")
-    wait_until(lambda: len(receiver.requests) >= 10, 60, "the first deliveries")
-    first.kill()
-    first.wait(30)
+    alerts = stopped_midway(settings, topics, receiver, log, signal.SIGKILL)
 
     run_notify(settings, log, "--webhook", f"{receiver.url}/hook")  # once the session ends
 
