@@ -34,16 +34,18 @@ to the realised ones.
 
 from __future__ import annotations
 
+import io
 import pickle
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from detectors.calibration import PerformanceEstimate
 from detectors.config import BankConfig
 from detectors.join import JoinedOutcome
 from detectors.label_health import LabelHealth
-from detectors.monitor import Monitor, monitor_for
+from detectors.monitor import Firing, Monitor, monitor_for, monitor_from_state
 from detectors.policy import AlertPolicy
 from detectors.positive_class import PositiveClassRates
 from detectors.signals import (
@@ -53,11 +55,11 @@ from detectors.signals import (
     LABEL_COVERAGE,
     LABEL_DELAY,
     VOLUME,
+    Column,
     FeatureQuality,
     PredictionSignals,
     Signal,
     SignalValue,
-    outcome_signal,
 )
 from detectors.volume import (
     ARRIVAL_ORDER_GRACE_SECONDS,
@@ -68,7 +70,7 @@ from schemas.events import DriftAlert, PredictionEvent
 
 Status = Literal["ok", "warning", "drift"]
 
-_SNAPSHOT_FORMAT = 4
+Observation = PredictionEvent | JoinedOutcome
 
 
 class SnapshotFormatError(ValueError):
@@ -141,6 +143,11 @@ class DetectorBank:
         Its predictions come in arrival order, not event-time order: the ``volume`` signal
         waits longer for late ones (:data:`~detectors.volume.ARRIVAL_ORDER_GRACE_SECONDS`)
         unless the config sets ``volume_grace_seconds``.
+
+    Observations go in batches (:meth:`observe`): the per-event trackers (traffic, label
+    health, calibration, rates) take them one by one, then each signal's values go to its
+    monitor as one column. The alerts are the ones one observation at a time would give, in
+    the same order.
     """
 
     def __init__(
@@ -172,34 +179,13 @@ class DetectorBank:
             self.config.positive_label, self.config.calibration_outcomes, self.config.recent_window
         )
         self._event_time: datetime | None = None
+        self._changed: set[str] = set()
 
     def observe_prediction(
         self, event: PredictionEvent, detected_at: datetime | None = None
     ) -> list[DriftAlert]:
         """Update the data signals with one prediction; the data-drift alerts it raised."""
-        return self._observe(
-            self.apply_prediction(event),
-            event.model_version,
-            event.timestamp,
-            detected_at or event.timestamp,
-        )
-
-    def apply_prediction(self, event: PredictionEvent) -> list[tuple[Signal, SignalValue]]:
-        """Count one prediction and update the estimates; its data-signal values, which
-        :meth:`observe_prediction` feeds to the detectors (with the traffic volume and the
-        label health of the intervals it closed)."""
-        self._check_model(event.model_id)
-        self.predictions += 1
-        self.model_version = event.model_version
-        self._saw(event.timestamp)
-        values = self._signals.extract(event)
-        if (correct := self._estimate_of.expected_correct(event)) is not None:
-            values.append((ESTIMATED_ACCURACY, correct))
-        values.extend((VOLUME, rate) for rate in self._volume.observe(event.timestamp))
-        closed = self._labels.prediction(event.timestamp)
-        values.extend((LABEL_COVERAGE, got) for got in closed.coverage)
-        values.extend((LABEL_DELAY, delay) for delay in closed.delays)
-        return values
+        return self.observe([event], detected_at)
 
     def observe_outcome(
         self, outcome: JoinedOutcome, detected_at: datetime | None = None
@@ -209,25 +195,100 @@ class DetectorBank:
         The alert's ``event_time`` is the prediction's time; ``detected_at`` defaults to the
         time the outcome became known (the later of prediction and label time).
         """
-        return self._observe(
-            self.apply_outcome(outcome),
-            outcome.model_version,
-            outcome.prediction_time,
-            detected_at or max(outcome.prediction_time, outcome.label_time),
-        )
+        return self.observe([outcome], detected_at)
 
-    def apply_outcome(self, outcome: JoinedOutcome) -> list[tuple[Signal, SignalValue]]:
-        """Count one outcome and update the rolling rates, the calibration and the label
-        health; its concept signal value, which :meth:`observe_outcome` feeds to the
-        detectors."""
-        self._check_model(outcome.model_id)
-        self.outcomes += 1
-        self._saw(max(outcome.prediction_time, outcome.label_time))
-        if outcome.task == "classification":
-            self._positive.push(outcome.prediction, outcome.label)
-        self._estimate_of.learn(outcome)
-        self._labels.outcome(outcome.prediction_time, outcome.label_time)
-        return [outcome_signal(outcome)]
+    def observe(
+        self, observations: Sequence[Observation], detected_at: datetime | None = None
+    ) -> list[DriftAlert]:
+        """Apply a batch of observations (predictions and joined outcomes, in order); the
+        alerts they raised. An alert's ``event_time`` is its observation's time (a
+        prediction's, an outcome's prediction time); ``detected_at``, unless given, the time
+        its observation became known."""
+        columns = self.apply(observations)
+        fired: list[tuple[int, int, int, Firing]] = []
+        for rank, column in enumerate(columns):
+            if column.values:
+                monitor = self._monitor(column.signal)
+                for index, firing in monitor.update_many(column.values):  # type: ignore[arg-type]
+                    fired.append((column.at[index], rank, index, firing))
+        fired.sort(key=lambda item: item[:3])
+        alerts: list[DriftAlert] = []
+        for at, _rank, _index, firing in fired:
+            observation = observations[at]
+            if isinstance(observation, JoinedOutcome):
+                version, event_time = observation.model_version, observation.prediction_time
+                known = max(observation.prediction_time, observation.label_time)
+            else:
+                version, event_time = observation.model_version, observation.timestamp
+                known = observation.timestamp
+            alert = self._policy.consider(
+                firing, firing.observed, version, event_time, detected_at or known
+            )
+            if alert is not None:
+                alerts.append(alert)
+        return alerts
+
+    def apply(self, observations: Sequence[Observation]) -> list[Column]:
+        """Count a batch of observations and update the per-event trackers; every signal's
+        column of values, which :meth:`observe` feeds to the monitors (``at``: the index of the
+        observation in ``observations``), in the order one observation's values come in."""
+        predictions: list[PredictionEvent] = []
+        at_prediction: list[int] = []
+        tail: dict[Signal, tuple[list[SignalValue], list[int]]] = {
+            signal: ([], [])
+            for signal in _TAIL_SIGNALS  # values, observation indices
+        }
+        errors, estimated, volumes = tail[ERROR_RATE], tail[ESTIMATED_ACCURACY], tail[VOLUME]
+        coverage, delays = tail[LABEL_COVERAGE], tail[LABEL_DELAY]
+        estimate, volume, labels, positive = (
+            self._estimate_of,
+            self._volume,
+            self._labels,
+            self._positive,
+        )
+        for index, observation in enumerate(observations):
+            if observation.model_id != self.model_id:
+                self._check_model(observation.model_id)
+            if isinstance(observation, JoinedOutcome):
+                self.outcomes += 1
+                self._saw(max(observation.prediction_time, observation.label_time))
+                if observation.task == "classification":
+                    positive.push(observation.prediction, observation.label)
+                    column = errors
+                else:
+                    column = tail[ABS_ERROR]
+                estimate.learn(observation)
+                labels.outcome(observation.prediction_time, observation.label_time)
+                column[0].append(observation.error)
+                column[1].append(index)
+                continue
+            self.predictions += 1
+            self.model_version = observation.model_version
+            self._saw(observation.timestamp)
+            predictions.append(observation)
+            at_prediction.append(index)
+            if (correct := estimate.expected_correct(observation)) is not None:
+                estimated[0].append(correct)
+                estimated[1].append(index)
+            if rates := volume.observe(observation.timestamp):
+                volumes[0].extend(rates)
+                volumes[1].extend([index] * len(rates))
+            closed = labels.prediction(observation.timestamp)
+            if closed.coverage:
+                coverage[0].extend(closed.coverage)
+                coverage[1].extend([index] * len(closed.coverage))
+                delays[0].extend(closed.delays)
+                delays[1].extend([index] * len(closed.delays))
+        columns = self._signals.columns(predictions) if predictions else []
+        if len(predictions) < len(observations):  # ``at`` of a prediction column: among them
+            columns = [replace(c, at=_Among(at_prediction, c.at)) for c in columns]
+        columns += [Column(signal, values, at) for signal, (values, at) in tail.items()]
+        if observations:
+            self._changed |= {BANK_PIECE, TRACKERS_PIECE}
+            self._changed |= {FEATURE_PIECE + name for name in self._signals.changed}
+            self._signals.changed.clear()
+            self._changed |= {SIGNAL_PIECE + c.signal.name for c in columns if c.values}
+        return columns
 
     def summary(self) -> BankSummary:
         """The live state of every signal and of the model."""
@@ -257,27 +318,89 @@ class DetectorBank:
             labels_past_horizon=self._labels.uncounted,
         )
 
-    def snapshot(self) -> bytes:
-        """The whole state, river detectors included, as bytes for :meth:`restore`."""
-        return pickle.dumps((_SNAPSHOT_FORMAT, self), protocol=pickle.HIGHEST_PROTOCOL)
+    # -- state ---------------------------------------------------------------------------
+
+    def state_pieces(self) -> dict[str, bytes]:
+        """The whole state as pieces: name -> bytes, for :meth:`from_pieces`."""
+        self._changed = self._all_pieces()
+        return self.take_changed_pieces()
+
+    def take_changed_pieces(self) -> dict[str, bytes]:
+        """The pieces that changed since the last call (all of a new bank's)."""
+        changed, self._changed = self._changed, set()
+        return {name: encode_piece(name, self._piece(name)) for name in sorted(changed)}
 
     @classmethod
-    def restore(cls, data: bytes) -> DetectorBank:
-        """A bank that continues exactly where the snapshotted one stopped.
+    def from_pieces(
+        cls,
+        model_id: str,
+        pieces: Mapping[str, bytes],
+        config: BankConfig | None = None,
+        *,
+        arrival_order: bool = False,
+    ) -> DetectorBank:
+        """A bank that continues exactly where the one that wrote ``pieces`` stopped, with
+        this ``config``'s limits and policy settings (a signal keeps the detectors it had).
 
-        ``data`` is unpickled: restore only snapshots this deployment wrote itself. One of
-        another format (an older driftstream's) raises :class:`SnapshotFormatError`.
+        A piece of another format version raises :class:`SnapshotFormatError`.
         """
-        try:
-            snapshot_format, bank = pickle.loads(data)
-        except Exception as exc:  # another build's classes may not unpickle into this one's
-            raise SnapshotFormatError(f"unreadable detector snapshot: {exc!r}") from exc
-        if snapshot_format != _SNAPSHOT_FORMAT or not isinstance(bank, cls):
-            raise SnapshotFormatError(
-                f"detector snapshot of format {snapshot_format!r}; this build reads"
-                f" {_SNAPSHOT_FORMAT}"
-            )
+        bank = cls(model_id, config, arrival_order=arrival_order)
+        state = decode_piece(BANK_PIECE, pieces[BANK_PIECE])
+        trackers = decode_piece(TRACKERS_PIECE, pieces[TRACKERS_PIECE])
+        bank.model_version = state["model_version"]
+        bank.predictions, bank.outcomes = state["predictions"], state["outcomes"]
+        event_time = state["event_time"]
+        bank._event_time = None if event_time is None else datetime.fromisoformat(event_time)
+        bank._policy.restore(state["policy"])
+        features = {
+            name: decode_piece(FEATURE_PIECE + name, pieces[FEATURE_PIECE + name])
+            for name in state["signals"]["features"]
+        }
+        bank._signals.restore(state["signals"], features)
+        bank._positive = PositiveClassRates.from_state(trackers["positive"])
+        bank._estimate_of = PerformanceEstimate.from_state(trackers["estimate"])
+        bank._volume = TrafficVolume.from_state(trackers["volume"])
+        bank._labels = LabelHealth.from_state(trackers["labels"])
+        for name in state["monitors"]:
+            signal_state = decode_piece(SIGNAL_PIECE + name, pieces[SIGNAL_PIECE + name])
+            signal = Signal(*signal_state["signal"])
+            bank._monitors[name] = monitor_from_state(signal, signal_state["monitor"])
         return bank
+
+    def _all_pieces(self) -> set[str]:
+        return {
+            BANK_PIECE,
+            TRACKERS_PIECE,
+            *(FEATURE_PIECE + name for name in self._signals.quality),
+            *(SIGNAL_PIECE + name for name in self._monitors),
+        }
+
+    def _piece(self, name: str) -> Any:
+        if name == BANK_PIECE:
+            return {
+                "model_version": self.model_version,
+                "predictions": self.predictions,
+                "outcomes": self.outcomes,
+                "event_time": None if self._event_time is None else self._event_time.isoformat(),
+                "policy": self._policy.state(),
+                "signals": self._signals.state(),
+                "monitors": list(self._monitors),
+            }
+        if name == TRACKERS_PIECE:
+            return {
+                "positive": self._positive.state(),
+                "estimate": self._estimate_of.state(),
+                "volume": self._volume.state(),
+                "labels": self._labels.state(),
+            }
+        if name.startswith(FEATURE_PIECE):
+            return self._signals.feature_state(name[len(FEATURE_PIECE) :])
+        monitor = self._monitors[name[len(SIGNAL_PIECE) :]]
+        signal = monitor.signal
+        definition = (signal.name, signal.kind, signal.binary, signal.categorical)
+        return {"signal": (*definition, signal.recent_window), "monitor": monitor.state()}
+
+    # -- helpers -------------------------------------------------------------------------
 
     def _saw(self, event_time: datetime) -> None:
         if self._event_time is None or event_time > self._event_time:
@@ -287,29 +410,15 @@ class DetectorBank:
         if model_id != self.model_id:
             raise ValueError(f"bank of model {self.model_id!r} got an event of {model_id!r}")
 
-    def _observe(
-        self,
-        values: list[tuple[Signal, SignalValue]],
-        model_version: str,
-        event_time: datetime,
-        detected_at: datetime,
-    ) -> list[DriftAlert]:
-        alerts: list[DriftAlert] = []
-        for signal, value in values:
-            monitor = self._monitors.get(signal.name)
-            if monitor is None:
-                monitor = self._monitors[signal.name] = monitor_for(
-                    signal,
-                    self.config.detectors_for(signal),
-                    signal.recent_window or self.config.recent_window,
-                )
-            for firing in monitor.update(value):
-                alert = self._policy.consider(
-                    firing, monitor.n, model_version, event_time, detected_at
-                )
-                if alert is not None:
-                    alerts.append(alert)
-        return alerts
+    def _monitor(self, signal: Signal) -> Monitor:
+        monitor = self._monitors.get(signal.name)
+        if monitor is None:
+            monitor = self._monitors[signal.name] = monitor_for(
+                signal,
+                self.config.detectors_for(signal),
+                signal.recent_window or self.config.recent_window,
+            )
+        return monitor
 
     def _estimate(self, signal: Signal) -> float | None:
         monitor = self._monitors.get(signal.name)
@@ -333,3 +442,59 @@ class DetectorBank:
             status="drift" if "drift" in statuses else "warning" if "warning" in statuses else "ok",
             detectors=detectors,
         )
+
+
+class _Among(Sequence[int]):
+    """Indices into ``among``'s positions: ``self[i] == among[inner[i]]`` (mapped when read)."""
+
+    def __init__(self, among: Sequence[int], inner: Sequence[int]) -> None:
+        self.among, self.inner = among, inner
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, index: int) -> int:  # type: ignore[override]
+        return self.among[self.inner[index]]
+
+
+_TAIL_SIGNALS = (ESTIMATED_ACCURACY, VOLUME, LABEL_COVERAGE, LABEL_DELAY, ERROR_RATE, ABS_ERROR)
+"""The signals of the per-event trackers and of outcomes, in the order an event gives them."""
+
+BANK_PIECE = "bank"
+"""The piece with the bank's counters, alert history and the names of its signals."""
+TRACKERS_PIECE = "trackers"
+"""The piece with the per-event trackers: rates, calibration, traffic volume, label health."""
+FEATURE_PIECE = "feature/"
+"""The prefix of a tracked feature's piece (its reference and quality counts)."""
+SIGNAL_PIECE = "signal/"
+"""The prefix of a signal's piece (its monitor: detectors, window, counters)."""
+PIECE_FORMAT = 5
+"""The format of every piece; another one is refused (:class:`SnapshotFormatError`)."""
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Reads plain values only (numbers, strings, bytes, lists, tuples, dicts): a piece holds
+    no object of any class; river's detectors are in it as bytes of their own pickles."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise SnapshotFormatError(f"a state piece may not hold {module}.{name}")
+
+
+def encode_piece(name: str, value: Any) -> bytes:
+    """One piece of a bank's state as bytes: its format version, its name and its value."""
+    return pickle.dumps((PIECE_FORMAT, name, value), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode_piece(name: str, data: bytes) -> Any:
+    """The value of piece ``name`` (:class:`SnapshotFormatError` if it is another format)."""
+    try:
+        piece_format, piece_name, value = _PlainUnpickler(io.BytesIO(data)).load()
+    except SnapshotFormatError:
+        raise
+    except Exception as exc:
+        raise SnapshotFormatError(f"unreadable state piece {name!r}: {exc!r}") from exc
+    if piece_format != PIECE_FORMAT or piece_name != name:
+        raise SnapshotFormatError(
+            f"state piece {name!r} of format {piece_format!r}; this build reads {PIECE_FORMAT}"
+        )
+    return value

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass
+from typing import Any
 
 from detectors.join import JoinedOutcome
 from detectors.positive_class import PositiveClassRates
@@ -155,6 +156,32 @@ class ScoreCalibration:
             return None
         return bins.rates(score)
 
+    def state(self) -> dict[str, Any]:
+        """The reference or the frozen bins as plain values (:meth:`from_state`)."""
+        sides = None
+        if self._sides is not None:
+            sides = [
+                (side, bins.edges, [(o.correct, o.positive) for o in bins.outcomes])
+                for side, bins in self._sides.items()
+            ]
+        return {
+            "outcomes": self.outcomes,
+            "min_bin": self.min_bin,
+            "reference": [(side, *outcome) for side, outcome in self._reference],
+            "sides": sides,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ScoreCalibration:
+        calibration = cls(state["outcomes"], state["min_bin"])
+        calibration._reference = [(side, (s, c, p)) for side, s, c, p in state["reference"]]
+        if state["sides"] is not None:
+            calibration._sides = {
+                side: _Bins(edges, [ExpectedOutcome(c, p) for c, p in outcomes])
+                for side, edges, outcomes in state["sides"]
+            }
+        return calibration
+
 
 class PerformanceEstimate:
     """The estimated quality of one model's recent predictions, labelled or not.
@@ -196,6 +223,17 @@ class PerformanceEstimate:
             return None
         self._expected.push_expected(predicted, expected.positive)
         return expected.correct
+
+    def state(self) -> dict[str, Any]:
+        """The calibration and the expected rates as plain values (:meth:`from_state`)."""
+        return {"calibration": self.calibration.state(), "expected": self._expected.state()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> PerformanceEstimate:
+        estimate = cls("1", 0, 1)
+        estimate.calibration = ScoreCalibration.from_state(state["calibration"])
+        estimate._expected = PositiveClassRates.from_state(state["expected"])
+        return estimate
 
     @property
     def precision(self) -> float | None:

@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
+from collections.abc import Sequence
+from typing import Any
 
 from schemas.events import ValueShare
 
@@ -88,21 +90,57 @@ class CategoryShift:
 
     def update(self, x: str) -> None:
         """Learn ``x`` into the reference, or push it into the window and test on the clock."""
+        self.drift_detected = self.update_many((x,)) == 0
+
+    def update_many(self, values: Sequence[str], start: int = 0) -> int:
+        """Take ``values[start:]`` in order until a test detects a drift: the index of the value
+        it detected at (the values after it are not taken), or -1."""
         self.drift_detected = False
-        if self._tracked is None:
-            self._reference_counts[x] += 1
+        index, end = start, len(values)
+        while self._tracked is None and index < end:
+            self._reference_counts[values[index]] += 1
+            index += 1
             if self._reference_counts.total() == self.reference:
                 self._freeze()
-            return
-        bucket = x if x in self._tracked else OTHER
-        if len(self._recent) == self.window:
-            self._recent_counts[self._recent[0]] -= 1
-        self._recent.append(bucket)
-        self._recent_counts[bucket] += 1
-        self._since_test += 1
-        if len(self._recent) == self.window and self._since_test >= self.clock:
-            self._since_test = 0
-            self.drift_detected = self.test() < self.p_value
+        tracked, recent, counts = self._tracked, self._recent, self._recent_counts
+        window, clock = self.window, self.clock
+        for index in range(index, end):  # noqa: B020 - continues from the reference's end
+            value = values[index]
+            bucket = value if value in tracked else OTHER  # type: ignore[operator]
+            if len(recent) == window:
+                counts[recent[0]] -= 1
+            recent.append(bucket)
+            counts[bucket] += 1
+            self._since_test += 1
+            if len(recent) == window and self._since_test >= clock:
+                self._since_test = 0
+                if self.test() < self.p_value:
+                    self.drift_detected = True
+                    return index
+        return -1
+
+    def state(self) -> dict[str, Any]:
+        """The detector as plain values (:meth:`from_state` builds it again)."""
+        return {
+            "params": [self.reference, self.window, self.top_k, self.clock, self.p_value],
+            "reference_counts": dict(self._reference_counts),
+            "tracked": None if self._tracked is None else sorted(self._tracked),
+            "reference_buckets": dict(self._reference_buckets),
+            "recent": list(self._recent),
+            "since_test": self._since_test,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> CategoryShift:
+        detector = cls(*state["params"])
+        detector._reference_counts = Counter(state["reference_counts"])
+        tracked = state["tracked"]
+        detector._tracked = None if tracked is None else frozenset(tracked)
+        detector._reference_buckets = Counter(state["reference_buckets"])
+        detector._recent.extend(state["recent"])
+        detector._recent_counts = Counter(state["recent"])
+        detector._since_test = state["since_test"]
+        return detector
 
     def test(self) -> float:
         """The p-value of the G-test of the window against the reference (1.0 while learning)."""

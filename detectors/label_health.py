@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -95,6 +96,23 @@ class LabelHealth:
             bucket.delays.append((prediction_time.timestamp(), delay))
         else:
             self.uncounted += 1
+
+    def state(self) -> dict[str, Any]:
+        """The open buckets and counts as plain values (:meth:`from_state`)."""
+        buckets = [(i, b.predictions, b.delays) for i, b in self._buckets.items()]
+        return {
+            "horizon_seconds": self.horizon_seconds,
+            "interval_seconds": self.interval_seconds,
+            "buckets": buckets,
+            "uncounted": self.uncounted,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> LabelHealth:
+        health = cls(state["horizon_seconds"], state["interval_seconds"])
+        health._buckets = {i: _Bucket(n, list(delays)) for i, n, delays in state["buckets"]}
+        health.uncounted = state["uncounted"]
+        return health
 
     def _interval(self, time: datetime) -> int:
         return int(time.timestamp() // self.interval_seconds)

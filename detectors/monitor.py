@@ -1,31 +1,42 @@
 """Run the configured detectors on one signal and report when they fire.
 
-A :class:`SignalMonitor` owns the detectors of one numeric or binary signal of one model. On
-every value it updates each detector; when one detects a drift it reports a :class:`Firing`
-with the signal's mean before and after the change, then replaces the detector with a fresh
-one so it learns the new regime. A :class:`CategoryMonitor` does the same for a categorical
-signal, and its firings name the values whose share moved. Whether a firing becomes an alert
-is the alert policy's decision.
+A :class:`SignalMonitor` owns the detectors of one numeric or binary signal of one model. It
+takes the signal's values a batch at a time (:meth:`SignalMonitor.update_many`): each detector
+runs over the batch in one tight loop, and when one detects a drift the monitor reports a
+:class:`Firing` with the signal's mean before and after the change, then replaces the detector
+with a fresh one so it learns the new regime. A :class:`CategoryMonitor` does the same for a
+categorical signal, and its firings name the values whose share moved. Whether a firing becomes
+an alert is the alert policy's decision. A batch gives the same firings, at the same values, as
+the same values fed one at a time.
+
+Each monitor's state is a plain value (:meth:`SignalMonitor.state`, built again by
+:func:`monitor_from_state`): its counters, its recent window and its river detectors (pickled
+by river's own means), so a runtime can save the signals that changed one by one.
 
 >>> from detectors.registry import DetectorSpec
 >>> from detectors.signals import ERROR_RATE
 >>> monitor = SignalMonitor(ERROR_RATE, [DetectorSpec(name="adwin")], recent_window=500)
 >>> stream = [1.0 if i % 10 == 0 else 0.0 for i in range(3000)] + [1.0, 0.0] * 500
->>> firings = [(i, f) for i, v in enumerate(stream) for f in monitor.update(v)]
->>> i, firing = firings[0]
+>>> (i, firing), = monitor.update_many(stream)
 >>> i, firing.detector, firing.severity, firing.before, firing.after
 (3039, 'adwin', 'critical', WindowStats(mean=0.1, n=3000), WindowStats(mean=0.5, n=40))
 """
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import reduce
+from operator import add
 from typing import Any, Literal
 
+import numpy as np
+
+from detectors.category import CategoryShift
 from detectors.registry import REGISTRY, DetectorSpec, build_detector
-from detectors.signals import Signal, SignalValue
-from detectors.window import RecentWindow
+from detectors.signals import Signal
+from detectors.window import Floats, RecentWindow, change_point
 from schemas.events import MAX_MOVED_VALUES, ValueShare, WindowStats
 
 Severity = Literal["warning", "critical"]
@@ -36,9 +47,10 @@ class Firing:
     """A detector fired on a signal: drift (``"critical"``) or its warning zone opened.
 
     The change point is estimated, whatever the detector, as the least-squares split of the
-    latest ``recent_window`` values the detector saw (:meth:`RecentWindow.change_point`):
+    latest ``recent_window`` values the detector saw (:func:`detectors.window.change_point`):
     ``after`` and ``events_since_drift_start`` cover the values since it, ``before`` all the
     detector saw before it. A change older than ``recent_window`` values is placed inside it.
+    ``observed`` is the signal's count of values when it fired (the alert policy's clock).
     """
 
     signal: Signal
@@ -48,7 +60,11 @@ class Firing:
     after: WindowStats
     events_since_drift_start: int | None
     moved: tuple[ValueShare, ...] | None = None
+    observed: int = 0
 
+
+Fired = tuple[int, Firing]
+"""A firing and the index, in the batch given, of the value it fired at."""
 
 MAX_DEFERRED_ZEROS = 100_000
 """The most leading zeros of a binary signal replayed into its detectors (see
@@ -73,6 +89,28 @@ class _Run:
         binary_only = REGISTRY[spec.name].binary_only
         return cls(spec, detector, binary_only, hasattr(detector, "warning_detected"))
 
+    def state(self) -> tuple[dict[str, Any], bytes, float, int, bool]:
+        detector = pickle.dumps(self.detector, protocol=pickle.HIGHEST_PROTOCOL)
+        return self.spec.model_dump(), detector, self.total, self.n, self.warning
+
+    @classmethod
+    def from_state(cls, state: Sequence[Any]) -> _Run:
+        spec, detector, total, n, warning = state
+        run = cls.fresh(DetectorSpec.model_validate(spec))
+        run.detector = pickle.loads(detector)
+        run.total, run.n, run.warning = total, n, warning
+        return run
+
+
+def _until_drift(detector: Any, values: Sequence[Any], start: int) -> int:
+    """Feed ``values[start:]`` to ``detector`` until it detects a drift: that index, or -1."""
+    update = detector.update
+    for index in range(start, len(values)):
+        update(values[index])
+        if detector.drift_detected:
+            return index
+    return -1
+
 
 class SignalMonitor:
     """The detectors of one signal, with the signal's recent values.
@@ -96,7 +134,7 @@ class SignalMonitor:
         _check_distinct(specs)
         self.signal = signal
         self.n = 0
-        self.window = RecentWindow(recent_window)
+        self.window = RecentWindow(recent_window, binary=signal.binary)
         self._runs = [_Run.fresh(spec) for spec in specs]
         self._deferred_zeros = 0
         self._deferring = signal.binary
@@ -115,43 +153,87 @@ class SignalMonitor:
         """Whether ``detector`` is in its warning zone (never, if it has none)."""
         return any(run.warning for run in self._runs if run.spec.name == detector)
 
-    def update(self, value: SignalValue) -> list[Firing]:
+    def update(self, value: float) -> list[Firing]:
         """Feed one value to every detector; the firings, in the configured order."""
-        self.n += 1
-        if self._deferring and value == 0.0:
-            self._deferred_zeros += 1
-            return []
-        if isinstance(value, str):
-            raise TypeError(f"{self.signal.name} takes numbers, not {value!r}")
-        if self._deferring:
-            self._deferring = False
-            replayed = min(self._deferred_zeros, MAX_DEFERRED_ZEROS)
-            firings = [firing for _ in range(replayed) for firing in self._feed(0.0)]
-            return firings + self._feed(value)
-        return self._feed(value)
+        return [firing for _, firing in self.update_many((value,))]
 
-    def _feed(self, value: float) -> list[Firing]:
-        self.window.push(value)
-        firings: list[Firing] = []
-        for index, run in enumerate(self._runs):
-            run.detector.update(value == 1.0 if run.binary_only else value)
-            run.total += value
-            run.n += 1
-            if run.detector.drift_detected:
-                firings.append(self._firing(run, "critical"))
-                self._runs[index] = _Run.fresh(run.spec)
-                continue
+    def update_many(self, values: Sequence[float]) -> list[Fired]:
+        """Feed ``values`` in order to every detector; the firings with the index of the value
+        each fired at, in the order one value at a time would give."""
+        count = len(values)
+        if count == 0:
+            return []
+        n_before = self.n
+        self.n += count
+        replayed = 0
+        if self._deferring:
+            if not any(values):
+                self._deferred_zeros += count
+                return []
+            first = next(i for i, value in enumerate(values) if value != 0.0)
+            self._deferring = False
+            replayed = min(self._deferred_zeros + first, MAX_DEFERRED_ZEROS)
+            values = [0.0] * replayed + list(values[first:])
+        elif isinstance(values[0], str):
+            raise TypeError(f"{self.signal.name} takes numbers, not {values[0]!r}")
+        fired: list[tuple[int, int, Firing]] = []
+        previous = self.window.values()
+        for order in range(len(self._runs)):
+            fired += [(at, order, firing) for at, firing in self._run_over(order, values, previous)]
+        self.window.extend(values)
+        fired.sort(key=lambda item: (item[0], item[1]))
+        first = count - len(values) + replayed  # the index given of the value fed first
+        given = [(first + max(0, at - replayed), firing) for at, _, firing in fired]
+        return [(at, replace(firing, observed=n_before + at + 1)) for at, firing in given]
+
+    def _run_over(
+        self, order: int, values: Sequence[float], previous: Floats
+    ) -> list[tuple[int, Firing]]:
+        """Run one detector over ``values`` (replacing it at each drift); its firings with the
+        index of their value."""
+        run = self._runs[order]
+        fed: Sequence[Any] = [v == 1.0 for v in values] if run.binary_only else values
+        firings: list[tuple[int, Firing]] = []
+        start = 0
+        while start < len(values):
             if run.has_warning:
-                warning = bool(run.detector.warning_detected)
-                if warning and not run.warning and run.spec.warnings:
-                    firings.append(self._firing(run, "warning"))
-                run.warning = warning
+                at, severity = self._until_signal(run, fed, start)
+            else:
+                at, severity = _until_drift(run.detector, fed, start), "critical"
+            end = len(values) if at < 0 else at + 1
+            run.total = reduce(add, values[start:end], run.total)  # in order: batch-independent
+            run.n += end - start
+            if at < 0:
+                break
+            firings.append((at, self._firing(run, severity, previous, values[: at + 1])))
+            if severity == "critical":
+                self._runs[order] = run = _Run.fresh(run.spec)
+            start = at + 1
         return firings
 
-    def _firing(self, run: _Run, severity: Severity) -> Firing:
-        seen = min(len(self.window), run.n)
-        after_n = self.window.change_point(seen) if seen >= 2 else seen
-        after_total = self.window.tail_sum(after_n)
+    @staticmethod
+    def _until_signal(run: _Run, fed: Sequence[Any], start: int) -> tuple[int, Severity]:
+        """Feed a detector with a warning zone until it drifts or newly warns."""
+        detector = run.detector
+        for index in range(start, len(fed)):
+            detector.update(fed[index])
+            if detector.drift_detected:
+                return index, "critical"
+            warning = bool(detector.warning_detected)
+            opened = warning and not run.warning and run.spec.warnings
+            run.warning = warning
+            if opened:
+                return index, "warning"
+        return -1, "critical"
+
+    def _firing(
+        self, run: _Run, severity: Severity, previous: Floats, fed: Sequence[float]
+    ) -> Firing:
+        recent = np.concatenate((previous, np.asarray(fed[-self.window.size :], dtype=float)))
+        recent = recent[-self.window.size :]
+        seen = min(len(recent), run.n)
+        after_n = change_point(recent[-seen:]) if seen >= 2 else seen
+        after_total = float(recent[len(recent) - after_n :].sum()) if after_n else 0.0
         before_n = run.n - after_n
         return Firing(
             signal=self.signal,
@@ -163,6 +245,27 @@ class SignalMonitor:
             after=WindowStats(mean=after_total / after_n, n=after_n),
             events_since_drift_start=after_n,
         )
+
+    def state(self) -> dict[str, Any]:
+        """The monitor as plain values: counters, window, detectors (pickled by river)."""
+        return {
+            "n": self.n,
+            "deferring": self._deferring,
+            "deferred_zeros": self._deferred_zeros,
+            "window": self.window.state(),
+            "runs": [run.state() for run in self._runs],
+        }
+
+    @classmethod
+    def from_state(cls, signal: Signal, state: dict[str, Any]) -> SignalMonitor:
+        monitor = cls.__new__(cls)
+        monitor.signal = signal
+        monitor.n = state["n"]
+        monitor.window = RecentWindow.from_state(state["window"])
+        monitor._runs = [_Run.from_state(run) for run in state["runs"]]
+        monitor._deferring = state["deferring"]
+        monitor._deferred_zeros = state["deferred_zeros"]
+        return monitor
 
 
 class CategoryMonitor:
@@ -185,7 +288,7 @@ class CategoryMonitor:
         self.signal = signal
         self.n = 0
         self._specs = list(specs)
-        self._detectors = [build_detector(spec) for spec in specs]
+        self._detectors: list[CategoryShift] = [build_detector(spec) for spec in specs]
 
     @property
     def detectors(self) -> list[str]:
@@ -202,29 +305,55 @@ class CategoryMonitor:
         """Categorical detectors have no warning zone."""
         return False
 
-    def update(self, value: SignalValue) -> list[Firing]:
+    def update(self, value: str) -> list[Firing]:
         """Feed one value to every detector; the firings, in the configured order."""
-        if not isinstance(value, str):
-            raise TypeError(f"{self.signal.name} takes strings, not {value!r}")
-        self.n += 1
-        firings: list[Firing] = []
-        for index, (spec, detector) in enumerate(zip(self._specs, self._detectors, strict=True)):
-            detector.update(value)
-            if detector.drift_detected:
-                moved = tuple(detector.moved()[:MAX_MOVED_VALUES])
-                firings.append(
-                    Firing(
-                        signal=self.signal,
-                        detector=spec.name,
-                        severity="critical",
-                        before=WindowStats(mean=moved[0].before, n=detector.reference),
-                        after=WindowStats(mean=moved[0].after, n=detector.window),
-                        events_since_drift_start=None,
-                        moved=moved,
-                    )
-                )
+        return [firing for _, firing in self.update_many((value,))]
+
+    def update_many(self, values: Sequence[str]) -> list[Fired]:
+        """Feed ``values`` to every detector; the firings with the index of their value."""
+        if values and not isinstance(values[0], str):
+            raise TypeError(f"{self.signal.name} takes strings, not {values[0]!r}")
+        n_before = self.n
+        self.n += len(values)
+        fired: list[tuple[int, int, Firing]] = []
+        for index, spec in enumerate(self._specs):
+            start = 0
+            while (at := self._detectors[index].update_many(values, start)) >= 0:
+                fired.append((at, index, self._firing(spec, index, n_before + at + 1)))
                 self._detectors[index] = build_detector(spec)
-        return firings
+                start = at + 1
+        fired.sort(key=lambda item: (item[0], item[1]))
+        return [(at, firing) for at, _, firing in fired]
+
+    def _firing(self, spec: DetectorSpec, index: int, observed: int) -> Firing:
+        detector = self._detectors[index]
+        moved = tuple(detector.moved()[:MAX_MOVED_VALUES])
+        return Firing(
+            signal=self.signal,
+            detector=spec.name,
+            severity="critical",
+            before=WindowStats(mean=moved[0].before, n=detector.reference),
+            after=WindowStats(mean=moved[0].after, n=detector.window),
+            events_since_drift_start=None,
+            moved=moved,
+            observed=observed,
+        )
+
+    def state(self) -> dict[str, Any]:
+        """The monitor as plain values: its count and each detector's state."""
+        return {
+            "n": self.n,
+            "specs": [spec.model_dump() for spec in self._specs],
+            "detectors": [detector.state() for detector in self._detectors],
+        }
+
+    @classmethod
+    def from_state(cls, signal: Signal, state: dict[str, Any]) -> CategoryMonitor:
+        specs = [DetectorSpec.model_validate(spec) for spec in state["specs"]]
+        monitor = cls(signal, specs)
+        monitor.n = state["n"]
+        monitor._detectors = [CategoryShift.from_state(d) for d in state["detectors"]]
+        return monitor
 
 
 Monitor = SignalMonitor | CategoryMonitor
@@ -235,6 +364,13 @@ def monitor_for(signal: Signal, specs: Sequence[DetectorSpec], recent_window: in
     if signal.categorical:
         return CategoryMonitor(signal, specs)
     return SignalMonitor(signal, specs, recent_window)
+
+
+def monitor_from_state(signal: Signal, state: dict[str, Any]) -> Monitor:
+    """The monitor :meth:`SignalMonitor.state` (or the categorical one's) describes."""
+    if signal.categorical:
+        return CategoryMonitor.from_state(signal, state)
+    return SignalMonitor.from_state(signal, state)
 
 
 def _check_distinct(specs: Sequence[DetectorSpec]) -> None:

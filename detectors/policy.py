@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from detectors.monitor import Firing
 from schemas.events import DriftAlert
@@ -72,18 +73,13 @@ class AlertPolicy:
         model version still joins it.
     """
 
-    # Class-level defaults: a policy unpickled from a snapshot written before incidents (same
-    # snapshot format) lacks these in its __dict__ and reads them here.
-    incident_gap_seconds: float = 3600.0
-    _incident: _Incident | None = None
-
     def __init__(self, model_id: str, cooldown_events: int, incident_gap_seconds: float) -> None:
         self.model_id = model_id
         self.cooldown_events = cooldown_events
         self.incident_gap_seconds = incident_gap_seconds
         self.last_alert_id: str | None = None
         self._pairs: dict[tuple[str, str], _PairHistory] = {}
-        self._incident = None
+        self._incident: _Incident | None = None
 
     @property
     def incident_id(self) -> str | None:
@@ -130,6 +126,33 @@ class AlertPolicy:
         self.last_alert_id = alert.alert_id
         self._incident = incident
         return alert
+
+    def state(self) -> dict[str, Any]:
+        """The alert history as plain values (:meth:`restore` takes it back)."""
+        incident = self._incident
+        return {
+            "last_alert_id": self.last_alert_id,
+            "pairs": [
+                (signal, detector, p.alerts, p.last_alert_at, p.last_critical_at, p.episode)
+                for (signal, detector), p in self._pairs.items()
+            ],
+            "incident": None
+            if incident is None
+            else (incident.incident_id, incident.model_version, incident.latest.isoformat()),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Go on from :meth:`state` (the settings stay this policy's own)."""
+        self.last_alert_id = state["last_alert_id"]
+        self._pairs = {
+            (signal, detector): _PairHistory(*rest) for signal, detector, *rest in state["pairs"]
+        }
+        incident = state["incident"]
+        self._incident = (
+            None
+            if incident is None
+            else _Incident(incident[0], incident[1], datetime.fromisoformat(incident[2]))
+        )
 
     def in_drift(self, signal: str, detector: str) -> bool:
         """Whether the pair is in a drift episode: it raised a critical alert, and no later

@@ -24,6 +24,8 @@ turns the rates into estimates from predictions alone (:mod:`detectors.calibrati
 
 from __future__ import annotations
 
+from typing import Any
+
 from detectors.join import OutcomeValue
 from detectors.window import RecentWindow
 
@@ -59,6 +61,18 @@ class PositiveClassRates:
         self._true_positive.push(positive if predicted else 0.0)
         self._predicted.push(float(predicted))
         self._actual.push(positive)
+
+    def state(self) -> dict[str, Any]:
+        """The three windows as plain values (:meth:`from_state`)."""
+        windows = (self._true_positive, self._predicted, self._actual)
+        return {"positive_label": self.positive_label, "windows": [w.state() for w in windows]}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> PositiveClassRates:
+        rates = cls(state["positive_label"], 1)
+        true_positive, predicted, actual = (RecentWindow.from_state(w) for w in state["windows"])
+        rates._true_positive, rates._predicted, rates._actual = true_positive, predicted, actual
+        return rates
 
     @property
     def precision(self) -> float | None:

@@ -47,11 +47,14 @@ FeatureQuality(missing=0, wrong_type=1, out_of_range=0, unseen_category=0)
 
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Iterable, Sequence
+from dataclasses import astuple, dataclass
+from typing import Any, Literal
 
-from detectors.join import JoinedOutcome
+import numpy as np
+
 from schemas.events import PredictionEvent
 
 SignalKind = Literal["concept", "data"]
@@ -97,12 +100,6 @@ coverage takes ADWIN more than the default window's 5 buckets to see."""
 LABEL_DELAY = Signal("label_delay", "data", binary=False)
 
 
-def outcome_signal(outcome: JoinedOutcome) -> tuple[Signal, float]:
-    """The concept signal of a joined outcome and its value."""
-    signal = ERROR_RATE if outcome.task == "classification" else ABS_ERROR
-    return signal, outcome.error
-
-
 @dataclass(slots=True)
 class FeatureQuality:
     """Counts of one feature's data-quality problems since it was first seen."""
@@ -117,10 +114,28 @@ class FeatureQuality:
     """Strings its reference values never held."""
 
 
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A signal's values in a batch: ``at[i]`` is the index, in the batch, of the event that
+    gave ``values[i]`` (an event may give several, or none)."""
+
+    signal: Signal
+    values: list[SignalValue]
+    at: Sequence[int]
+
+
+def _binary(n: int, ones: Iterable[int]) -> list[SignalValue]:
+    values: list[SignalValue] = [0.0] * n
+    for index in ones:
+        values[index] = 1.0
+    return values
+
+
 class _TrackedFeature:
     """One feature's signals, its quality counts and its reference (range or categories)."""
 
     def __init__(self, name: str, categorical: bool, reference: int) -> None:
+        self.name = name
         self.categorical = categorical
         prefix = CATEGORY_PREFIX if categorical else "feature:"
         self.value = Signal(f"{prefix}{name}", "data", binary=False, categorical=categorical)
@@ -132,39 +147,96 @@ class _TrackedFeature:
         self._low, self._high = math.inf, -math.inf
         self._categories: set[str] = set()
 
-    def extract(self, value: float | str | None) -> list[tuple[Signal, SignalValue]]:
-        """This feature's signal values for one prediction's ``value``."""
-        if value is None:
-            self.quality.missing += 1
-            return [(self.missing, 1.0), (self.invalid, 0.0)]
-        if isinstance(value, str) != self.categorical:
-            self.quality.wrong_type += 1
-            return [(self.missing, 0.0), (self.invalid, 1.0)]
+    def columns(self, values: list[float | str | None], start: int) -> list[Column]:
+        """This feature's three columns for the events ``start, start + 1, ...`` whose values
+        are ``values``: the value itself where it is usable, ``missing:`` and ``invalid:``."""
+        n = len(values)
+        usable, missing, wrong = self._sort(values)
+        self.quality.missing += len(missing)
+        self.quality.wrong_type += len(wrong)
+        good = usable if usable is not None else range(n)
+        good_values = values if usable is None else [values[i] for i in usable]
+        unusual = self._unusual(good_values)
+        invalid = _binary(n, itertools.chain(wrong, (good[i] for i in unusual)))
+        at = range(start, start + n)
+        used = at if usable is None else [start + i for i in usable]
         return [
-            (self.value, value),
-            (self.missing, 0.0),
-            (self.invalid, float(self._unusual(value))),
+            Column(self.value, good_values, used),  # type: ignore[arg-type]
+            Column(self.missing, _binary(n, missing), at),
+            Column(self.invalid, invalid, at),
         ]
 
-    def _unusual(self, value: float | str) -> bool:
-        """Learn ``value`` into the reference, or tell whether the reference never saw its like."""
-        if self._seen < self._reference:
-            self._seen += 1
-            if isinstance(value, str):
-                self._categories.add(value)
+    def _sort(
+        self, values: list[float | str | None]
+    ) -> tuple[list[int] | None, list[int], list[int]]:
+        """Where the usable values are (None: all of them), where they are missing and where
+        of the wrong type."""
+        if None not in values:
+            if self.categorical and all(type(v) is str for v in values):
+                return None, [], []
+            if not self.categorical and np.array(values).dtype.kind in "fi":
+                return None, [], []
+        usable: list[int] = []
+        missing: list[int] = []
+        wrong: list[int] = []
+        for index, value in enumerate(values):
+            if value is None:
+                missing.append(index)
+            elif isinstance(value, str) != self.categorical:
+                wrong.append(index)
             else:
-                self._low, self._high = min(self._low, value), max(self._high, value)
+                usable.append(index)
+        return usable, missing, wrong
+
+    def _unusual(self, values: Sequence[float | str | None]) -> list[int]:
+        """Learn the first values into the reference (until it is full); the indices of the
+        values after it that it never saw the like of."""
+        learned = min(len(values), self._reference - self._seen)
+        if learned > 0:
+            self._seen += learned
+            if self.categorical:
+                self._categories.update(values[:learned])  # type: ignore[arg-type]
+            else:
+                part = np.asarray(values[:learned], dtype=np.float64)
+                self._low = min(self._low, float(part.min()))
+                self._high = max(self._high, float(part.max()))
                 if self._seen == self._reference:
                     margin = RANGE_MARGIN * (self._high - self._low)
                     self._low, self._high = self._low - margin, self._high + margin
-            return False
-        if isinstance(value, str):
-            unseen = value not in self._categories
-            self.quality.unseen_category += unseen
+        rest = values[max(learned, 0) :]
+        if not rest:
+            return []
+        skip = max(learned, 0)
+        if self.categorical:
+            known = self._categories
+            unseen = [skip + i for i, value in enumerate(rest) if value not in known]
+            self.quality.unseen_category += len(unseen)
             return unseen
-        outside = not self._low <= value <= self._high
-        self.quality.out_of_range += outside
-        return outside
+        numbers = np.asarray(rest, dtype=np.float64)
+        outside = np.flatnonzero((numbers < self._low) | (numbers > self._high))
+        self.quality.out_of_range += len(outside)
+        return (outside + skip).tolist()
+
+    def state(self) -> dict[str, Any]:
+        """The reference and quality counts as plain values (:meth:`from_state`)."""
+        return {
+            "name": self.name,
+            "categorical": self.categorical,
+            "reference": self._reference,
+            "seen": self._seen,
+            "range": (self._low, self._high),
+            "categories": sorted(self._categories),
+            "quality": astuple(self.quality),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> _TrackedFeature:
+        feature = cls(state["name"], state["categorical"], state["reference"])
+        feature._seen = state["seen"]
+        feature._low, feature._high = state["range"]
+        feature._categories = set(state["categories"])
+        feature.quality = FeatureQuality(*state["quality"])
+        return feature
 
 
 class PredictionSignals:
@@ -190,6 +262,8 @@ class PredictionSignals:
         self.quality_reference = quality_reference
         self._features: dict[str, _TrackedFeature] = {}
         self._classes: dict[str, Signal] = {}
+        self.changed: set[str] = set()
+        """Features whose reference or quality counts changed since the caller last cleared it."""
 
     @property
     def quality(self) -> dict[str, FeatureQuality]:
@@ -198,33 +272,66 @@ class PredictionSignals:
 
     def extract(self, event: PredictionEvent) -> list[tuple[Signal, SignalValue]]:
         """The data-signal values of one prediction event, in a deterministic order."""
-        features = event.features
-        for name in sorted(features):
-            value = features[name]
-            if (
-                value is not None
-                and name not in self._features
-                and len(self._features) < self.max_features
-            ):
-                self._features[name] = _TrackedFeature(
-                    name, isinstance(value, str), self.quality_reference
-                )
-        values: list[tuple[Signal, SignalValue]] = []
-        for name, feature in self._features.items():
-            values.extend(feature.extract(features.get(name)))
-        if event.score is not None:
-            values.append((SCORE, event.score))
-        if isinstance(event.prediction, float):
-            values.append((PREDICTION, event.prediction))
-            return values
-        predicted = str(event.prediction)
-        self._track_class(predicted)
-        values.extend(
-            (signal, 1.0 if label == predicted else 0.0) for label, signal in self._classes.items()
-        )
-        return values
+        return [
+            (column.signal, value) for column in self.columns([event]) for value in column.values
+        ]
 
-    def _track_class(self, label: str) -> None:
+    def columns(self, events: Sequence[PredictionEvent]) -> list[Column]:
+        """The data-signal columns of a batch of prediction events, in the order one event's
+        values come in: each tracked feature's three, ``score``, then ``prediction`` or the
+        predicted classes."""
+        starts = self._track_features(events)
+        maps = [event.features for event in events]
+        columns: list[Column] = []
+        for name, feature in self._features.items():
+            start = starts.get(name, 0)
+            quality = astuple(feature.quality)
+            columns += feature.columns([m.get(name) for m in maps[start:]], start)
+            if feature._seen < feature._reference or astuple(feature.quality) != quality:
+                self.changed.add(name)
+        scored = [i for i, event in enumerate(events) if event.score is not None]
+        columns.append(Column(SCORE, [events[i].score for i in scored], scored))  # type: ignore[misc]
+        numeric: list[int] = []
+        predicted: list[str] = []
+        classified: list[int] = []
+        class_starts: dict[str, int] = {}
+        for index, event in enumerate(events):
+            if isinstance(event.prediction, float):
+                numeric.append(index)
+                continue
+            label = str(event.prediction)
+            if self._track_class(label):
+                class_starts[label] = len(predicted)
+            predicted.append(label)
+            classified.append(index)
+        columns.append(Column(PREDICTION, [events[i].prediction for i in numeric], numeric))
+        for label, signal in self._classes.items():
+            start = class_starts.get(label, 0)
+            indicator: list[SignalValue] = [1.0 if p == label else 0.0 for p in predicted[start:]]
+            columns.append(Column(signal, indicator, classified[start:]))
+        return columns
+
+    def _track_features(self, events: Sequence[PredictionEvent]) -> dict[str, int]:
+        """Track the features first seen in ``events``; the index each new one starts at."""
+        starts: dict[str, int] = {}
+        features = self._features
+        for index, event in enumerate(events):
+            if len(features) >= self.max_features:
+                break
+            if event.features.keys() <= features.keys():
+                continue
+            for name in sorted(event.features):
+                value = event.features[name]
+                if value is not None and name not in features and len(features) < self.max_features:
+                    features[name] = _TrackedFeature(
+                        name, isinstance(value, str), self.quality_reference
+                    )
+                    starts[name] = index
+                    self.changed.add(name)
+        return starts
+
+    def _track_class(self, label: str) -> bool:
+        """Track ``label``'s indicator if it is new and there is room; whether it was."""
         name = f"predicted_class:{label}"
         if (
             label not in self._classes
@@ -232,3 +339,22 @@ class PredictionSignals:
             and len(name) <= MAX_SIGNAL_NAME
         ):
             self._classes[label] = Signal(name, "data", binary=True)
+            return True
+        return False
+
+    def feature_state(self, name: str) -> dict[str, Any]:
+        """The reference and quality counts of a tracked feature."""
+        return self._features[name].state()
+
+    def state(self) -> dict[str, Any]:
+        """The tracked names (the features' own state: :meth:`feature_state`)."""
+        return {"features": list(self._features), "classes": list(self._classes)}
+
+    def restore(self, state: dict[str, Any], features: dict[str, dict[str, Any]]) -> None:
+        """Go on from :meth:`state` and each feature's :meth:`feature_state`."""
+        self._features = {
+            name: _TrackedFeature.from_state(features[name]) for name in state["features"]
+        }
+        self._classes = {}
+        for label in state["classes"]:
+            self._track_class(label)

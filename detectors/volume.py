@@ -19,6 +19,7 @@ inside it, so its rate is too low.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 MAX_EMPTY_INTERVALS = 1000
 """Empty intervals handed out at most after a gap in traffic (a longer gap gives this many)."""
@@ -77,3 +78,13 @@ class TrafficVolume:
             if empty == MAX_EMPTY_INTERVALS:  # a long gap: skip ahead to the traffic
                 self._next = min([closed_before, *self._counts])
         return rates
+
+    def state(self) -> dict[str, Any]:
+        """The counts and clocks as plain values (:meth:`from_state`)."""
+        return {**vars(self), "_counts": list(self._counts.items())}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> TrafficVolume:
+        volume = cls(state["interval_seconds"], state["grace_seconds"])
+        vars(volume).update({**state, "_counts": dict(state["_counts"])})
+        return volume

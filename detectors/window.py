@@ -1,21 +1,31 @@
-"""The last values of a signal, with their running sum: the "after" side of an alert.
+"""The last values of a signal in a numpy ring: the live estimate and the "after" side of an alert.
+
+Values go in a batch at a time (:meth:`RecentWindow.extend`: one slice copy, whatever the
+batch's length), and the statistics are computed when asked: the mean for a summary, the change
+point for an alert. A binary window keeps its 0/1 values as bytes.
 
 >>> window = RecentWindow(size=3)
->>> for value in [1.0, 2.0, 3.0, 4.0]:
-...     window.push(value)
+>>> window.extend([1.0, 2.0])
+>>> window.extend([3.0, 4.0])
 >>> window.mean, len(window), window.tail_sum(2)
 (3.0, 3, 7.0)
->>> window = RecentWindow(size=100)
->>> for value in [0.0] * 70 + [1.0] * 30:
-...     window.push(value)
+>>> window = RecentWindow(size=100, binary=True)
+>>> window.extend([0.0] * 70 + [1.0] * 30)
 >>> window.change_point(100), window.change_point(40)
 (30, 30)
+>>> RecentWindow.from_state(window.state()).values().tolist() == window.values().tolist()
+True
 """
 
 from __future__ import annotations
 
-from collections import deque
-from itertools import islice
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+Floats = npt.NDArray[np.float64]
 
 
 class RecentWindow:
@@ -25,47 +35,104 @@ class RecentWindow:
     ----------
     size
         How many of the latest values are kept.
+    binary
+        The values are 0.0 and 1.0 only: they are stored as bytes (a smaller state).
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, binary: bool = False) -> None:
         if size < 1:
             raise ValueError("size must be >= 1")
-        self._values: deque[float] = deque(maxlen=size)
-        self._sum = 0.0
+        self.size = size
+        self.binary = binary
+        self._ring = np.zeros(size, dtype=np.uint8 if binary else np.float64)
+        self._end = 0  # where the next value goes
+        self._len = 0
+        self._pushed: list[float] = []  # values pushed one by one, not in the ring yet
 
     def __len__(self) -> int:
-        return len(self._values)
+        return min(self.size, self._len + len(self._pushed))
 
     def push(self, value: float) -> None:
         """Append ``value``, dropping the oldest value when the window is full."""
-        if len(self._values) == self._values.maxlen:
-            self._sum -= self._values[0]
-        self._values.append(value)
-        self._sum += value
+        self._pushed.append(value)
+        if len(self._pushed) >= self.size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pushed:
+            pushed, self._pushed = self._pushed, []
+            self._write(pushed)
+
+    def extend(self, values: Sequence[float] | Floats) -> None:
+        """Append ``values`` in order, keeping the last ``size``."""
+        self._flush()
+        self._write(values)
+
+    def _write(self, values: Sequence[float] | Floats) -> None:
+        count = len(values)
+        if count == 0:
+            return
+        if count >= self.size:
+            self._ring[:] = values[count - self.size :]
+            self._end, self._len = 0, self.size
+            return
+        end = self._end
+        first = min(count, self.size - end)
+        self._ring[end : end + first] = values[:first]
+        if first < count:
+            self._ring[: count - first] = values[first:]
+        self._end = (end + count) % self.size
+        self._len = min(self.size, self._len + count)
+
+    def values(self) -> Floats:
+        """The values, oldest first (a copy, as floats)."""
+        self._flush()
+        if self._len < self.size:
+            return self._ring[: self._len].astype(np.float64)
+        return np.concatenate((self._ring[self._end :], self._ring[: self._end])).astype(np.float64)
 
     @property
     def mean(self) -> float:
         """The mean of the window (0.0 when empty)."""
-        return self._sum / len(self._values) if self._values else 0.0
+        return float(self.values().mean()) if len(self) else 0.0
 
     def tail_sum(self, count: int) -> float:
         """The sum of the latest ``count`` values (at most the whole window)."""
-        return sum(islice(reversed(self._values), count))
+        return float(self.values()[-count:].sum()) if count > 0 else 0.0
 
     def change_point(self, last: int) -> int:
-        """Estimate how many of the latest ``last`` values (>= 2) follow a change in mean.
+        """Estimate how many of the latest ``last`` values (>= 2) follow a change in mean."""
+        return change_point(self.values()[-last:])
 
-        The least-squares split: the tail length ``k`` in ``1 .. last - 1`` maximising
-        ``k * (last - k) * (mean(tail) - mean(head)) ** 2`` (the latest split on ties).
-        """
-        values = list(islice(reversed(self._values), last))
-        total = sum(values)
-        best_k, best_score, tail = 1, -1.0, 0.0
-        for k, value in enumerate(values[:-1], start=1):
-            tail += value
-            head_n = len(values) - k
-            difference = tail / k - (total - tail) / head_n
-            score = k * head_n * difference * difference
-            if score > best_score:
-                best_k, best_score = k, score
-        return best_k
+    def state(self) -> dict[str, Any]:
+        """The window as plain values (:meth:`from_state` builds it again)."""
+        return {"size": self.size, "binary": self.binary, "values": self.values_bytes()}
+
+    def values_bytes(self) -> bytes:
+        values = self.values()
+        return (values.astype(np.uint8) if self.binary else values).tobytes()
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> RecentWindow:
+        window = cls(state["size"], state["binary"])
+        dtype = np.uint8 if window.binary else np.float64
+        window.extend(np.frombuffer(state["values"], dtype=dtype))
+        return window
+
+
+def change_point(values: Floats) -> int:
+    """How many of the latest of ``values`` (oldest first, at least 2) follow a change in mean.
+
+    The least-squares split: the tail length ``k`` in ``1 .. n - 1`` maximising
+    ``k * (n - k) * (mean(tail) - mean(head)) ** 2`` (the latest split on ties).
+
+    >>> change_point(np.array([0.0] * 70 + [1.0] * 30))
+    30
+    """
+    tail_first = values[::-1]
+    n = len(tail_first)
+    tails = np.cumsum(tail_first)[:-1]
+    k = np.arange(1, n, dtype=np.float64)
+    difference = tails / k - (tails[-1] + tail_first[-1] - tails) / (n - k)
+    scores = k * (n - k) * difference * difference
+    return int(np.argmax(scores)) + 1

@@ -15,8 +15,10 @@ order; :meth:`Backtest.finish` applies what is held when the stream ends (:meth:
 calls it).
 
 With ``history_every=n`` it also records each model's time series (what the worker writes to
-Redis once a second): a :class:`~detectors.history.HistoryPoint` after every ``n``
-observations (predictions and outcomes) of the model, for ``driftstream replay --report``.
+Redis once a second): a :class:`~detectors.history.HistoryPoint` after each batch that took the
+model past another ``n`` observations (predictions and outcomes), for ``driftstream replay
+--report``. :meth:`Backtest.process_many` takes many events at once, so each model's
+observations reach its bank in batches, as in the worker.
 
 >>> from producers.simulator import ModelTraffic, simulate
 >>> traffic = ModelTraffic("credit", "abrupt", n_predictions=3000, seed=1, warmup=500)
@@ -34,6 +36,7 @@ observations (predictions and outcomes) of the model, for ``driftstream replay -
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from detectors.bank import BankSummary, DetectorBank
@@ -118,6 +121,7 @@ class Backtest:
             ttl_seconds=ttl_seconds,
             max_pending=max_pending,
             max_future_seconds=float("inf"),  # a recording is replayed whatever its time
+            forward=False,  # the observations go straight to the detection processor
         )
         self.detect = DetectProcessor(
             self.config,
@@ -142,13 +146,22 @@ class Backtest:
 
     def process(self, event: PredictionEvent | LabelEvent) -> list[DriftAlert]:
         """Run one event through the worker's processors; the alerts it raised, in order."""
-        self.events += 1
-        self._counts(event.model_id)
+        return self.process_many((event,))
+
+    def process_many(self, events: Iterable[PredictionEvent | LabelEvent]) -> list[DriftAlert]:
+        """Run events through the worker's processors, each model's observations to its bank
+        as one batch; the alerts they raised (by model, each model's in order)."""
         effects = self._effects
-        self.join.offer(event, 0, effects)
-        for observation in effects.observations:
-            fired = self.detect.observe(observation, 0, effects)
-            self.detect.publish(fired, effects, 0)
+        for count, event in enumerate(events, start=1):
+            self.events += 1
+            self._counts(event.model_id)
+            self.join.offer(event, 0, effects)
+            for observation in effects.observations:
+                self.detect.take(observation, 0, effects)
+            effects.observations.clear()
+            if self.history_every and count % self.history_every == 0:  # a point each, at most
+                self.detect.publish_applied(effects)
+        self.detect.publish_applied(effects)
         return self._take(effects)
 
     def finish(self) -> list[DriftAlert]:
@@ -182,10 +195,11 @@ class Backtest:
         }
         return BacktestSummary(self.events, self.buffer.evicted, models, list(self.alerts))
 
-    def _record(self, bank: DetectorBank, _observation: Observation) -> None:
-        """Add a history point when ``bank`` has seen another ``history_every`` observations."""
-        every = self.history_every
-        if every and (bank.predictions + bank.outcomes) % every == 0:
+    def _record(self, bank: DetectorBank, observations: list[Observation]) -> None:
+        """Add a history point when a batch took ``bank`` past another ``history_every``
+        observations."""
+        every, seen = self.history_every, bank.predictions + bank.outcomes
+        if every and seen // every > (seen - len(observations)) // every:
             point = HistoryPoint.of(bank.summary())
             if point is not None:
                 self.history.setdefault(bank.model_id, []).append(point)

@@ -22,9 +22,12 @@ State per model (:class:`ModelDetection`) is the bank, the watermarks and the la
 (so an observation read again after a crash is skipped if it was applied, held again if not)
 and, for a runtime that re-delivers records after a crash, the identities of the last
 ``dedupe_window`` observations it applied, so one read again is skipped
-(``replayed_observations``). The runtime saves the snapshots of the
-models that changed (:meth:`DetectProcessor.take_snapshots`) where it keeps state, and gives
-them back through ``load``. :class:`PublishedAlerts` is the other at-least-once safeguard: the
+(``replayed_observations``). It is saved in pieces: the bank's (one per signal and per tracked
+feature, a few for the model as a whole: :meth:`~detectors.bank.DetectorBank.take_changed_pieces`)
+and the processor's own; the runtime saves the pieces that changed
+(:meth:`DetectProcessor.take_state_changes`) where it keeps state, and gives a model's pieces
+back through ``load``. Records read in one batch (:meth:`DetectProcessor.process_batch`) reach
+each bank as one batch. :class:`PublishedAlerts` is the other at-least-once safeguard: the
 alert ids already on the alerts topic, so a bank restored from older state does not publish an
 alert twice.
 
@@ -44,23 +47,25 @@ alert twice.
 (['adwin', 'page_hinkley'], 'alerts')
 >>> detect.models["m"].bank.outcomes, detect.oldest_held(0)  # the last 5 s wait
 (2995, 2995)
->>> len(detect.take_snapshots()), detect.take_snapshots()
-(1, [])
+>>> sorted({split_state_key(change.key)[1] for change in detect.take_state_changes()})[:3]
+['bank', 'detect', 'signal/error_rate']
+>>> detect.take_state_changes()
+[]
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-import pickle
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
-from detectors.bank import DetectorBank, SnapshotFormatError
-from detectors.config import DetectorConfig
+from detectors.bank import DetectorBank, SnapshotFormatError, decode_piece, encode_piece
+from detectors.config import BankConfig, DetectorConfig
 from detectors.join import JoinedOutcome
 from pipeline.edge import dead_letter
 from pipeline.effects import Effects, InputRecord, Observation
@@ -70,8 +75,30 @@ from pipeline.observations import decode_observation
 from schemas.codec import encode
 from schemas.events import DriftAlert
 
-_STATE_FORMAT = 2
 DEFAULT_LATENESS_SECONDS = 2.0
+DETECT_PIECE = "detect"
+"""The piece of a model's state that is the detection processor's own: watermarks, the last
+offset read, the identities of the recent observations (at-least-once runtimes)."""
+
+
+class StateChange(NamedTuple):
+    """One piece of a model's state to save: under ``key`` (:func:`state_key`) in the store
+    partition of the ``observations`` partition that owns the model; None: deleted."""
+
+    partition: int
+    key: str
+    value: bytes | None
+
+
+def state_key(model_id: str, piece: str) -> str:
+    """Where a model's piece is stored (model ids never hold a ``/``)."""
+    return f"{model_id}/{piece}"
+
+
+def split_state_key(key: str) -> tuple[str, str]:
+    """The model id and the piece name of a :func:`state_key`."""
+    model_id, _, piece = key.partition("/")
+    return model_id, piece
 
 
 def observation_time(observation: Observation) -> datetime:
@@ -153,31 +180,54 @@ class ModelDetection:
         recent = None if dedupe_window is None else RecentIdentities(dedupe_window)
         return cls(bank, recent, {kind: KindOrder(lateness, hold) for kind in (False, True)})
 
-    def snapshot(self) -> bytes:
-        identities = [] if self.recent is None else list(self.recent._order)
-        marks = {kind: order.marks() for kind, order in self.orders.items()}
-        state = (self.bank.snapshot(), identities, marks, self.last_offset)
-        return pickle.dumps((_STATE_FORMAT, *state), protocol=pickle.HIGHEST_PROTOCOL)
+    def take_state_changes(self) -> dict[str, bytes]:
+        """The pieces of its state that changed since the last call: the bank's, and its own
+        (:data:`DETECT_PIECE`: watermarks, last offset, recent identities)."""
+        pieces = self.bank.take_changed_pieces()
+        pieces[DETECT_PIECE] = encode_piece(DETECT_PIECE, self._own_state())
+        return pieces
+
+    def _own_state(self) -> dict[str, Any]:
+        def mark(order: KindOrder) -> tuple[str | None, tuple[str, str] | None]:
+            latest, frontier = order.marks()
+            return (
+                None if latest is None else latest.isoformat(),
+                None if frontier is None else (frontier[0].isoformat(), frontier[1]),
+            )
+
+        return {
+            "identities": [] if self.recent is None else list(self.recent._order),
+            "marks": {kind: mark(order) for kind, order in self.orders.items()},
+            "last_offset": self.last_offset,
+        }
 
     @classmethod
     def restore(
         cls,
-        data: bytes,
+        model_id: str,
+        pieces: Mapping[str, bytes],
+        config: BankConfig,
         dedupe_window: int | None,
         lateness: timedelta = timedelta(seconds=DEFAULT_LATENESS_SECONDS),
         hold: bool = True,
     ) -> ModelDetection:
-        """The saved state (only snapshots this deployment wrote: it is unpickled)."""
-        state_format, bank, identities, *rest = pickle.loads(data)
-        if state_format not in (1, _STATE_FORMAT):  # format 1 had no order: nothing was held
-            raise ValueError(f"not a detection snapshot of format {_STATE_FORMAT}")
-        model = cls.new(DetectorBank.restore(bank), dedupe_window, lateness, hold)
-        if rest:
-            marks, model.last_offset = rest
-            for kind, kind_marks in marks.items():
-                model.orders[kind].resume(kind_marks)
+        """The state saved in ``pieces`` (:class:`SnapshotFormatError` if they are of another
+        format)."""
+        own = decode_piece(DETECT_PIECE, pieces[DETECT_PIECE])
+        bank = DetectorBank.from_pieces(model_id, pieces, config, arrival_order=not hold)
+        model = cls.new(bank, dedupe_window, lateness, hold)
+        model.last_offset = own["last_offset"]
+        for kind, (latest, frontier) in own["marks"].items():
+            model.orders[kind].resume(
+                (
+                    None if latest is None else datetime.fromisoformat(latest),
+                    None
+                    if frontier is None
+                    else (datetime.fromisoformat(frontier[0]), frontier[1]),
+                )
+            )
         if model.recent is not None:
-            for identity in identities:
+            for identity in own["identities"]:
                 model.recent.add(identity)
         return model
 
@@ -205,16 +255,17 @@ class ModelDetection:
         return sorted(released, key=observation_key)
 
     def oldest_held(self) -> int | None:
+        """The smallest offset of a held observation (None: nothing held)."""
         offsets = [o for order in self.orders.values() if (o := order.oldest_offset()) is not None]
         return min(offsets, default=None)
 
-    def observe(self, observation: Observation) -> list[DriftAlert] | None:
-        """Apply one observation; its alerts, or None when it was applied before."""
-        if self.recent is not None and not self.recent.add(observation_identity(observation)):
-            return None
-        if isinstance(observation, JoinedOutcome):
-            return self.bank.observe_outcome(observation)
-        return self.bank.observe_prediction(observation)
+    def fresh(self, observations: list[Observation]) -> list[Observation]:
+        """The observations not applied before (at-least-once runtimes remember the recent
+        ones; every one is fresh otherwise)."""
+        if self.recent is None:
+            return observations
+        add = self.recent.add
+        return [o for o in observations if add(observation_identity(o))]
 
 
 class DetectProcessor:
@@ -228,7 +279,7 @@ class DetectProcessor:
         For a runtime that re-delivers records: observations per model remembered to skip one
         applied already (None: a transactional runtime, nothing is delivered twice).
     load
-        A model's saved snapshot, or None for a model not seen before.
+        A model's saved state pieces by name ({} for a model not seen before).
     lateness_seconds
         How far behind the latest of its kind an observation may be stamped and still take its
         place in event-time order; also how long a quiet kind holds what it has (wall time).
@@ -236,7 +287,7 @@ class DetectProcessor:
         Whether to hold observations to reorder them (False: a runtime that cannot keep held
         records across a crash; late ones are then only counted).
     on_applied
-        Called with a model's bank and the observation after each one it applied (the
+        Called with a model's bank and the observations of each batch it applied (the
         replay's history).
     clock
         Wall time in seconds, for :meth:`release_quiet`.
@@ -247,10 +298,10 @@ class DetectProcessor:
         config: DetectorConfig,
         *,
         dedupe_window: int | None = None,
-        load: Callable[[str], bytes | None] = lambda _model_id: None,
+        load: Callable[[str], Mapping[str, bytes]] = lambda _model_id: {},
         lateness_seconds: float = DEFAULT_LATENESS_SECONDS,
         hold: bool = True,
-        on_applied: Callable[[DetectorBank, Observation], None] | None = None,
+        on_applied: Callable[[DetectorBank, list[Observation]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if lateness_seconds < 0:
@@ -266,6 +317,8 @@ class DetectProcessor:
         self.partitions: dict[str, int] = {}
         self._changed: set[str] = set()
         self._arrivals = itertools.count()  # offsets for observations handed over directly
+        self._released: dict[str, list[Observation]] = {}  # what goes to the banks next
+        self._late: dict[str, list[Observation]] = {}  # the late ones among them, by model
 
     @property
     def banks(self) -> dict[str, DetectorBank]:
@@ -273,25 +326,24 @@ class DetectProcessor:
 
     @property
     def changed(self) -> bool:
-        """Whether a model changed since the last :meth:`take_snapshots`."""
+        """Whether a model changed since the last :meth:`take_state_changes`."""
         return bool(self._changed)
 
     def model(self, model_id: str, partition: int, effects: Effects) -> ModelDetection:
-        """The model's state: in memory, restored from its snapshot, or new. A snapshot an
-        older driftstream wrote in another format starts the model afresh, counted in
+        """The model's state: in memory, restored from its pieces, or new. State an older
+        driftstream wrote in another format starts the model afresh, counted in
         ``detectors_reset``."""
         model = self.models.get(model_id)
         if model is None:
-            snapshot = self.load(model_id)
-            if snapshot:
+            config = self.config.for_model(model_id)
+            if pieces := self.load(model_id):
                 try:
                     model = ModelDetection.restore(
-                        snapshot, self.dedupe_window, self.lateness, self.hold
+                        model_id, pieces, config, self.dedupe_window, self.lateness, self.hold
                     )
-                except SnapshotFormatError:
+                except (SnapshotFormatError, KeyError):
                     effects.count(model_id, "detectors_reset", source=partition_tag("o", partition))
             if model is None:
-                config = self.config.for_model(model_id)
                 bank = DetectorBank(model_id, config, arrival_order=not self.hold)
                 model = ModelDetection.new(bank, self.dedupe_window, self.lateness, self.hold)
             self.models[model_id] = model
@@ -300,13 +352,19 @@ class DetectProcessor:
 
     def process(self, record: InputRecord, effects: Effects) -> None:
         """Check, decode and apply one ``observations`` record; publish what it raised."""
-        fired = self.check_and_observe(record, effects)
-        if fired:
-            self.publish(fired, effects, record.partition)
+        self.take_record(record, effects)
+        self.publish_applied(effects)
 
-    def check_and_observe(self, record: InputRecord, effects: Effects) -> list[DriftAlert]:
-        """Apply one ``observations`` record (dead-lettered if it is not a valid observation of
-        the model it is keyed by); the alerts it raised, not published yet."""
+    def process_batch(self, records: Iterable[InputRecord], effects: Effects) -> None:
+        """:meth:`process` for many records: each model's released observations go to its bank
+        as one batch."""
+        for record in records:
+            self.take_record(record, effects)
+        self.publish_applied(effects)
+
+    def take_record(self, record: InputRecord, effects: Effects) -> None:
+        """Check and decode one ``observations`` record (dead-lettered if it is not a valid
+        observation of the model it is keyed by) and :meth:`take` it."""
         source = partition_tag("o", record.partition)
         try:  # only the join processor writes here, but the topic is open to anyone with access
             if record.key is None:
@@ -316,8 +374,13 @@ class DetectProcessor:
                 raise ValueError(f"keyed {record.key!r} but of model {observation.model_id!r}")
         except ValueError as exc:
             dead_letter(record, f"observation: {exc}".splitlines()[0], effects, source)
-            return []
-        return self.observe(observation, record.partition, effects, record.offset)
+            return
+        self.take(observation, record.partition, effects, record.offset)
+
+    def check_and_observe(self, record: InputRecord, effects: Effects) -> list[DriftAlert]:
+        """Apply one ``observations`` record; the alerts it raised, not published yet."""
+        self.take_record(record, effects)
+        return self.apply(effects)
 
     def observe(
         self,
@@ -326,8 +389,20 @@ class DetectProcessor:
         effects: Effects,
         offset: int | None = None,
     ) -> list[DriftAlert]:
-        """Take one observation of ``partition`` read at ``offset`` (None: handed over
-        directly, in order); the alerts of what it let through to the bank, not published."""
+        """Take one observation and apply what it released; the alerts, not published."""
+        self.take(observation, partition, effects, offset)
+        return self.apply(effects)
+
+    def take(
+        self,
+        observation: Observation,
+        partition: int,
+        effects: Effects,
+        offset: int | None = None,
+    ) -> None:
+        """Put one observation of ``partition`` read at ``offset`` (None: handed over directly,
+        in order) in its model's event-time order; what that releases waits for
+        :meth:`apply`."""
         model_id, source = observation.model_id, partition_tag("o", partition)
         model = self.model(model_id, partition, effects)
         taken = model.take(
@@ -335,26 +410,42 @@ class DetectProcessor:
         )
         if taken is None:
             effects.count(None, "replayed_observations", source=source)
-            return []
+            return
         late, released = taken
-        return self._apply(model_id, released, effects, late)
+        if late:
+            self._late.setdefault(model_id, []).extend(released)
+        self._released.setdefault(model_id, []).extend(released)
+        self._changed.add(model_id)  # its order moved even if nothing reached the bank
+        effects.changed_models.add(model_id)
+
+    def apply(self, effects: Effects) -> list[DriftAlert]:
+        """Apply what the models released, each model's as one batch; the alerts raised, not
+        published yet."""
+        released, self._released = self._released, {}
+        fired: list[DriftAlert] = []
+        for model_id, observations in released.items():
+            fired += self._apply(model_id, observations, effects)
+        return fired
+
+    def publish_applied(self, effects: Effects) -> None:
+        """:meth:`apply`, then publish the alerts."""
+        for alert in self.apply(effects):
+            self.publish([alert], effects, self.partitions[alert.model_id])
 
     def release_quiet(self, effects: Effects) -> None:
         """Apply and publish what the kinds that got nothing for ``lateness_seconds`` hold."""
         quiet_since = self.clock() - self.lateness.total_seconds()
         for model_id, model in list(self.models.items()):
             if model.oldest_held() is not None and (released := model.release(quiet_since)):
-                self.publish(
-                    self._apply(model_id, released, effects), effects, self.partitions[model_id]
-                )
+                self._released.setdefault(model_id, []).extend(released)
+        self.publish_applied(effects)
 
     def release_all(self, effects: Effects) -> None:
         """Apply and publish everything held (the end of a replay)."""
         for model_id, model in list(self.models.items()):
             if released := model.release():
-                self.publish(
-                    self._apply(model_id, released, effects), effects, self.partitions[model_id]
-                )
+                self._released.setdefault(model_id, []).extend(released)
+        self.publish_applied(effects)
 
     def oldest_held(self, partition: int) -> int | None:
         """The smallest offset of ``partition`` that a model holds (None: nothing held)."""
@@ -366,24 +457,26 @@ class DetectProcessor:
         return min(offsets, default=None)
 
     def _apply(
-        self, model_id: str, released: list[Observation], effects: Effects, late: bool = False
+        self, model_id: str, released: list[Observation], effects: Effects
     ) -> list[DriftAlert]:
-        """Apply ``released`` to the model's bank (``late``: it is one late observation)."""
-        model, fired = self.models[model_id], []
+        """Apply ``released`` to the model's bank as one batch."""
+        model = self.models[model_id]
         source = partition_tag("o", self.partitions[model_id])
-        self._changed.add(model_id)  # its order moved even if nothing reached the bank
+        self._changed.add(model_id)
         effects.changed_models.add(model_id)
-        for observation in released:
-            alerts = model.observe(observation)
-            if alerts is None:
-                effects.count(None, "replayed_observations", source=source)
-                continue
-            if late:
-                effects.count(model_id, "late_observations", source=source)
-            fired += alerts
-            if self.on_applied is not None:
-                self.on_applied(model.bank, observation)
-        return fired
+        fresh = model.fresh(released)
+        effects.count(None, "replayed_observations", len(released) - len(fresh), source=source)
+        if late := self._late.pop(model_id, None):
+            applied = {id(o) for o in fresh}
+            effects.count(
+                model_id, "late_observations", sum(id(o) in applied for o in late), source=source
+            )
+        if not fresh:
+            return []
+        alerts = model.bank.observe(fresh)
+        if self.on_applied is not None:
+            self.on_applied(model.bank, fresh)
+        return alerts
 
     def publish(self, alerts: Iterable[DriftAlert], effects: Effects, partition: int) -> None:
         """Send alerts to the alerts stream (keyed by model id) and count them."""
@@ -392,15 +485,17 @@ class DetectProcessor:
             effects.alerts.append(alert)
             effects.count(alert.model_id, "alerts", source=partition_tag("o", partition))
 
-    def take_snapshots(self) -> list[tuple[int, str, bytes]]:
-        """``(partition, model id, snapshot)`` of every model changed since the last call."""
-        snapshots = [
-            (self.partitions[model_id], model_id, self.models[model_id].snapshot())
+    def take_state_changes(self) -> list[StateChange]:
+        """The state pieces of every model changed since the last call, keyed
+        ``<model id>/<piece>`` (:func:`state_key`), with the partition that owns them."""
+        changes = [
+            StateChange(self.partitions[model_id], state_key(model_id, piece), value)
             for model_id in sorted(self._changed)
             if model_id in self.models
+            for piece, value in self.models[model_id].take_state_changes().items()
         ]
         self._changed.clear()
-        return snapshots
+        return changes
 
     def revoke(self, partitions: Iterable[int] | None = None) -> None:
         """Drop the models of ``partitions`` (all when None), what they hold included (it is

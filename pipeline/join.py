@@ -83,6 +83,9 @@ class JoinProcessor:
     input_partitions
         The partition counts of the input topics, when the runtime reads them as they are
         (producers promise co-partitioning): records keyed off their partition are counted.
+    forward
+        Emit the observations to the ``observations`` stream as bytes (False: only as objects
+        in ``Effects.observations``, for a caller that applies them in the same process).
     """
 
     def __init__(
@@ -95,8 +98,10 @@ class JoinProcessor:
         store_for: StoreFactory | None = None,
         positions: bool = False,
         input_partitions: Mapping[str, int] | None = None,
+        forward: bool = True,
     ) -> None:
         self.predictions_topic = predictions_topic
+        self.forward = forward
         self.ttl_seconds = ttl_seconds
         self.max_pending = max_pending
         self.max_future_seconds = max_future_seconds
@@ -180,14 +185,19 @@ class JoinProcessor:
         if step.note == "duplicate":
             effects.count(event.model_id, f"duplicate_{kind}", source=source)
         elif isinstance(event, PredictionEvent):  # once per request, for the data signals
-            value = (
-                encode_observation(event) if received is None else forwarded_prediction(received)
-            )
-            effects.emit("observations", event.model_id.encode(), value)
+            if self.forward:
+                value = (
+                    encode_observation(event)
+                    if received is None
+                    else forwarded_prediction(received)
+                )
+                effects.emit("observations", event.model_id.encode(), value)
             effects.observations.append(event)
         if (outcome := step.outcome) is not None:  # routed by the prediction's model
             effects.count(outcome.model_id, "joined", source=source)
-            effects.emit("observations", outcome.model_id.encode(), encode_observation(outcome))
+            if self.forward:
+                value = encode_observation(outcome)
+                effects.emit("observations", outcome.model_id.encode(), value)
             effects.observations.append(outcome)
         for _request_id, entry in buffer.expire():
             model_id, counter = expired_side(entry)

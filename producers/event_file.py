@@ -52,12 +52,34 @@ def read_event_file(path: Path) -> Iterator[PredictionEvent | LabelEvent]:
             yield item
 
 
+_WRITTEN = tuple(
+    (b'{"kind": "' + kind.encode() + b'", "event": ', model) for kind, model in EVENT_KINDS.items()
+)
+"""How ``EventFileWriter`` begins a line of each kind: the event is the rest, but its ``}``."""
+
+
+def _as_written(line: bytes) -> PredictionEvent | LabelEvent | None:
+    """The event of a line exactly as ``EventFileWriter`` writes it, validated in one pass
+    (None: another layout, or not valid: the general path says why)."""
+    line = line.rstrip(b"\r\n")
+    for prefix, model in _WRITTEN:
+        if line.startswith(prefix) and line.endswith(b"}"):
+            try:
+                return decode(model, line[len(prefix) : -1])
+            except InvalidEvent:
+                return None
+    return None
+
+
 def scan_event_lines(
     lines: Iterable[bytes], name: str
 ) -> Iterator[PredictionEvent | LabelEvent | InvalidEvent]:
     """The events of JSON lines, and in place of each bad line an ``InvalidEvent`` naming
     ``name:line`` (the replay skips and counts them)."""
     for number, line in enumerate(lines, start=1):
+        if (written := _as_written(line)) is not None:
+            yield written
+            continue
         try:
             record = json.loads(line)
             event = decode(EVENT_KINDS[record["kind"]], json.dumps(record["event"]).encode())

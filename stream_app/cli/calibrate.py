@@ -35,7 +35,6 @@ from rich.table import Table
 from detectors import budget
 from detectors.bank import DetectorBank
 from detectors.config import CalibratedSignal, DetectorConfig, DetectorFile
-from detectors.join import JoinedOutcome
 from detectors.registry import DetectorSpec
 from detectors.signals import Signal
 from pipeline.effects import Effects
@@ -194,15 +193,12 @@ def signal_values(
             bank = banks.get(model_id)
             if bank is None:
                 bank = banks[model_id] = DetectorBank(model_id, config.for_model(model_id))
-            applied = (
-                bank.apply_outcome(observation)
-                if isinstance(observation, JoinedOutcome)
-                else bank.apply_prediction(observation)
-            )
             model = values.setdefault(model_id, {})
-            for signal, value in applied:
-                if not isinstance(value, str):  # the G-test of categories has no budget search
-                    model.setdefault(signal.name, (signal, []))[1].append(value)
+            for column in bank.apply([observation]):
+                if column.values and not column.signal.categorical:  # the G-test has no budget
+                    model.setdefault(column.signal.name, (column.signal, []))[1].extend(
+                        column.values  # type: ignore[arg-type]
+                    )
         effects.clear()
     return values
 

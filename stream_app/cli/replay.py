@@ -44,7 +44,7 @@ from detectors.config import DetectorConfig, DetectorFileError
 from pipeline.backtest import Backtest, BacktestSummary, ModelReport
 from producers.event_file import scan_event_lines
 from schemas.errors import InvalidEvent
-from schemas.events import DriftAlert
+from schemas.events import DriftAlert, LabelEvent, PredictionEvent
 from stream_app.alerts_feed import format_alert
 from stream_app.cli.console import console, errors, fail, load_settings
 from stream_app.settings import Settings
@@ -177,6 +177,11 @@ def _names(value: str) -> list[str]:
     return [name.strip() for name in value.split(",") if name.strip()]
 
 
+BATCH_EVENTS = 1000
+"""Events read before the replay runs them through the processors (the worker's batches are
+what one consumer poll returns)."""
+
+
 def _run(backtest: Backtest, file: Path, *, show_alerts: bool) -> SkippedLines:
     """Feed the file's events to ``backtest``, skipping (and reporting) the bad lines."""
     skipped = SkippedLines()
@@ -192,11 +197,16 @@ def _run(backtest: Backtest, file: Path, *, show_alerts: bool) -> SkippedLines:
             disable=size < PROGRESS_MIN_BYTES or not errors.is_terminal,
         )
         with progress, progress.open(file, "rb") as lines:
+            batch: list[PredictionEvent | LabelEvent] = []
             for item in scan_event_lines(lines, str(file)):
                 if isinstance(item, InvalidEvent):
                     skipped.add(item.reason)
                     continue
-                _show_alerts(backtest.process(item), show_alerts)
+                batch.append(item)
+                if len(batch) == BATCH_EVENTS:
+                    _show_alerts(backtest.process_many(batch), show_alerts)
+                    batch.clear()
+            _show_alerts(backtest.process_many(batch), show_alerts)
     except OSError as exc:
         fail(f"cannot read {escape(str(file))}: {escape(exc.strerror or repr(exc))}", code=2)
     _show_alerts(backtest.finish(), show_alerts)  # what was held to keep event-time order

@@ -175,9 +175,11 @@ def test_history_is_a_point_per_hundred_observations_showing_the_drop(stream: St
         points = backtest.history[model_id]
         assert len(points) == (truth.predictions + truth.labels) // 100
         assert [p.event_time for p in points] == sorted(p.event_time for p in points)
-        assert [p.predictions + p.outcomes for p in points] == [
-            100 * (i + 1) for i in range(len(points))
-        ]
+        # a point at the end of the batch that took the model past each hundred
+        assert all(
+            100 * (i + 1) <= p.predictions + p.outcomes < 100 * (i + 2)
+            for i, p in enumerate(points)
+        )
         assert all(p.precision is not None and p.recall is not None for p in points[5:])
         assert {"error_rate", "score"} <= set(points[-1].signals)
     drifting = backtest.history["a"]

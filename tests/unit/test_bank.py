@@ -153,7 +153,7 @@ def test_snapshot_restore_mid_stream_gives_identical_alerts(cut: int) -> None:
     steps = stream()
     original = DetectorBank("churn")
     feed(original, steps[:cut])
-    restored = DetectorBank.restore(original.snapshot())
+    restored = DetectorBank.from_pieces("churn", original.state_pieces())
     assert feed(restored, steps[cut:]) == feed(original, steps[cut:])
     assert restored.summary() == original.summary()
 

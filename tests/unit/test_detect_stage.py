@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from detectors.bank import DetectorBank
-from detectors.config import DetectorConfig
+from detectors.config import BankConfig, DetectorConfig
 from detectors.join import JoinedOutcome
 from pipeline.detect import ModelDetection, RecentIdentities, observation_identity
 from pipeline.effects import Effects, Observation
@@ -29,7 +29,7 @@ class TableStandIn:
     def get(self, key: bytes) -> bytes | None:
         return self.data.get(key)
 
-    def send_changelog(self, partition: int, key: bytes, _value: bytes) -> None:
+    def send_changelog(self, partition: int, key: bytes, _value: bytes | None) -> None:
         self.changelog.append((partition, key))
 
 
@@ -63,11 +63,13 @@ def test_recent_identities_forget_the_oldest_past_capacity() -> None:
 def test_an_observation_is_applied_once_and_that_survives_a_restore() -> None:
     first = outcome("a")
     model = ModelDetection.new(DetectorBank("m"), 100, timedelta(0), hold=False)
-    assert model.observe(first) == []
-    assert model.observe(first) is None
-    assert model.observe(prediction("a")) == []  # another kind, same request: its own identity
-    restored = ModelDetection.restore(model.snapshot(), dedupe_window=100)
-    assert restored.observe(first) is None
+    assert model.fresh([first]) == [first]
+    model.bank.observe([first])
+    assert model.fresh([first]) == []
+    assert model.fresh([prediction("a")]) == [prediction("a")]  # another kind: its own identity
+    pieces = model.take_state_changes()
+    restored = ModelDetection.restore("m", pieces, BankConfig(), dedupe_window=100)
+    assert restored.fresh([first]) == []
     assert restored.bank.outcomes == 1
     assert observation_identity(first) != observation_identity(prediction("a"))
 
@@ -95,9 +97,10 @@ def test_changed_models_are_saved_to_their_partition_and_restored() -> None:
     for o in observations[:100]:
         observe(first, 3, o, effects)
     first.save_changed()
-    assert table.changelog == [(3, b"m")]
+    saved = [b"m/bank", b"m/detect", b"m/signal/error_rate", b"m/trackers"]
+    assert sorted(table.changelog) == [(3, key) for key in saved]
     first.save_changed()
-    assert table.changelog == [(3, b"m")], "nothing changed: nothing saved"
+    assert len(table.changelog) == len(saved), "nothing changed: nothing saved"
 
     second, effects = stage(table), Effects()  # a worker that took the partition over
     for o in observations:
@@ -112,10 +115,8 @@ def test_a_snapshot_of_an_older_format_starts_the_model_afresh_and_is_counted() 
     for o in drifting_outcomes(100):
         observe(first, 3, o, effects)
     first.save_changed()
-    bank_format, bank = pickle.loads(first.models["m"].bank.snapshot())
-    state_format, _bank, *rest = pickle.loads(table.data[b"m"])
-    older = pickle.dumps((bank_format - 1, bank))  # what the previous release wrote
-    table.data[b"m"] = pickle.dumps((state_format, older, *rest))
+    piece_format, name, value = pickle.loads(table.data[b"m/bank"])
+    table.data[b"m/bank"] = pickle.dumps((piece_format - 1, name, value))  # an older release's
 
     second, effects = stage(table), Effects()
     observe(second, 3, outcome("r-next", 100), effects)

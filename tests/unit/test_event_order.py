@@ -6,7 +6,7 @@ observation exactly once."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from detectors.bank import DetectorBank
 from detectors.config import DetectorConfig
 from detectors.join import JoinedOutcome
-from pipeline.detect import DetectProcessor, observation_key
+from pipeline.detect import DetectProcessor, observation_key, split_state_key
 from pipeline.effects import Effects, InputRecord, Observation
 from pipeline.observations import encode_observation
 from tests.factories import outcome, prediction
@@ -45,12 +45,12 @@ def kind(observation: Observation) -> str:
 def processor(
     applied: Applied,
     lateness: float = 5.0,
-    load: Callable[[str], bytes | None] = lambda _m: None,
+    load: Callable[[str], Mapping[str, bytes]] = lambda _m: {},
     clock: Callable[[], float] = lambda: 0.0,
     hold: bool = True,
 ) -> DetectProcessor:
-    def note(_bank: DetectorBank, observation: Observation) -> None:
-        applied.append((kind(observation), observation.request_id))
+    def note(_bank: DetectorBank, observations: list[Observation]) -> None:
+        applied.extend((kind(o), o.request_id) for o in observations)
 
     return DetectProcessor(
         DetectorConfig(),
@@ -147,10 +147,10 @@ def test_a_crash_reread_from_the_oldest_held_offset_applies_each_once(
     first, effects = processor(applied), Effects()
     for offset, observation in enumerate(arrivals[:crash_at]):
         first.process(record(observation, offset), effects)
-    (_partition, _model, snapshot), *_ = first.take_snapshots()
+    pieces = {split_state_key(change.key)[1]: change.value for change in first.take_state_changes()}
     held = first.oldest_held(0)
     start = crash_at if held is None else held  # what a transactional runtime committed
-    second = processor(applied, load=lambda _m: snapshot)
+    second = processor(applied, load=lambda _m: pieces)  # type: ignore[arg-type,return-value]
     for offset in range(start, len(arrivals)):
         second.process(record(arrivals[offset], offset), effects)
     second.release_all(effects)

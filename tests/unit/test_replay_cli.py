@@ -18,7 +18,7 @@ from producers.simulator import ModelTraffic, simulate
 from schemas.errors import InvalidEvent
 from schemas.events import DriftAlert
 from stream_app.alerts_feed import format_alert
-from stream_app.cli.replay import replay
+from stream_app.cli.replay import BATCH_EVENTS, replay
 from stream_app.report import ModelSeries, write_report
 
 app = typer.Typer()
@@ -127,8 +127,9 @@ def test_report_draws_the_replayed_model_with_its_alerts(
     assert f"report: {out}" in " ".join(result.stderr.split())
     assert out.read_bytes().startswith(b"\x89PNG")
     backtest = Backtest(ttl_seconds=3600, max_pending=1_000_000, history_every=200)
-    for event in read_event_file(path):
-        backtest.process(event)
+    events = list(read_event_file(path))
+    for start in range(0, len(events), BATCH_EVENTS):  # the replay's batches
+        backtest.process_many(events[start : start + BATCH_EVENTS])
     backtest.finish()
     assert drawn == [[ModelSeries("fraud", backtest.history["fraud"], alerts)]]
     assert (

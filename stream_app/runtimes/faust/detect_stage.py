@@ -8,10 +8,11 @@ Faust delivers records again after a crash (its commits are not transactional), 
   handed over, so an observation held in memory would be lost in a crash. Each is applied as it
   comes; one stamped more than the lateness behind its kind's latest is counted in
   ``late_observations``.
-- **State is saved at every commit.** A Faust sensor writes the snapshot of every changed model
-  to the ``detectors`` table just before Faust commits the consumer offsets, and Faust flushes
-  the producer (changelog included) before the commit: the restored state never lags behind
-  the committed offsets.
+- **State is saved at every commit.** A Faust sensor writes the state pieces that changed
+  (``<model id>/<piece>``: :meth:`~pipeline.detect.DetectProcessor.take_state_changes`) to the
+  ``detectors`` table just before Faust commits the consumer offsets, and Faust flushes the
+  producer (changelog included) before the commit: the restored state never lags behind the
+  committed offsets.
 - **Alerts are published once.** A bank restored from the last commit raises the alerts it
   raised after it again, with the same deterministic ids; the ids already on the alerts topic
   (:class:`~pipeline.detect.PublishedAlerts`, read in a thread at the first alert after an
@@ -31,6 +32,7 @@ from pipeline.detect import (
     DetectProcessor,
     ModelDetection,
     PublishedAlerts,
+    split_state_key,
 )
 from pipeline.effects import Effects
 from pipeline.join import partition_tag
@@ -38,8 +40,8 @@ from schemas.events import DriftAlert
 
 
 class DetectionStage:
-    """The processor over the ``detectors`` table (model id -> snapshot bytes); ``published``
-    reads the alerts already on the alerts topic."""
+    """The processor over the ``detectors`` table (``<model id>/<piece>`` -> bytes);
+    ``published`` reads the alerts already on the alerts topic."""
 
     def __init__(
         self,
@@ -50,10 +52,11 @@ class DetectionStage:
         lateness_seconds: float = DEFAULT_LATENESS_SECONDS,
     ) -> None:
         self.table = table
+        self._pieces: dict[str, dict[str, bytes]] | None = None
         self.processor = DetectProcessor(
             config,
             dedupe_window=dedupe_window,
-            load=lambda model_id: table.get(model_id.encode()),
+            load=self._load,
             lateness_seconds=lateness_seconds,
             hold=False,  # Faust commits what it handed over: a held record would be lost
         )
@@ -77,18 +80,32 @@ class DetectionStage:
         )
         return new
 
+    def _load(self, model_id: str) -> dict[str, bytes]:
+        """A model's pieces in the table (indexed by model at the first load after an
+        assignment)."""
+        if self._pieces is None:
+            self._pieces = {}
+            for key, value in self.table.data.items():
+                owner, piece = split_state_key(key.decode())
+                self._pieces.setdefault(owner, {})[piece] = value
+        return self._pieces.get(model_id, {})
+
     def save_changed(self) -> None:
-        """Write the snapshot of every model changed since the last call to the table (its
-        changelog partition is the model's observations partition)."""
-        for partition, model_id, snapshot in self.processor.take_snapshots():
-            key = model_id.encode()
-            self.table.data[key] = snapshot
-            self.table.send_changelog(partition, key, snapshot)
+        """Write the pieces changed since the last call to the table (its changelog partition
+        is the model's observations partition)."""
+        for partition, state_key, value in self.processor.take_state_changes():
+            key = state_key.encode()
+            if value is None:
+                self.table.data.pop(key, None)
+            else:
+                self.table.data[key] = value
+            self.table.send_changelog(partition, key, value)
 
     def forget(self) -> None:
         """After a rebalance: save, then drop everything (restored again when assigned)."""
         self.save_changed()
         self.processor.revoke()
+        self._pieces = None
         self.published.forget()
 
 

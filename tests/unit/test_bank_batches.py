@@ -1,0 +1,128 @@
+"""The bank in batches: any split of a stream gives the alerts and the summary of one observation
+at a time, and its state is pieces of bounded size, saved as they change, restored exactly."""
+
+from __future__ import annotations
+
+import pickle
+import random
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from detectors.bank import (
+    BANK_PIECE,
+    SIGNAL_PIECE,
+    TRACKERS_PIECE,
+    DetectorBank,
+    SnapshotFormatError,
+    decode_piece,
+)
+from detectors.config import BankConfig
+from detectors.join import JoinedOutcome
+from schemas.events import DriftAlert, PredictionEvent
+from tests.unit.test_bank import stream
+
+Observation = PredictionEvent | JoinedOutcome
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def dirty_stream() -> list[Observation]:
+    """The bank tests' stream (drift at 5,000), each outcome 30 observations after its
+    prediction, with missing and wrongly typed values of ``x``, a feature and a class that
+    appear late, and a burst of out-of-range values of ``z``."""
+    rng = random.Random(7)
+    observations: list[Observation] = []
+    outcomes: list[JoinedOutcome] = []
+    for i, (event, outcome) in enumerate(stream()[:6500]):
+        features: dict[str, float | str | None] = dict(event.features)
+        if rng.random() < 0.01:
+            features["x"] = None if rng.random() < 0.5 else "oops"
+        if i >= 3000:
+            features["late"] = rng.gauss(0, 1)
+        if 4000 <= i < 4100:
+            features["z"] = 50.0
+        prediction = event.prediction if i < 5500 or i % 7 else "c"
+        observations.append(
+            event.model_copy(update={"features": features, "prediction": prediction})
+        )
+        outcomes.append(replace(outcome, prediction=prediction))
+        if i >= 30:
+            observations.append(outcomes[i - 30])
+    return observations
+
+
+def run(bank: DetectorBank, observations: list[Observation], sizes: list[int]) -> list[DriftAlert]:
+    alerts: list[DriftAlert] = []
+    start = 0
+    for size in sizes:
+        alerts += bank.observe(observations[start : start + size])
+        start += size
+    return alerts + bank.observe(observations[start:])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_batches_of_any_size_give_the_alerts_and_summary_of_one_at_a_time(seed: int) -> None:
+    observations = dirty_stream()
+    one_by_one = DetectorBank("churn")
+    expected = run(one_by_one, observations, [1] * len(observations))
+    assert {a.signal for a in expected} >= {"error_rate", "feature:x", "invalid:z"}
+    rng = random.Random(seed)
+    sizes = [rng.choice([2, 17, 300, 1500]) for _ in range(len(observations) // 50)] if seed else []
+    batched = DetectorBank("churn")
+    assert run(batched, observations, sizes) == expected
+    assert batched.summary() == one_by_one.summary()
+
+
+def test_a_restored_bank_goes_on_exactly_and_saves_only_what_changed() -> None:
+    observations = dirty_stream()
+    original = DetectorBank("churn")
+    original.observe(observations[:9000])
+    restored = DetectorBank.from_pieces("churn", original.state_pieces())
+    assert restored.summary() == original.summary()
+    assert restored.take_changed_pieces() == {}, "a restored bank has nothing new to save"
+    assert restored.observe(observations[9000:]) == original.observe(observations[9000:])
+    assert restored.summary() == original.summary()
+    outcome = next(o for o in reversed(observations) if isinstance(o, JoinedOutcome))
+    original.take_changed_pieces()
+    original.observe([replace(outcome, request_id="one-more")])
+    assert set(original.take_changed_pieces()) == {
+        BANK_PIECE,
+        TRACKERS_PIECE,
+        SIGNAL_PIECE + "error_rate",
+    }
+
+
+def test_a_model_of_a_thousand_features_saves_pieces_of_at_most_64_kib() -> None:
+    rng = random.Random(3)
+    events = [
+        PredictionEvent(
+            request_id=f"r{i}",
+            model_id="wide",
+            model_version="1",
+            timestamp=T0 + timedelta(seconds=i / 10),
+            features={f"f{j:04d}": rng.gauss(0, 1) for j in range(1000)},
+            prediction=rng.choice(["a", "b"]),
+            score=rng.random(),
+        )
+        for i in range(600)
+    ]
+    config = BankConfig(max_feature_signals=1000)
+    bank = DetectorBank("wide", config)
+    bank.observe(events)
+    pieces = bank.state_pieces()
+    assert len(pieces) > 3000  # a piece per signal and per feature
+    assert max(len(piece) for piece in pieces.values()) <= 64 * 1024
+    restored = DetectorBank.from_pieces("wide", pieces, config)
+    assert restored.summary() == bank.summary()
+
+
+def test_a_piece_of_another_format_or_holding_an_object_is_refused() -> None:
+    bank = DetectorBank("churn")
+    bank.observe(list(dirty_stream()[:100]))
+    piece = bank.state_pieces()[BANK_PIECE]
+    piece_format, name, value = pickle.loads(piece)
+    with pytest.raises(SnapshotFormatError, match="format"):
+        decode_piece(BANK_PIECE, pickle.dumps((piece_format - 1, name, value)))
+    with pytest.raises(SnapshotFormatError, match="may not hold"):
+        decode_piece(BANK_PIECE, pickle.dumps((piece_format, name, DetectorBank("x"))))
