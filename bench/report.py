@@ -2,7 +2,9 @@
 
 Each benchmark renders one ``## `` section (heading, reproduce command, machine, table) and
 :func:`write_section` replaces that section of ``docs/benchmarks.md`` (or appends it), so the
-benchmarks can be re-run one at a time without touching each other's results.
+benchmarks can be re-run one at a time without touching each other's results. A ``--quick``
+smoke run writes to ``bench-quick.md`` in the current directory instead (git-ignored), unless
+``--output`` names a file.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from importlib.metadata import version
 from pathlib import Path
 
 DOCUMENT = Path("docs/benchmarks.md")
+QUICK_DOCUMENT = Path("bench-quick.md")
+"""Where a ``--quick`` run writes without ``--output``: its small numbers must not replace the
+measured ones of :data:`DOCUMENT`."""
 STACK = ("faust-streaming", "aiokafka", "confluent-kafka", "river", "pydantic", "redis")
 """The libraries whose versions the streaming benchmarks report."""
 
@@ -81,6 +86,7 @@ def publish(section: str, output: Path) -> None:
     """Print the section and write it into the benchmarks document."""
     sys.stdout.write(section)
     write_section(output, section)
+    progress(f"written to {output}")
 
 
 def progress(message: str) -> None:
@@ -88,11 +94,36 @@ def progress(message: str) -> None:
     print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
+class BenchmarkParser(argparse.ArgumentParser):
+    """Parses ``--output`` left out as :data:`QUICK_DOCUMENT` under ``--quick``, else as
+    :data:`DOCUMENT`.
+
+    >>> options = parser("bench", None)
+    >>> [str(options.parse_args(argv).output) for argv in ([], ["--quick"])]
+    ['docs/benchmarks.md', 'bench-quick.md']
+    >>> str(options.parse_args(["--quick", "--output", "docs/benchmarks.md"]).output)
+    'docs/benchmarks.md'
+    """
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if parsed.output is None:
+            parsed.output = QUICK_DOCUMENT if parsed.quick else DOCUMENT
+        return parsed, extras
+
+
 def parser(prog: str, description: str | None) -> argparse.ArgumentParser:
-    """An argument parser with the options every benchmark has: ``--quick``, ``--output``."""
-    result = argparse.ArgumentParser(prog=prog, description=description)
+    """An argument parser with the options every benchmark has: ``--quick``, ``--output``
+    (default: :data:`DOCUMENT`, or :data:`QUICK_DOCUMENT` under ``--quick``)."""
+    result = BenchmarkParser(prog=prog, description=description)
     result.add_argument("--quick", action="store_true", help="a small smoke run")
-    result.add_argument("--output", type=Path, default=DOCUMENT, help="the markdown file")
+    result.add_argument(
+        "--output",
+        type=Path,
+        help=f"the markdown file (default: {DOCUMENT}, {QUICK_DOCUMENT} with --quick)",
+    )
     return result
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis
+from hypothesis import settings as hypothesis_settings
 
 from stream_app.runtimes import ENGINES
 from stream_app.services import services_up
@@ -15,6 +16,12 @@ from stream_app.settings import Engine, Settings, TopicSettings
 from stream_app.topics import Topics, delete_topics, ensure_topics
 
 RUN_ID = uuid.uuid4().hex[:8]
+
+hypothesis_settings.register_profile("driftstream", deadline=None)
+hypothesis_settings.load_profile("driftstream")
+"""Every ``@given`` test runs without a per-example deadline: the default 200 ms failed
+examples on a loaded machine (``DeadlineExceeded``, then ``FlakyFailure`` when the replay was
+faster). Other limits (``max_examples``) stay hypothesis' defaults unless a test sets them."""
 
 
 def scoped_settings(base: Settings, name: str, partitions: int = 4) -> Settings:

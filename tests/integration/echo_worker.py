@@ -1,4 +1,5 @@
-"""A minimal Faust worker for the runtime compatibility test: upper-cases IN into OUT.
+"""A minimal Faust worker for the library compatibility test (``test_faust_library.py``):
+upper-cases IN into OUT, on the app ``create_app`` builds; none of driftstream's stages.
 
 Run as ``python -m tests.integration.echo_worker IN OUT DATA_DIR`` with the usual
 ``DRIFTSTREAM_*`` settings in the environment.

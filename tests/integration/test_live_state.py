@@ -7,8 +7,10 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import redis
 import redis.asyncio
+import redis.asyncio.client
 
 from detectors.bank import DetectorBank
 from detectors.config import BankConfig
@@ -55,17 +57,34 @@ def view(settings: Settings) -> dict[str, dict[str, Any]]:
 
 
 def test_changes_made_during_a_flush_are_not_lost(
-    settings: Settings, redis_conn: redis.Redis
+    settings: Settings, redis_conn: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    alerts_of_m = LiveStateKeys(settings.redis.key_prefix).model_alerts("m")
+
     async def scenario() -> None:
+        sending, release = asyncio.Event(), asyncio.Event()
+        execute = redis.asyncio.client.Pipeline.execute
+
+        async def held(pipe: redis.asyncio.client.Pipeline, raise_on_error: bool = True) -> Any:
+            sending.set()
+            await release.wait()  # in flight until the test lets it go
+            return await execute(pipe, raise_on_error)
+
+        monkeypatch.setattr(redis.asyncio.client.Pipeline, "execute", held)
         writer = writer_for(settings)
         writer.count("m", "predictions", 5)
         in_flight = asyncio.create_task(writer.flush())
-        await asyncio.sleep(0)  # the flush has taken its batch and awaits Redis
+        await sending.wait()  # the flush has taken its batch and is sending it
         writer.count("m", "predictions", 2)
         writer.add_alert(alert("m", 1))
+        assert not in_flight.done()
+        release.set()
         assert await in_flight
-        assert await writer.flush()
+        first = view(settings)["m"]  # the first batch: what was there when the flush began
+        assert first["predictions"] == "5"
+        assert "last_alert_id" not in first
+        assert redis_conn.xlen(alerts_of_m) == 0
+        assert await writer.flush()  # the changes made while it was in flight
         await writer.client.aclose()
 
     asyncio.run(scenario())
@@ -73,7 +92,7 @@ def test_changes_made_during_a_flush_are_not_lost(
     assert state["m"]["predictions"] == "7"
     assert state["m"]["last_alert_id"] == "a1"
     assert state["m"]["incident_id"] == "a1"
-    assert redis_conn.xlen(f"{settings.redis.key_prefix}alerts:m") == 1
+    assert redis_conn.xlen(alerts_of_m) == 1
 
 
 def test_an_outage_makes_the_view_stale_and_it_catches_up(

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from detectors.config import BankConfig
-from detectors.monitor import Firing, Monitor, SignalMonitor, monitor_for
+from detectors.monitor import CategoryMonitor, Firing, Monitor, SignalMonitor, monitor_for
 from detectors.registry import REGISTRY, DetectorSpec, accepts
 from detectors.signals import Signal, SignalValue
 
@@ -74,8 +74,17 @@ def monitor(name: str, signal: Signal) -> Monitor:
     return monitor_for(signal, [DetectorSpec(name=name)], recent_window=500)
 
 
+def feed(target: Monitor, value: SignalValue) -> list[Firing]:
+    """One value to ``target``: a category to a categorical monitor, a number to the others."""
+    if isinstance(target, CategoryMonitor):
+        assert isinstance(value, str)
+        return target.update(value)
+    assert not isinstance(value, str)
+    return target.update(value)
+
+
 def run(target: Monitor, values: list[SignalValue]) -> list[tuple[int, Firing]]:
-    return [(i, firing) for i, value in enumerate(values) for firing in target.update(value)]
+    return [(i, firing) for i, value in enumerate(values) for firing in feed(target, value)]
 
 
 @pytest.mark.parametrize(("name", "signal"), CASES)
@@ -88,12 +97,19 @@ def test_same_input_gives_same_firings(name: str, signal: Signal) -> None:
 
 @pytest.mark.parametrize(("name", "signal"), CASES)
 def test_pickle_mid_stream_continues_identically(name: str, signal: Signal) -> None:
+    """A detector pickled before a shift fires on it where the original does: the snapshot
+    holds the state it needs (a fresh detector, or one that lost its history, fires elsewhere
+    or not at all)."""
     values = shifted(signal, 2000, 1000, seed=12)
     original = monitor(name, signal)
-    run(original, values[:2100])
+    snapshot_at = 1900  # past every detector's warm-up, before the shift
+    assert run(original, values[:snapshot_at]) == [], "fired before the shift"
     restored = pickle.loads(pickle.dumps(original))
-    rest = values[2100:]
-    assert run(restored, rest) == run(original, rest)
+    rest = values[snapshot_at:]
+    expected = run(original, rest)
+    assert expected, "the shift after the snapshot should fire"
+    assert expected[0][0] >= 2000 - snapshot_at, "fired before the shift"
+    assert run(restored, rest) == expected
 
 
 @pytest.mark.parametrize(("name", "signal"), CASES)
@@ -161,6 +177,6 @@ def _first_firing(
     for at, value in enumerate(values):
         for index, target in enumerate(monitors):
             fed: SignalValue = float(value == CATEGORIES[index]) if indicator else value
-            if target.update(fed):
+            if feed(target, fed):
                 return at
     return len(values)

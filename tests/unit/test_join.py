@@ -17,7 +17,7 @@ from tests.factories import T0, label, prediction
 sides = st.tuples(st.booleans(), st.booleans(), st.integers(1, 3), st.integers(1, 3))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(
     requests=st.lists(sides, min_size=1, max_size=8),
     order=st.randoms(use_true_random=False),
@@ -163,7 +163,7 @@ def test_the_same_event_read_again_does_what_it_did_the_first_time() -> None:
     assert (copy.note, copy.replayed) == ("duplicate", False)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(
     requests=st.lists(sides, min_size=1, max_size=8),
     order=st.randoms(use_true_random=False),

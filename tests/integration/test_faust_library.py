@@ -1,4 +1,9 @@
-"""The stream runtime works on our broker: a faust-streaming worker consumes and produces."""
+"""The faust-streaming library works on our broker: a Faust worker built by
+``stream_app.runtimes.faust.app.create_app`` (our broker settings, credentials and seek fence),
+running a bare echo agent (``tests/integration/echo_worker.py``), consumes and produces.
+
+It does not run driftstream's Faust runtime (its join and detection stages): the tests that
+take the ``engine`` fixture run that, e.g. ``tests/integration/test_worker.py``."""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from tests.integration.kafka_io import consume
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_faust_worker_consumes_and_produces(
+def test_a_faust_library_worker_consumes_and_produces_on_our_broker(
     settings: Settings, topics: Topics, tmp_path: Path
 ) -> None:
     source, sink = topics.predictions, topics.alerts
