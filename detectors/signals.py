@@ -113,6 +113,11 @@ class FeatureQuality:
     unseen_category: int = 0
     """Strings its reference values never held."""
 
+    @property
+    def total(self) -> int:
+        """All its problems: a change of any count changes it (the counts only grow)."""
+        return self.missing + self.wrong_type + self.out_of_range + self.unseen_category
+
 
 @dataclass(frozen=True, slots=True)
 class Column:
@@ -285,9 +290,9 @@ class PredictionSignals:
         columns: list[Column] = []
         for name, feature in self._features.items():
             start = starts.get(name, 0)
-            quality = astuple(feature.quality)
+            problems = feature.quality.total
             columns += feature.columns([m.get(name) for m in maps[start:]], start)
-            if feature._seen < feature._reference or astuple(feature.quality) != quality:
+            if feature._seen < feature._reference or feature.quality.total != problems:
                 self.changed.add(name)
         scored = [i for i, event in enumerate(events) if event.score is not None]
         columns.append(Column(SCORE, [events[i].score for i in scored], scored))  # type: ignore[misc]

@@ -44,7 +44,8 @@ class RecentWindow:
             raise ValueError("size must be >= 1")
         self.size = size
         self.binary = binary
-        self._ring = np.zeros(size, dtype=np.uint8 if binary else np.float64)
+        self._ring = np.zeros(min(size, 8), dtype=np.uint8 if binary else np.float64)
+        """The values: in order from 0 while fewer than ``size`` (grown as needed), then a ring."""
         self._end = 0  # where the next value goes
         self._len = 0
         self._pushed: list[float] = []  # values pushed one by one, not in the ring yet
@@ -72,6 +73,13 @@ class RecentWindow:
         count = len(values)
         if count == 0:
             return
+        if len(self._ring) < self.size and self._len + count > len(self._ring):
+            grown = np.zeros(
+                min(self.size, max(2 * len(self._ring), self._len + count)), self._ring.dtype
+            )
+            grown[: self._len] = self._ring[: self._len]
+            self._ring = grown
+            self._end = self._len % self.size
         if count >= self.size:
             self._ring[:] = values[count - self.size :]
             self._end, self._len = 0, self.size

@@ -1,0 +1,94 @@
+"""bench.core's helpers and the hand-written loop it measures the replay against."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import baseline_loop
+from bench.core import (
+    LOOP,
+    REPLAY,
+    Counts,
+    ManyModels,
+    Measured,
+    ProfileRow,
+    Split,
+    Stream,
+    Timing,
+    counts_of,
+    loop_decode,
+    render,
+    timed_run,
+    wide_models_env,
+    write_wide,
+)
+from pipeline.backtest import Backtest
+from producers.event_file import EventFileWriter, read_event_file
+from producers.simulator import ModelTraffic, simulate
+
+
+def test_the_loop_joins_what_the_replay_joins(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "events.jsonl"
+    writer = EventFileWriter(path)
+    for event in simulate([ModelTraffic("m", "abrupt", n_predictions=400, seed=3, warmup=200)]):
+        writer.send(event)  # late, early and duplicate labels
+    written = writer.close().sent
+    backtest = Backtest(ttl_seconds=3600, max_pending=100_000)
+    for event in read_event_file(path):
+        backtest.process(event)
+    joined = sum(model.counts.joined for model in backtest.summary().models.values())
+    baseline_loop.main(str(path))
+    counts = counts_of(LOOP, capsys.readouterr().out)
+    assert (counts.events, counts.pairs) == (written, joined)
+    assert loop_decode(path) == written
+
+
+def test_wide_stream_has_200_numeric_features_and_every_label(tmp_path: Path) -> None:
+    path = tmp_path / "wide.jsonl"
+    assert write_wide(path, 10) == 20
+    events = list(read_event_file(path))
+    numeric = [v for v in events[0].features.values() if isinstance(v, float)]  # type: ignore[union-attr]
+    assert len(numeric) == 200
+    assert [type(e).__name__ for e in events[:2]] == ["PredictionEvent", "LabelEvent"]
+    assert '"max_feature_signals": 201' in wide_models_env()["DRIFTSTREAM_DETECTORS__MODELS"]
+
+
+def test_timed_run_counts_the_childs_cpu_and_reports_a_failure() -> None:
+    timing = timed_run([sys.executable, "-c", "print(sum(range(3_000_000)))"], {})
+    assert timing.output.strip() == str(sum(range(3_000_000)))
+    assert timing.cpu > 0
+    assert timing.wall >= timing.cpu / 2
+    with pytest.raises(RuntimeError, match="exited with 3"):
+        timed_run([sys.executable, "-c", "import sys; sys.exit(3)"], {})
+
+
+def _measured(wall: float, cpu: float, events: int) -> Measured:
+    return Measured([Timing(wall, cpu, "")], Counts(events, events // 2, 1))
+
+
+def test_render_gives_loop_over_replay_ratios(tmp_path: Path) -> None:
+    narrow = Stream("narrow", tmp_path / "n.jsonl", 1000, {})
+    results = {
+        "narrow": {
+            REPLAY: _measured(2.0, 1.0, 1000),
+            LOOP: _measured(3.0, 1.5, 1000),
+        }
+    }
+    section = render(
+        [narrow],
+        results,
+        Split(20e-6, 5e-6, 100e-6, 300e-6),
+        ([ProfileRow("f (a.py:1)", 2.0, 1e-5, 0.5)], 2e-5),
+        ManyModels(10, 1000, 0.5, 0.5, 2048.0, 4096.0, 0),
+        1,
+        "python -m bench.core",
+        "0.00, 0.00, 0.00",
+    )
+    assert section.startswith("## Detection core\n")
+    assert "narrow 1.50 wall, 1.50 CPU" in section
+    assert "| f (a.py:1) | 2 | 10.00 | 50.0% |" in section
