@@ -27,8 +27,8 @@ from bench.report import progress
 from bench.traffic import Request
 from producers.kafka_producer import EventProducer
 from stream_app.live_state import LiveStateKeys, read_live_state
+from stream_app.preflight import redis_client
 from stream_app.services import services_up
-from stream_app.services.redis import redis_client
 from stream_app.settings import Engine, Settings, TopicSettings
 from stream_app.topics import Topics, ensure_topics
 from stream_app.worker_process import WorkerProcess

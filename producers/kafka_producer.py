@@ -1,30 +1,50 @@
 """Publish predictions and labels to Kafka, keyed by request_id, with every delivery accounted.
 
-Usage (``ensure_topics`` creates the co-partitioned topics first)::
+Usage (``stream_app.topics.ensure_topics`` creates the co-partitioned topics first)::
 
     topics = ensure_topics(settings.kafka, settings.topics)
     with EventProducer(settings.kafka, topics) as producer:  # raises DeliveryError on failures
         producer.send(prediction_event)
+
+The producer sits below ``stream_app`` (docs/architecture.md, "Layers"): it names what it needs
+of the application's settings and topics as protocols (:class:`KafkaConnection`,
+:class:`EventTopics`), which ``stream_app.settings.KafkaSettings`` and ``stream_app.topics.Topics``
+fulfil, rather than importing them.
 """
 
 from __future__ import annotations
 
 import logging
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
 from producers.sink import DeliveryError, DeliveryStats
 from schemas.codec import encode
 from schemas.events import LabelEvent, PredictionEvent
-from stream_app.settings import KafkaSettings
-from stream_app.topics import Topics
 
 logger = logging.getLogger(__name__)
 
 CLOSE_GRACE_SECONDS = 5.0
 """How much longer than the message timeout ``close`` waits for the last delivery reports."""
+
+
+class KafkaConnection(Protocol):
+    """How a client reaches Kafka: ``stream_app.settings.KafkaSettings``."""
+
+    def client_config(self) -> dict[str, Any]:
+        """librdkafka connection properties, security included."""
+        ...
+
+
+class EventTopics(Protocol):
+    """Where the events go: ``stream_app.topics.Topics``."""
+
+    @property
+    def predictions(self) -> str: ...
+    @property
+    def labels(self) -> str: ...
 
 
 class EventProducer:
@@ -38,8 +58,8 @@ class EventProducer:
 
     def __init__(
         self,
-        kafka: KafkaSettings,
-        topics: Topics,
+        kafka: KafkaConnection,
+        topics: EventTopics,
         *,
         message_timeout: float = 30.0,
         overrides: dict[str, Any] | None = None,

@@ -7,6 +7,9 @@ does not answer (fails at the timeout); :func:`check_redis` does the same with P
 under the key prefix (which also proves an ACL user may use our keys). Either raises
 :class:`PreflightError`, whose message is one line naming the service, its address, the user and
 what failed, and never a secret.
+
+It also makes the Redis client every command uses (:func:`redis_client`), so the local services
+(``stream_app.services``), which check what they start with these functions, sit above it.
 """
 
 from __future__ import annotations
@@ -75,10 +78,13 @@ def check_kafka(kafka: KafkaSettings, timeout: float = KAFKA_TIMEOUT_SECONDS) ->
             )
 
 
+def redis_client(settings: RedisSettings, **overrides: object) -> redis.Redis:
+    """A client for the configured Redis (credentials and TLS from the settings)."""
+    return redis.Redis.from_url(settings.url, **{**settings.client_kwargs(), **overrides})
+
+
 def check_redis(settings: RedisSettings, timeout: float = REDIS_TIMEOUT_SECONDS) -> None:
     """PING and a read under the key prefix; raise :class:`PreflightError` if either fails."""
-    from stream_app.services.redis import redis_client
-
     address = redis_address(settings)
     user = f"user {settings.username!r}" if settings.username else "the default user"
     try:

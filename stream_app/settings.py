@@ -3,26 +3,47 @@
 Every field can be set by an environment variable: ``DRIFTSTREAM_`` followed by the section and
 the field, joined by ``__``, for example ``DRIFTSTREAM_KAFKA__BOOTSTRAP_SERVERS=broker:9092`` or
 ``DRIFTSTREAM_JOIN__TTL_SECONDS=600``. Secrets are ``SecretStr`` so they never print.
+
+Importing this module loads no detection code (``tests/unit/test_layers.py``): the detector
+settings take their types, defaults and checks from :mod:`detectors.config` (and the worker's
+lateness default from :mod:`pipeline.detect`) when the settings are first read, not when they
+are imported, so whatever only needs the settings' classes (the preflight checks, the topics,
+the local services) does not load river.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, SecretStr, field_validator
+from pydantic_core import CoreSchema, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from detectors.config import (
-    DEFAULT_CONCEPT_DETECTORS,
-    DEFAULT_DATA_DETECTORS,
-    DetectorFileError,
-    DetectorList,
-    read_detector_file,
-)
-from pipeline.detect import DEFAULT_LATENESS_SECONDS
+if TYPE_CHECKING:
+    from detectors.config import DetectorList
+else:
+
+    class _FromDetectorConfig:
+        """A field type of :mod:`detectors.config`, looked up when the model's schema is built:
+        the validation and its errors are the detection core's own. A model with such a field
+        (and any model holding it) needs ``defer_build=True``, or the schema, and with it
+        river, would be built at import."""
+
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __get_pydantic_core_schema__(
+            self, _source: Any, handler: GetCoreSchemaHandler
+        ) -> CoreSchema:
+            import detectors.config
+
+            return handler.generate_schema(getattr(detectors.config, self.name))
+
+    DetectorList = Annotated[tuple[Any, ...], _FromDetectorConfig("DetectorList")]
+    """``detectors.config.DetectorList``; a tuple to pydantic-settings, which parses the JSON of
+    a variable for a tuple field."""
 
 CACHE_HOME = Path.home() / ".cache" / "driftstream"
 
@@ -157,8 +178,10 @@ class DetectorSettings(BaseModel):
     fields of ``detectors.config.BankConfig``).
     """
 
-    concept_detectors: DetectorList = DEFAULT_CONCEPT_DETECTORS
-    data_detectors: DetectorList = DEFAULT_DATA_DETECTORS
+    model_config = ConfigDict(defer_build=True)  # DetectorList: detectors.config at first use
+
+    concept_detectors: DetectorList = Field(default_factory=lambda: _default_detectors("concept"))
+    data_detectors: DetectorList = Field(default_factory=lambda: _default_detectors("data"))
     alert_cooldown_events: int = Field(default=1000, ge=0)
     signal_detectors: dict[str, DetectorList] = Field(default_factory=dict)
     models: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -170,12 +193,28 @@ class DetectorSettings(BaseModel):
     @classmethod
     def _usable_file(cls, file: Path | None) -> Path | None:
         if file is not None:
+            from detectors.config import DetectorFileError, read_detector_file
+
             try:
                 read_detector_file(file)
             except DetectorFileError as exc:  # one line naming this setting and the file's field
                 reason = {"reason": str(exc)}
                 raise PydanticCustomError("detector_file", "{reason}", reason) from exc
         return file
+
+
+def _default_detectors(kind: Literal["concept", "data"]) -> DetectorList:
+    """``detectors.config.DEFAULT_CONCEPT_DETECTORS`` or ``DEFAULT_DATA_DETECTORS``."""
+    from detectors.config import DEFAULT_CONCEPT_DETECTORS, DEFAULT_DATA_DETECTORS
+
+    return DEFAULT_CONCEPT_DETECTORS if kind == "concept" else DEFAULT_DATA_DETECTORS
+
+
+def _default_lateness() -> float:
+    """``pipeline.detect.DEFAULT_LATENESS_SECONDS``."""
+    from pipeline.detect import DEFAULT_LATENESS_SECONDS
+
+    return DEFAULT_LATENESS_SECONDS
 
 
 Engine = Literal["kafka", "faust"]
@@ -196,12 +235,13 @@ class WorkerSettings(BaseModel):
     dedupe_window: int = Field(default=100_000, ge=1_000)
     """Observations per model remembered (8 bytes each) to skip one sent again after a crash:
     more than the join stage can re-send, i.e. than it handles between two offset commits."""
-    lateness_seconds: float = Field(default=DEFAULT_LATENESS_SECONDS, ge=0)
+    lateness_seconds: float = Field(default_factory=_default_lateness, ge=0)
     """How far behind the latest of its kind (predictions, outcomes) a model's observation may
     be stamped and still reach the detectors in event-time order: the Kafka-native runtime and
     the replay hold each that long (event time, or wall time once the kind goes quiet), which
     is the latency it adds. One later than that is applied at once and counted in
-    ``late_observations``; the Faust runtime holds nothing and only counts."""
+    ``late_observations``; the Faust runtime holds nothing and only counts. Default:
+    ``pipeline.detect.DEFAULT_LATENESS_SECONDS`` (2 s)."""
     alerts_lookback: int = Field(default=1_000, ge=1)
     """Records per alerts partition read when a model's state is restored, so an alert raised
     again by re-read observations is not published twice."""
@@ -245,6 +285,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         hide_input_in_errors=True,  # an error must not echo a secret
+        defer_build=True,  # it holds DetectorSettings (see there)
     )
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

@@ -22,8 +22,8 @@ from producers.pacing import paced
 from schemas.codec import decode
 from schemas.events import DriftAlert, LabelEvent, PredictionEvent
 from stream_app.live_state import LiveStateKeys, read_live_state
+from stream_app.preflight import redis_client
 from stream_app.services.process import wait_until
-from stream_app.services.redis import redis_client
 from stream_app.settings import Engine, Settings
 from stream_app.topics import Topics
 from stream_app.worker_process import WorkerProcess

@@ -42,8 +42,7 @@ from pipeline.join import JoinProcessor
 from producers.event_file import scan_event_lines
 from schemas.errors import InvalidEvent
 from schemas.events import LabelEvent, PredictionEvent
-from stream_app.cli.console import console, errors, fail, load_settings
-from stream_app.cli.replay import SkippedLines
+from stream_app.cli.console import SkippedLines, console, errors, fail, load_settings
 from stream_app.settings import Settings
 
 MIN_REFERENCE_VALUES = 500

@@ -14,8 +14,7 @@ import typer
 from confluent_kafka import KafkaException
 from rich.markup import escape
 
-from stream_app.cli.console import console, errors, fail, load_settings
-from stream_app.cli.live import login_or_fail
+from stream_app.cli.console import console, errors, fail, load_settings, login_or_fail
 from stream_app.notify.consumer import Level, Notifier, NotifyCounts
 from stream_app.notify.delivery import Backoff
 from stream_app.notify.message import AlertFilter, Kind, Severity

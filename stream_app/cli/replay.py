@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -46,13 +46,11 @@ from producers.event_file import scan_event_lines
 from schemas.errors import InvalidEvent
 from schemas.events import DriftAlert, LabelEvent, PredictionEvent
 from stream_app.alerts_feed import format_alert
-from stream_app.cli.console import console, errors, fail, load_settings
+from stream_app.cli.console import SkippedLines, console, errors, fail, load_settings
 from stream_app.settings import Settings
 
 PROGRESS_MIN_BYTES = 4 * 1024 * 1024
 """Files at least this large show a progress bar (on stderr)."""
-MAX_REPORTED_INVALID = 10
-"""Bad lines reported one by one; the rest are only counted."""
 SUMMARY_ROWS = (
     "predictions",
     "labels",
@@ -131,20 +129,6 @@ def _write_report(backtest: Backtest, file: Path, out: Path) -> None:
         for model_id in sorted(backtest.banks)
     ]
     write_report(series, out, title=f"driftstream replay of {file.name}")
-
-
-@dataclass(slots=True)
-class SkippedLines:
-    """The bad lines of the file: all counted, the first ones reported on stderr."""
-
-    count: int = 0
-    reasons: list[str] = field(default_factory=list)
-
-    def add(self, reason: str) -> None:
-        self.count += 1
-        if len(self.reasons) < MAX_REPORTED_INVALID:
-            self.reasons.append(reason)
-            errors.print(f"[yellow]skipped[/yellow] {escape(reason)}", soft_wrap=True)
 
 
 def _detector_config(

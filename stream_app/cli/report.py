@@ -44,8 +44,8 @@ def report(
     import redis
 
     from stream_app.live_state import LiveStateKeys
+    from stream_app.preflight import redis_client
     from stream_app.report import live_series, write_report
-    from stream_app.services.redis import redis_client
 
     settings = load_settings()
     keys = LiveStateKeys(settings.redis.key_prefix)

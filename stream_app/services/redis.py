@@ -12,17 +12,10 @@ from __future__ import annotations
 import shutil
 from urllib.parse import urlparse
 
-import redis
-
 from stream_app.preflight import check_redis
 from stream_app.services.base import LocalService, Say
 from stream_app.services.process import ManagedProcess, ServiceError, write_private_file
 from stream_app.settings import LocalServicesSettings, RedisSettings
-
-
-def redis_client(settings: RedisSettings, **overrides: object) -> redis.Redis:
-    """A client for the configured Redis (credentials and TLS from the settings)."""
-    return redis.Redis.from_url(settings.url, **{**settings.client_kwargs(), **overrides})
 
 
 def _redis_server_binary() -> str:

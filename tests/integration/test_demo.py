@@ -17,8 +17,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from stream_app.live_state import LiveStateKeys, read_model_alerts
+from stream_app.preflight import redis_client
 from stream_app.services.process import is_alive, wait_until
-from stream_app.services.redis import redis_client
 from stream_app.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import stream_app.cli.live
 import stream_app.live_state
-import stream_app.services.redis
+import stream_app.preflight
 from detectors.bank import BankSummary
 from detectors.history import HistoryPoint
 from stream_app.cli import app
@@ -81,7 +81,7 @@ def test_state_shows_the_estimate_next_to_the_accuracy(monkeypatch: pytest.Monke
         yield None
 
     monkeypatch.setattr(stream_app.cli.live, "login_or_fail", lambda *a, **k: None)
-    monkeypatch.setattr(stream_app.services.redis, "redis_client", no_redis)
+    monkeypatch.setattr(stream_app.preflight, "redis_client", no_redis)
     monkeypatch.setattr(stream_app.live_state, "read_live_state", lambda *a: view)
     result = CliRunner().invoke(app, ["state"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output

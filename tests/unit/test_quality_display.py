@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import stream_app.cli.live
 import stream_app.live_state
-import stream_app.services.redis
+import stream_app.preflight
 from schemas.events import DriftAlert
 from stream_app.alerts_feed import format_alert
 from stream_app.cli import app
@@ -63,7 +63,7 @@ def state_of(monkeypatch: pytest.MonkeyPatch) -> Any:
         return result.stdout.splitlines()
 
     monkeypatch.setattr(stream_app.cli.live, "login_or_fail", lambda *a, **k: None)
-    monkeypatch.setattr(stream_app.services.redis, "redis_client", no_redis)
+    monkeypatch.setattr(stream_app.preflight, "redis_client", no_redis)
     return run
 
 
