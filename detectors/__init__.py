@@ -7,6 +7,8 @@
 - ``window`` / ``monitor``: one signal's detectors, firings with before/after statistics
 - ``policy``: cooldown and deterministic alert ids
 - ``bank``: all of one model's detectors (``DetectorBank``), summary, snapshot/restore
+- ``sources``: the contract and registry of the signal sources, per-event state that emits
+  signals (``volume``, ``label_health``, the ``calibration`` estimate, ``positive_class``)
 - ``calibration``: the label-free accuracy estimate (``estimated_accuracy``) from the scores
 - ``budget``: detector settings chosen for a false-alarm budget from a reference stream
 """

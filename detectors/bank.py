@@ -9,6 +9,11 @@ incidents are deterministic. Its summary holds the label-free
 estimate of the model's accuracy, precision and recall (:mod:`detectors.calibration`) next
 to the realised ones.
 
+What must see every event in order (the traffic volume, label health, the score calibration,
+the realised precision and recall) are signal sources (:mod:`detectors.sources`): the bank
+builds the registered ones from its config and knows them only through that contract, their
+hooks, signals, summary figures and state (each source its own piece, ``source/<family>``).
+
 >>> import random
 >>> from datetime import datetime, timedelta, timezone
 >>> from detectors.join import JoinedOutcome
@@ -41,31 +46,20 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from detectors.calibration import PerformanceEstimate
 from detectors.config import BankConfig
 from detectors.join import JoinedOutcome
-from detectors.label_health import LabelHealth
 from detectors.monitor import Firing, Monitor, monitor_for, monitor_from_state
 from detectors.policy import AlertPolicy
-from detectors.positive_class import PositiveClassRates
 from detectors.signals import (
     ABS_ERROR,
     ERROR_RATE,
     ESTIMATED_ACCURACY,
-    LABEL_COVERAGE,
-    LABEL_DELAY,
-    VOLUME,
     Column,
     FeatureQuality,
     PredictionSignals,
     Signal,
-    SignalValue,
 )
-from detectors.volume import (
-    ARRIVAL_ORDER_GRACE_SECONDS,
-    EVENT_ORDER_GRACE_SECONDS,
-    TrafficVolume,
-)
+from detectors.sources import SOURCES, SignalSource, SourceColumns
 from schemas.events import DriftAlert, PredictionEvent
 
 Status = Literal["ok", "warning", "drift"]
@@ -131,7 +125,7 @@ class BankSummary:
 
 
 class DetectorBank:
-    """The detectors, signal trackers and alert policy of one model.
+    """The detectors, signal sources and alert policy of one model.
 
     Parameters
     ----------
@@ -140,14 +134,15 @@ class DetectorBank:
     config
         Detectors per signal and limits (default: :class:`BankConfig` defaults).
     arrival_order
-        Its predictions come in arrival order, not event-time order: the ``volume`` signal
-        waits longer for late ones (:data:`~detectors.volume.ARRIVAL_ORDER_GRACE_SECONDS`)
-        unless the config sets ``volume_grace_seconds``.
+        Its predictions come in arrival order, not event-time order (given to every signal
+        source): the ``volume`` signal waits longer for late ones
+        (:data:`~detectors.volume.ARRIVAL_ORDER_GRACE_SECONDS`) unless the config sets
+        ``volume_grace_seconds``.
 
-    Observations go in batches (:meth:`observe`): the per-event trackers (traffic, label
-    health, calibration, rates) take them one by one, then each signal's values go to its
-    monitor as one column. The alerts are the ones one observation at a time would give, in
-    the same order.
+    Observations go in batches (:meth:`observe`): the signal sources (:data:`SOURCES
+    <detectors.sources.SOURCES>`: traffic, label health, calibration, rates) take them one by
+    one, then each signal's values go to its monitor as one column. The alerts are the ones
+    one observation at a time would give, in the same order.
     """
 
     def __init__(
@@ -163,23 +158,29 @@ class DetectorBank:
             self.config.max_class_signals,
             self.config.quality_reference,
         )
-        grace = self.config.volume_grace_seconds
-        if grace is None:
-            grace = ARRIVAL_ORDER_GRACE_SECONDS if arrival_order else EVENT_ORDER_GRACE_SECONDS
-        self._volume = TrafficVolume(self.config.volume_interval_seconds, grace)
-        self._labels = LabelHealth(
-            self.config.label_horizon_seconds, self.config.volume_interval_seconds
-        )
         self._monitors: dict[str, Monitor] = {}
+        self._ranks: dict[str, int] = {}  # a signal's place among the monitors (their order)
         self._policy = AlertPolicy(
             model_id, self.config.alert_cooldown_events, self.config.incident_gap_seconds
         )
-        self._positive = PositiveClassRates(self.config.positive_label, self.config.recent_window)
-        self._estimate_of = PerformanceEstimate(
-            self.config.positive_label, self.config.calibration_outcomes, self.config.recent_window
+        self._use_sources(
+            [source.for_bank(self.config, arrival_order=arrival_order) for source in SOURCES]
         )
         self._event_time: datetime | None = None
-        self._changed: set[str] = set()
+        self._changed: set[str] = set(self._sources)  # saved at first, then as they take events
+
+    def _use_sources(self, sources: Sequence[SignalSource]) -> None:
+        """Take ``sources``: their hooks by kind, and their signals' columns (then the
+        concept signals of outcomes) in the order one observation's values come in."""
+        self._sources = {source.name: source for source in sources}
+        self._on_prediction = [s.on_prediction for s in sources if s.on_prediction is not None]
+        self._on_outcome = [s.on_outcome for s in sources if s.on_outcome is not None]
+        self._prediction_pieces = {s.name for s in sources if s.on_prediction is not None}
+        self._outcome_pieces = {s.name for s in sources if s.on_outcome is not None}
+        self._tail_signals = [
+            *(signal for source in sources for signal in source.signals),
+            *_OUTCOME_SIGNALS,
+        ]
 
     def observe_prediction(
         self, event: PredictionEvent, detected_at: datetime | None = None
@@ -229,62 +230,45 @@ class DetectorBank:
         return alerts
 
     def apply(self, observations: Sequence[Observation]) -> list[Column]:
-        """Count a batch of observations and update the per-event trackers; every signal's
-        column of values, which :meth:`observe` feeds to the monitors (``at``: the index of the
-        observation in ``observations``), in the order one observation's values come in."""
+        """Count a batch of observations and take them one by one through the signal sources
+        (:mod:`detectors.sources`); every signal's column of values, which :meth:`observe`
+        feeds to the monitors (``at``: the index of the observation in ``observations``), in
+        the order one observation's values come in."""
         predictions: list[PredictionEvent] = []
         at_prediction: list[int] = []
-        tail: dict[Signal, tuple[list[SignalValue], list[int]]] = {
-            signal: ([], [])
-            for signal in _TAIL_SIGNALS  # values, observation indices
-        }
-        errors, estimated, volumes = tail[ERROR_RATE], tail[ESTIMATED_ACCURACY], tail[VOLUME]
-        coverage, delays = tail[LABEL_COVERAGE], tail[LABEL_DELAY]
-        estimate, volume, labels, positive = (
-            self._estimate_of,
-            self._volume,
-            self._labels,
-            self._positive,
-        )
+        tail = SourceColumns(self._tail_signals)
+        emit = tail.emit
+        on_prediction, on_outcome = self._on_prediction, self._on_outcome
+        outcomes_before = self.outcomes
         for index, observation in enumerate(observations):
             if observation.model_id != self.model_id:
                 self._check_model(observation.model_id)
+            tail.at = index
             if isinstance(observation, JoinedOutcome):
                 self.outcomes += 1
                 self._saw(max(observation.prediction_time, observation.label_time))
-                if observation.task == "classification":
-                    positive.push(observation.prediction, observation.label)
-                    column = errors
-                else:
-                    column = tail[ABS_ERROR]
-                estimate.learn(observation)
-                labels.outcome(observation.prediction_time, observation.label_time)
-                column[0].append(observation.error)
-                column[1].append(index)
+                for hook in on_outcome:
+                    hook(observation, emit)
+                concept = ERROR_RATE if observation.task == "classification" else ABS_ERROR
+                emit(concept, observation.error)
                 continue
             self.predictions += 1
             self.model_version = observation.model_version
             self._saw(observation.timestamp)
             predictions.append(observation)
             at_prediction.append(index)
-            if (correct := estimate.expected_correct(observation)) is not None:
-                estimated[0].append(correct)
-                estimated[1].append(index)
-            if rates := volume.observe(observation.timestamp):
-                volumes[0].extend(rates)
-                volumes[1].extend([index] * len(rates))
-            closed = labels.prediction(observation.timestamp)
-            if closed.coverage:
-                coverage[0].extend(closed.coverage)
-                coverage[1].extend([index] * len(closed.coverage))
-                delays[0].extend(closed.delays)
-                delays[1].extend([index] * len(closed.delays))
+            for prediction_hook in on_prediction:
+                prediction_hook(observation, emit)
         columns = self._signals.columns(predictions) if predictions else []
         if len(predictions) < len(observations):  # ``at`` of a prediction column: among them
             columns = [replace(c, at=_Among(at_prediction, c.at)) for c in columns]
-        columns += [Column(signal, values, at) for signal, (values, at) in tail.items()]
+        columns += tail.columns()
         if observations:
-            self._changed |= {BANK_PIECE, TRACKERS_PIECE}
+            self._changed.add(BANK_PIECE)
+            if predictions:
+                self._changed |= self._prediction_pieces
+            if self.outcomes != outcomes_before:
+                self._changed |= self._outcome_pieces
             self._changed |= {FEATURE_PIECE + name for name in self._signals.changed}
             self._signals.changed.clear()
             self._changed |= {SIGNAL_PIECE + c.signal.name for c in columns if c.values}
@@ -295,6 +279,9 @@ class DetectorBank:
         signals = {name: self._signal_summary(monitor) for name, monitor in self._monitors.items()}
         statuses = {summary.status for summary in signals.values()}
         error_rate = self._estimate(ERROR_RATE)
+        figures: dict[str, Any] = {}  # the sources': precision, late_for_volume, ...
+        for source in self._sources.values():
+            figures.update(source.summary())
         return BankSummary(
             model_id=self.model_id,
             model_version=self.model_version,
@@ -307,15 +294,10 @@ class DetectorBank:
             last_alert_id=self._policy.last_alert_id,
             incident_id=self._policy.incident_id,
             signals=signals,
-            precision=self._positive.precision,
-            recall=self._positive.recall,
             event_time=self._event_time,
             estimated_accuracy=self._estimate(ESTIMATED_ACCURACY),
-            estimated_precision=self._estimate_of.precision,
-            estimated_recall=self._estimate_of.recall,
             quality={name: replace(counts) for name, counts in self._signals.quality.items()},
-            late_for_volume=self._volume.late,
-            labels_past_horizon=self._labels.uncounted,
+            **figures,
         )
 
     # -- state ---------------------------------------------------------------------------
@@ -346,31 +328,34 @@ class DetectorBank:
         """
         bank = cls(model_id, config, arrival_order=arrival_order)
         state = decode_piece(BANK_PIECE, pieces[BANK_PIECE])
-        trackers = decode_piece(TRACKERS_PIECE, pieces[TRACKERS_PIECE])
         bank.model_version = state["model_version"]
         bank.predictions, bank.outcomes = state["predictions"], state["outcomes"]
         event_time = state["event_time"]
         bank._event_time = None if event_time is None else datetime.fromisoformat(event_time)
         bank._policy.restore(state["policy"])
-        features = {
-            name: decode_piece(FEATURE_PIECE + name, pieces[FEATURE_PIECE + name])
-            for name in state["signals"]["features"]
-        }
+        features = [decode_piece(n, p) for n, p in pieces.items() if n.startswith(FEATURE_PIECE)]
         bank._signals.restore(state["signals"], features)
-        bank._positive = PositiveClassRates.from_state(trackers["positive"])
-        bank._estimate_of = PerformanceEstimate.from_state(trackers["estimate"])
-        bank._volume = TrafficVolume.from_state(trackers["volume"])
-        bank._labels = LabelHealth.from_state(trackers["labels"])
-        for name in state["monitors"]:
-            signal_state = decode_piece(SIGNAL_PIECE + name, pieces[SIGNAL_PIECE + name])
+        saved = set(state["sources"])  # a source registered since starts afresh
+        bank._use_sources(
+            [
+                type(source).from_state(decode_piece(name, pieces[name]))
+                if name in saved
+                else source
+                for name, source in bank._sources.items()
+            ]
+        )
+        bank._changed = {name for name in bank._sources if name not in saved}
+        signals = [decode_piece(n, p) for n, p in pieces.items() if n.startswith(SIGNAL_PIECE)]
+        for signal_state in sorted(signals, key=lambda state: state["rank"]):
             signal = Signal(*signal_state["signal"])
-            bank._monitors[name] = monitor_from_state(signal, signal_state["monitor"])
+            bank._monitors[signal.name] = monitor_from_state(signal, signal_state["monitor"])
+            bank._ranks[signal.name] = signal_state["rank"]
         return bank
 
     def _all_pieces(self) -> set[str]:
         return {
             BANK_PIECE,
-            TRACKERS_PIECE,
+            *self._sources,
             *(FEATURE_PIECE + name for name in self._signals.quality),
             *(SIGNAL_PIECE + name for name in self._monitors),
         }
@@ -384,21 +369,20 @@ class DetectorBank:
                 "event_time": None if self._event_time is None else self._event_time.isoformat(),
                 "policy": self._policy.state(),
                 "signals": self._signals.state(),
-                "monitors": list(self._monitors),
+                "sources": list(self._sources),
             }
-        if name == TRACKERS_PIECE:
-            return {
-                "positive": self._positive.state(),
-                "estimate": self._estimate_of.state(),
-                "volume": self._volume.state(),
-                "labels": self._labels.state(),
-            }
+        if (source := self._sources.get(name)) is not None:
+            return source.state()
         if name.startswith(FEATURE_PIECE):
             return self._signals.feature_state(name[len(FEATURE_PIECE) :])
         monitor = self._monitors[name[len(SIGNAL_PIECE) :]]
         signal = monitor.signal
         definition = (signal.name, signal.kind, signal.binary, signal.categorical)
-        return {"signal": (*definition, signal.recent_window), "monitor": monitor.state()}
+        return {
+            "signal": (*definition, signal.recent_window),
+            "rank": self._ranks[signal.name],
+            "monitor": monitor.state(),
+        }
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -413,6 +397,7 @@ class DetectorBank:
     def _monitor(self, signal: Signal) -> Monitor:
         monitor = self._monitors.get(signal.name)
         if monitor is None:
+            self._ranks[signal.name] = len(self._monitors)
             monitor = self._monitors[signal.name] = monitor_for(
                 signal,
                 self.config.detectors_for(signal),
@@ -457,18 +442,16 @@ class _Among(Sequence[int]):
         return self.among[self.inner[index]]
 
 
-_TAIL_SIGNALS = (ESTIMATED_ACCURACY, VOLUME, LABEL_COVERAGE, LABEL_DELAY, ERROR_RATE, ABS_ERROR)
-"""The signals of the per-event trackers and of outcomes, in the order an event gives them."""
+_OUTCOME_SIGNALS = (ERROR_RATE, ABS_ERROR)
+"""The concept signals of outcomes; their columns come after the signal sources'."""
 
 BANK_PIECE = "bank"
-"""The piece with the bank's counters, alert history and the names of its signals."""
-TRACKERS_PIECE = "trackers"
-"""The piece with the per-event trackers: rates, calibration, traffic volume, label health."""
+"""The piece with the bank's counters, alert history and the names of its signals and sources."""
 FEATURE_PIECE = "feature/"
 """The prefix of a tracked feature's piece (its reference and quality counts)."""
 SIGNAL_PIECE = "signal/"
 """The prefix of a signal's piece (its monitor: detectors, window, counters)."""
-PIECE_FORMAT = 5
+PIECE_FORMAT = 6
 """The format of every piece; another one is refused (:class:`SnapshotFormatError`)."""
 
 

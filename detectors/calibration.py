@@ -27,6 +27,10 @@ falls when inputs move toward the decision boundary, labelled or not. It cannot 
 concept change, which leaves the scores as they were. The calibration belongs to the model
 version of its reference; a new version keeps it (see docs/architecture.md).
 
+:class:`PerformanceEstimate` is the bank's signal source ``source/estimate``
+(:mod:`detectors.sources`): it learns from outcomes, emits ``estimated_accuracy`` per
+prediction, and its summary figures are ``estimated_precision`` and ``estimated_recall``.
+
 >>> import random
 >>> rng = random.Random(3)
 >>> def request(near_boundary):
@@ -50,11 +54,16 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from detectors.join import JoinedOutcome
 from detectors.positive_class import PositiveClassRates
+from detectors.signals import ESTIMATED_ACCURACY, Signal
 from schemas.events import PredictionEvent
+
+if TYPE_CHECKING:
+    from detectors.config import BankConfig
+    from detectors.sources import Emit, Figure
 
 MIN_BIN = 50
 """Reference outcomes per bin, at least: a bin's rates then have a standard error of at most
@@ -196,6 +205,9 @@ class PerformanceEstimate:
         Predictions the estimated precision and recall cover.
     """
 
+    name: ClassVar[str] = "source/estimate"
+    signals: ClassVar[tuple[Signal, ...]] = (ESTIMATED_ACCURACY,)
+
     def __init__(self, positive_label: str, calibration_outcomes: int, recent_window: int) -> None:
         self.calibration = ScoreCalibration(calibration_outcomes)
         self._expected = PositiveClassRates(positive_label, recent_window)
@@ -223,6 +235,25 @@ class PerformanceEstimate:
             return None
         self._expected.push_expected(predicted, expected.positive)
         return expected.correct
+
+    @classmethod
+    def for_bank(cls, config: BankConfig, *, arrival_order: bool) -> PerformanceEstimate:
+        """The bank's estimate: its positive class, calibration outcomes and recent window."""
+        return cls(config.positive_label, config.calibration_outcomes, config.recent_window)
+
+    def on_prediction(self, event: PredictionEvent, emit: Emit) -> None:
+        """Emit the probability that ``event``'s prediction is right (``estimated_accuracy``),
+        once the calibration is frozen (:meth:`expected_correct`)."""
+        if (correct := self.expected_correct(event)) is not None:
+            emit(ESTIMATED_ACCURACY, correct)
+
+    def on_outcome(self, outcome: JoinedOutcome, emit: Emit) -> None:
+        """Calibrate on the outcome (:meth:`learn`); nothing to emit."""
+        self.learn(outcome)
+
+    def summary(self) -> dict[str, Figure]:
+        """``estimated_precision`` and ``estimated_recall`` of the recent predictions."""
+        return {"estimated_precision": self.precision, "estimated_recall": self.recall}
 
     def state(self) -> dict[str, Any]:
         """The calibration and the expected rates as plain values (:meth:`from_state`)."""

@@ -16,6 +16,12 @@ labels stop. Closed buckets are complete samples: at the start of a stream the l
 have arrived are the quick ones, and at the end of a recording the slow ones, but a bucket
 closes only once all its labels within the horizon have had their time.
 
+It is the bank's signal source ``source/label_health`` (:mod:`detectors.sources`): predictions
+close buckets, outcomes record delays, and its summary figure ``labels_past_horizon`` counts
+the outcomes that came after their bucket closed (:attr:`LabelHealth.uncounted`). Its state
+keeps every labelled delay of its open buckets: at 10 predictions per second and the default
+600 s horizon, about 100 KB.
+
 >>> from datetime import datetime, timedelta, timezone
 >>> t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 >>> health = LabelHealth(horizon_seconds=60, interval_seconds=10)
@@ -30,7 +36,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from detectors.signals import LABEL_COVERAGE, LABEL_DELAY, Signal
+
+if TYPE_CHECKING:
+    from detectors.config import BankConfig
+    from detectors.join import JoinedOutcome
+    from detectors.sources import Emit, Figure
+    from schemas.events import PredictionEvent
 
 
 @dataclass(slots=True)
@@ -57,6 +71,9 @@ class LabelHealth:
     interval_seconds
         The event-time width of a bucket of predictions.
     """
+
+    name: ClassVar[str] = "source/label_health"
+    signals: ClassVar[tuple[Signal, ...]] = (LABEL_COVERAGE, LABEL_DELAY)
 
     def __init__(self, horizon_seconds: float, interval_seconds: float) -> None:
         if horizon_seconds <= 0 or interval_seconds <= 0:
@@ -96,6 +113,28 @@ class LabelHealth:
             bucket.delays.append((prediction_time.timestamp(), delay))
         else:
             self.uncounted += 1
+
+    @classmethod
+    def for_bank(cls, config: BankConfig, *, arrival_order: bool) -> LabelHealth:
+        """The bank's label health: its horizon, buckets as wide as a volume interval."""
+        return cls(config.label_horizon_seconds, config.volume_interval_seconds)
+
+    def on_prediction(self, event: PredictionEvent, emit: Emit) -> None:
+        """Count a prediction; emit what the buckets it closed gave out."""
+        closed = self.prediction(event.timestamp)
+        if closed.coverage:
+            for covered in closed.coverage:
+                emit(LABEL_COVERAGE, covered)
+            for delay in closed.delays:
+                emit(LABEL_DELAY, delay)
+
+    def on_outcome(self, outcome: JoinedOutcome, emit: Emit) -> None:
+        """Count an outcome's label delay (nothing to emit until its bucket closes)."""
+        self.outcome(outcome.prediction_time, outcome.label_time)
+
+    def summary(self) -> dict[str, Figure]:
+        """``labels_past_horizon``: the outcomes whose bucket was already closed."""
+        return {"labels_past_horizon": self.uncounted}
 
     def state(self) -> dict[str, Any]:
         """The open buckets and counts as plain values (:meth:`from_state`)."""

@@ -4,7 +4,10 @@ Each joined classification outcome is one (predicted positive?, actually positiv
 rates are over the last ``size`` pairs. Labels are compared as text, as the class signals do,
 so the positive label ``"1"`` matches the class ``1`` and the class ``"1"``. A pair may also
 carry the *probability* that the request is actually positive (:meth:`push_expected`), which
-turns the rates into estimates from predictions alone (:mod:`detectors.calibration`).
+turns the rates into estimates from predictions alone (:mod:`detectors.calibration`). It is
+the bank's signal source ``source/positive_class`` (:mod:`detectors.sources`), which emits no
+signal: it takes classification outcomes, and its summary figures are the realised
+``precision`` and ``recall``.
 
 >>> rates = PositiveClassRates("1", size=4)
 >>> for predicted, label in [(1, 1), (1, 0), (0, 1), (1, 1), (0, 0)]:
@@ -24,10 +27,16 @@ turns the rates into estimates from predictions alone (:mod:`detectors.calibrati
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from detectors.join import OutcomeValue
+from detectors.signals import Signal
 from detectors.window import RecentWindow
+
+if TYPE_CHECKING:
+    from detectors.config import BankConfig
+    from detectors.join import JoinedOutcome
+    from detectors.sources import Emit, Figure
 
 
 class PositiveClassRates:
@@ -40,6 +49,10 @@ class PositiveClassRates:
     size
         How many of the latest outcomes the rates cover.
     """
+
+    name: ClassVar[str] = "source/positive_class"
+    signals: ClassVar[tuple[Signal, ...]] = ()
+    on_prediction: ClassVar[None] = None
 
     def __init__(self, positive_label: str, size: int) -> None:
         self.positive_label = positive_label
@@ -61,6 +74,20 @@ class PositiveClassRates:
         self._true_positive.push(positive if predicted else 0.0)
         self._predicted.push(float(predicted))
         self._actual.push(positive)
+
+    @classmethod
+    def for_bank(cls, config: BankConfig, *, arrival_order: bool) -> PositiveClassRates:
+        """The bank's realised rates: its positive class, over its recent window."""
+        return cls(config.positive_label, config.recent_window)
+
+    def on_outcome(self, outcome: JoinedOutcome, emit: Emit) -> None:
+        """Add a classification outcome (a regression has no positive class)."""
+        if outcome.task == "classification":
+            self.push(outcome.prediction, outcome.label)
+
+    def summary(self) -> dict[str, Figure]:
+        """The realised ``precision`` and ``recall``."""
+        return {"precision": self.precision, "recall": self.recall}
 
     def state(self) -> dict[str, Any]:
         """The three windows as plain values (:meth:`from_state`)."""

@@ -139,8 +139,10 @@ def _binary(n: int, ones: Iterable[int]) -> list[SignalValue]:
 class _TrackedFeature:
     """One feature's signals, its quality counts and its reference (range or categories)."""
 
-    def __init__(self, name: str, categorical: bool, reference: int) -> None:
+    def __init__(self, name: str, categorical: bool, reference: int, rank: int = 0) -> None:
         self.name = name
+        self.rank = rank
+        """Its place among the model's tracked features (they are tracked in this order)."""
         self.categorical = categorical
         prefix = CATEGORY_PREFIX if categorical else "feature:"
         self.value = Signal(f"{prefix}{name}", "data", binary=False, categorical=categorical)
@@ -226,6 +228,7 @@ class _TrackedFeature:
         """The reference and quality counts as plain values (:meth:`from_state`)."""
         return {
             "name": self.name,
+            "rank": self.rank,
             "categorical": self.categorical,
             "reference": self._reference,
             "seen": self._seen,
@@ -236,7 +239,7 @@ class _TrackedFeature:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> _TrackedFeature:
-        feature = cls(state["name"], state["categorical"], state["reference"])
+        feature = cls(state["name"], state["categorical"], state["reference"], state["rank"])
         feature._seen = state["seen"]
         feature._low, feature._high = state["range"]
         feature._categories = set(state["categories"])
@@ -329,7 +332,7 @@ class PredictionSignals:
                 value = event.features[name]
                 if value is not None and name not in features and len(features) < self.max_features:
                     features[name] = _TrackedFeature(
-                        name, isinstance(value, str), self.quality_reference
+                        name, isinstance(value, str), self.quality_reference, len(features)
                     )
                     starts[name] = index
                     self.changed.add(name)
@@ -352,14 +355,13 @@ class PredictionSignals:
         return self._features[name].state()
 
     def state(self) -> dict[str, Any]:
-        """The tracked names (the features' own state: :meth:`feature_state`)."""
-        return {"features": list(self._features), "classes": list(self._classes)}
+        """The tracked classes (each feature has its own state: :meth:`feature_state`)."""
+        return {"classes": list(self._classes)}
 
-    def restore(self, state: dict[str, Any], features: dict[str, dict[str, Any]]) -> None:
-        """Go on from :meth:`state` and each feature's :meth:`feature_state`."""
-        self._features = {
-            name: _TrackedFeature.from_state(features[name]) for name in state["features"]
-        }
+    def restore(self, state: dict[str, Any], features: Iterable[dict[str, Any]]) -> None:
+        """Go on from :meth:`state` and every tracked feature's :meth:`feature_state`."""
+        tracked = sorted((_TrackedFeature.from_state(f) for f in features), key=lambda f: f.rank)
+        self._features = {feature.name: feature for feature in tracked}
         self._classes = {}
         for label in state["classes"]:
             self._track_class(label)

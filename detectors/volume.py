@@ -5,7 +5,9 @@ each interval once the latest prediction is ``grace_seconds`` past its end (an i
 without predictions gives 0.0), so a surge or a drop is a shift in the ``volume`` signal's
 mean. A prediction of an interval already handed out is late: counted in ``late``, left out
 of the rates. The first interval is not handed out: the model's traffic began somewhere
-inside it, so its rate is too low.
+inside it, so its rate is too low. It is the bank's signal source ``source/volume``
+(:mod:`detectors.sources`): it takes predictions only, and its summary figure is
+``late_for_volume``.
 
 >>> from datetime import datetime, timedelta, timezone
 >>> t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -19,7 +21,14 @@ inside it, so its rate is too low.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from detectors.signals import VOLUME, Signal
+
+if TYPE_CHECKING:
+    from detectors.config import BankConfig
+    from detectors.sources import Emit, Figure
+    from schemas.events import PredictionEvent
 
 MAX_EMPTY_INTERVALS = 1000
 """Empty intervals handed out at most after a gap in traffic (a longer gap gives this many)."""
@@ -42,6 +51,10 @@ class TrafficVolume:
         How long after an interval's end its predictions are still counted; its rate is handed
         out then.
     """
+
+    name: ClassVar[str] = "source/volume"
+    signals: ClassVar[tuple[Signal, ...]] = (VOLUME,)
+    on_outcome: ClassVar[None] = None
 
     def __init__(self, interval_seconds: float, grace_seconds: float) -> None:
         if interval_seconds <= 0 or grace_seconds < 0:
@@ -78,6 +91,23 @@ class TrafficVolume:
             if empty == MAX_EMPTY_INTERVALS:  # a long gap: skip ahead to the traffic
                 self._next = min([closed_before, *self._counts])
         return rates
+
+    @classmethod
+    def for_bank(cls, config: BankConfig, *, arrival_order: bool) -> TrafficVolume:
+        """The bank's volume: its interval and grace (by default longer in arrival order)."""
+        grace = config.volume_grace_seconds
+        if grace is None:
+            grace = ARRIVAL_ORDER_GRACE_SECONDS if arrival_order else EVENT_ORDER_GRACE_SECONDS
+        return cls(config.volume_interval_seconds, grace)
+
+    def on_prediction(self, event: PredictionEvent, emit: Emit) -> None:
+        """Count a prediction; emit the ``volume`` of each interval it closed."""
+        for rate in self.observe(event.timestamp):
+            emit(VOLUME, rate)
+
+    def summary(self) -> dict[str, Figure]:
+        """``late_for_volume``: the predictions that came after their interval was given out."""
+        return {"late_for_volume": self.late}
 
     def state(self) -> dict[str, Any]:
         """The counts and clocks as plain values (:meth:`from_state`)."""
