@@ -36,7 +36,7 @@ import numpy as np
 from detectors.category import CategoryShift
 from detectors.registry import REGISTRY, DetectorSpec, build_detector
 from detectors.signals import Signal
-from detectors.window import Floats, RecentWindow, change_point
+from detectors.window import RecentWindow, change_point
 from schemas.events import MAX_MOVED_VALUES, ValueShare, WindowStats
 
 Severity = Literal["warning", "critical"]
@@ -177,18 +177,15 @@ class SignalMonitor:
         elif isinstance(values[0], str):
             raise TypeError(f"{self.signal.name} takes numbers, not {values[0]!r}")
         fired: list[tuple[int, int, Firing]] = []
-        previous = self.window.values()
         for order in range(len(self._runs)):
-            fired += [(at, order, firing) for at, firing in self._run_over(order, values, previous)]
+            fired += [(at, order, firing) for at, firing in self._run_over(order, values)]
         self.window.extend(values)
         fired.sort(key=lambda item: (item[0], item[1]))
         first = count - len(values) + replayed  # the index given of the value fed first
         given = [(first + max(0, at - replayed), firing) for at, _, firing in fired]
         return [(at, replace(firing, observed=n_before + at + 1)) for at, firing in given]
 
-    def _run_over(
-        self, order: int, values: Sequence[float], previous: Floats
-    ) -> list[tuple[int, Firing]]:
+    def _run_over(self, order: int, values: Sequence[float]) -> list[tuple[int, Firing]]:
         """Run one detector over ``values`` (replacing it at each drift); its firings with the
         index of their value."""
         run = self._runs[order]
@@ -205,7 +202,7 @@ class SignalMonitor:
             run.n += end - start
             if at < 0:
                 break
-            firings.append((at, self._firing(run, severity, previous, values[: at + 1])))
+            firings.append((at, self._firing(run, severity, values[: at + 1])))
             if severity == "critical":
                 self._runs[order] = run = _Run.fresh(run.spec)
             start = at + 1
@@ -226,10 +223,11 @@ class SignalMonitor:
                 return index, "warning"
         return -1, "critical"
 
-    def _firing(
-        self, run: _Run, severity: Severity, previous: Floats, fed: Sequence[float]
-    ) -> Firing:
-        recent = np.concatenate((previous, np.asarray(fed[-self.window.size :], dtype=float)))
+    def _firing(self, run: _Run, severity: Severity, fed: Sequence[float]) -> Firing:
+        """The firing of ``run`` after the values ``fed`` of this batch (the window holds the
+        values before it)."""
+        latest = np.asarray(fed[-self.window.size :], dtype=float)
+        recent = np.concatenate((self.window.values(), latest))
         recent = recent[-self.window.size :]
         seen = min(len(recent), run.n)
         after_n = change_point(recent[-seen:]) if seen >= 2 else seen

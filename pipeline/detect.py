@@ -26,10 +26,11 @@ and, for a runtime that re-delivers records after a crash, the identities of the
 feature, a few for the model as a whole: :meth:`~detectors.bank.DetectorBank.take_changed_pieces`)
 and the processor's own; the runtime saves the pieces that changed
 (:meth:`DetectProcessor.take_state_changes`) where it keeps state, and gives a model's pieces
-back through ``load``. Records read in one batch (:meth:`DetectProcessor.process_batch`) reach
-each bank as one batch. :class:`PublishedAlerts` is the other at-least-once safeguard: the
-alert ids already on the alerts topic, so a bank restored from older state does not publish an
-alert twice.
+back through ``load``. What :meth:`DetectProcessor.take` releases waits until
+:meth:`DetectProcessor.apply` (or :meth:`~DetectProcessor.publish_applied`), which hands each
+model's observations to its bank as one batch. :class:`PublishedAlerts` is the other
+at-least-once safeguard: the alert ids already on the alerts topic, so a bank restored from
+older state does not publish an alert twice.
 
 >>> from datetime import UTC, datetime, timedelta
 >>> from detectors.join import JoinedOutcome
@@ -353,13 +354,6 @@ class DetectProcessor:
     def process(self, record: InputRecord, effects: Effects) -> None:
         """Check, decode and apply one ``observations`` record; publish what it raised."""
         self.take_record(record, effects)
-        self.publish_applied(effects)
-
-    def process_batch(self, records: Iterable[InputRecord], effects: Effects) -> None:
-        """:meth:`process` for many records: each model's released observations go to its bank
-        as one batch."""
-        for record in records:
-            self.take_record(record, effects)
         self.publish_applied(effects)
 
     def take_record(self, record: InputRecord, effects: Effects) -> None:

@@ -11,9 +11,8 @@ from rich.table import Table
 
 from schemas.errors import InvalidEvent
 from stream_app.alerts_feed import format_alert, read_alerts
-from stream_app.cli.console import console, errors, fail, load_settings
-from stream_app.preflight import PreflightError, check_kafka, check_redis, redis_address
-from stream_app.settings import Settings
+from stream_app.cli.console import console, errors, fail, load_settings, login_or_fail
+from stream_app.preflight import PreflightError, redis_address
 from stream_app.topics import TopicError
 
 
@@ -26,37 +25,47 @@ def worker(
             "(default: DRIFTSTREAM_WORKER__ENGINE)."
         ),
     ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes on this machine, members of one consumer group (metrics "
+            "port and transactional id: one each, the configured one plus the process number).",
+        ),
+    ] = 1,
 ) -> None:
     """Run the stream worker: join, detect, publish alerts, keep the Redis view (Ctrl-C stops).
 
     Exits with an error at once if Kafka or Redis refuse the configured credentials, and stops
-    (with that error) if Kafka refuses them later.
+    (with that error) if Kafka refuses them later. With ``--processes N`` it runs N workers and
+    Ctrl-C (or SIGTERM) stops them all; one that dies is an error that stops the others.
     """
-    from stream_app.runtimes import ENGINES, run_worker
+    from stream_app.runtimes import ENGINES, LEVELS, LOG_FORMAT, run_worker
 
     settings = load_settings()
     if engine is not None:
         if engine not in ENGINES:
             fail(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}", code=2)
         settings.worker.engine = engine
+    if loglevel not in LEVELS:
+        fail(f"unknown log level {loglevel!r}: choose one of {', '.join(LEVELS)}", code=2)
+    port = settings.worker.metrics_port
+    if port and port + processes - 1 > 65535:
+        fail(f"--processes {processes} needs metrics ports {port} to {port + processes - 1}", 2)
     login_or_fail(settings, kafka=True, redis=True)
+    if processes > 1:
+        import logging
+        import sys
+
+        from stream_app.worker_process import run_worker_processes
+
+        logging.basicConfig(stream=sys.stderr, level=LEVELS[loglevel], format=LOG_FORMAT)
+        raise typer.Exit(run_worker_processes(settings, processes, loglevel))
     try:
         run_worker(settings, loglevel)
     except PreflightError as exc:  # Kafka refused the login while the worker ran
         fail(escape(str(exc)))
     except TopicError as exc:  # a topic it cannot make or use as it is
-        fail(escape(str(exc)))
-
-
-def login_or_fail(settings: Settings, *, kafka: bool = False, redis: bool = False) -> None:
-    """Check that Kafka and/or Redis take the configured credentials; if not, one ``error:``
-    line and exit 1 (instead of a client's retry loop)."""
-    try:
-        if kafka:
-            check_kafka(settings.kafka)
-        if redis:
-            check_redis(settings.redis)
-    except PreflightError as exc:
         fail(escape(str(exc)))
 
 
@@ -92,7 +101,7 @@ def state(
     import redis
 
     from stream_app.live_state import LiveStateKeys, read_live_state
-    from stream_app.services.redis import redis_client
+    from stream_app.preflight import redis_client
 
     settings = load_settings()
     login_or_fail(settings, redis=True)
@@ -166,8 +175,9 @@ def _show_pipeline(pipeline: dict[str, str]) -> None:
 PROBLEMS = {
     "unreadable_topic": "reads refused: a topic missing or not allowed (ACLs)",
     "wrong_partition": "input records off their key's partition: joins lost without the hop",
+    "stuck_commits": "commits failed the same way again and again: nothing is committed",
 }
-"""Pipeline counters that mean the worker is missing input, and what each says."""
+"""Pipeline counters that mean the worker is missing input or stuck, and what each says."""
 
 _UNSET = {"accuracy": "-", "estimated_accuracy": "-", "status": "-"}
 """What a model without that field shows (no outcomes yet: no accuracy; no scores or no

@@ -161,7 +161,7 @@ def _names(value: str) -> list[str]:
     return [name.strip() for name in value.split(",") if name.strip()]
 
 
-BATCH_EVENTS = 1000
+BATCH_EVENTS = 10_000
 """Events read before the replay runs them through the processors (the worker's batches are
 what one consumer poll returns)."""
 

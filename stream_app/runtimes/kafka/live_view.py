@@ -1,0 +1,112 @@
+"""What the Kafka-native worker shows: only committed state reaches Redis and Prometheus.
+
+After each commit the counters of the partitions that changed are written as exact
+per-partition totals (Redis sums them over partitions: a partition restored elsewhere goes on
+from the same totals), with the alerts the commit published and, at the next flush, the
+summaries of the models whose state changed; the consumer lag and the assigned partitions go
+to Prometheus; a worker that reads nothing says why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import UTC, datetime
+
+import redis.asyncio
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from pipeline.detect import DetectProcessor
+from stream_app.live_state import LiveStateKeys
+from stream_app.metrics import MeteredLiveState, WorkerMetrics
+from stream_app.runtimes.kafka.checkpoint import Committed
+from stream_app.runtimes.kafka.clients import Layout
+from stream_app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class LiveView:
+    """The worker's Redis live state and metrics (loop thread only)."""
+
+    def __init__(
+        self, settings: Settings, metrics: WorkerMetrics, consumer: Consumer, layout: Layout
+    ) -> None:
+        self.metrics = metrics
+        self.consumer = consumer
+        self.layout = layout
+        client = redis.asyncio.Redis.from_url(
+            settings.redis.url,
+            socket_timeout=1.0,
+            socket_connect_timeout=1.0,
+            **settings.redis.client_kwargs(),
+        )
+        keys = LiveStateKeys(settings.redis.key_prefix)
+        self.state = MeteredLiveState(client, keys, metrics=metrics)
+        self.summaries_due: set[str] = set()
+
+    def count(self, name: str, n: int) -> None:
+        """A pipeline counter (``unreadable_topic``, ``stuck_commits``)."""
+        if n:
+            self.state.count(None, name, n)
+
+    def publish(self, batches: list[Committed]) -> None:
+        """What commits made durable: alerts, exact totals, the models to summarise next."""
+        for batch in batches:
+            for alert in batch.alerts:
+                self.state.add_alert(alert)
+            for source, totals in batch.totals.items():
+                by_model: dict[str | None, dict[str, int]] = {}
+                for (model_id, name), n in totals.items():
+                    by_model.setdefault(model_id, {})[name] = n
+                for model_id, named in by_model.items():
+                    self.state.set_totals(model_id, source, named, restored=batch.restored)
+            self.summaries_due |= batch.models
+
+    def refresh(self, detect: DetectProcessor, assigned: set[tuple[str, int]]) -> None:
+        """Before a flush: the summaries due, the lag, the assigned partitions."""
+        now = datetime.now(UTC)
+        due, self.summaries_due = self.summaries_due, set()
+        for model_id in due:
+            if (model := detect.models.get(model_id)) is not None:
+                self.state.set_summary(model.bank.summary(), updated_at=now)
+        self.metrics.set_consumer_lag(self.lag(assigned))
+        topics = Counter(topic for topic, _partition in assigned)
+        self.metrics.set_assigned({topic: topics[topic] for topic in self.layout.reading})
+
+    def lag(self, assigned: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        lag: dict[tuple[str, int], int] = {}
+        for topic, partition in assigned:
+            tp = TopicPartition(topic, partition)
+            try:
+                _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+                (position,) = self.consumer.position([tp])
+            except KafkaException:
+                continue
+            if high >= 0 and position.offset >= 0:
+                lag[(topic, partition)] = max(0, high - position.offset)
+        return lag
+
+    def warn_idle(self, seconds: float, assigned: set[tuple[str, int]]) -> None:
+        """Nothing read for ``seconds``: say why it may be."""
+        names = self.layout.names
+        if not assigned:
+            log.warning(
+                "no partition assigned for %.0fs: group %s gives this worker nothing to read "
+                "(more workers than partitions, or its topics are missing)",
+                seconds,
+                self.layout.app_id,
+            )
+        else:
+            log.warning(
+                "no record read for %.0fs from %d assigned partitions (lag %d): is anything "
+                "producing to %s and %s?",
+                seconds,
+                len(assigned),
+                sum(self.lag(assigned).values()),
+                names.predictions,
+                names.labels,
+            )
+
+    async def flush(self) -> bool:
+        return await self.state.flush()

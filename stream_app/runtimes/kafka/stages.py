@@ -1,0 +1,294 @@
+"""The Kafka-native runtime's three stages, each a hop through Kafka; what they emit is produced
+into the open transaction.
+
+- **route**: each input record, as it came, is written to its side's repartition topic on the
+  partition Kafka's default partitioner gives its key (:func:`pipeline.partitioner.partition_for`),
+  with its origin in a ``driftstream-origin`` header. Both sides of a request meet on one
+  partition whatever partitioner, and however many partitions, the producers used. With
+  ``join.repartition`` false the join reads the inputs themselves instead (co-partitioned by
+  the producers' promise; records off their partition are counted).
+- **join**: the repartition records go through the :class:`~pipeline.join.JoinProcessor`,
+  one join buffer per repartition partition;
+- **detect**: observations go through the :class:`~pipeline.detect.DetectProcessor`.
+
+The route and join stages take their records merged by event time across partitions
+(:class:`~pipeline.order.EventTimeMerge`; both by the events' own time). A partition with
+nothing held holds the others back while the consumer's position is behind its end.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import Consumer, Message, TopicPartition
+
+from detectors.config import DetectorConfig
+from pipeline.dead_letters import cut
+from pipeline.detect import DetectProcessor
+from pipeline.effects import Effects, InputRecord
+from pipeline.join import JoinProcessor
+from pipeline.order import EventTimeMerge
+from pipeline.partitioner import partition_for
+from schemas.errors import InvalidEvent
+from schemas.events import LabelEvent, PredictionEvent
+from stream_app.metrics import WorkerMetrics
+from stream_app.runtimes.kafka.checkpoint import Checkpoint, Key
+from stream_app.runtimes.kafka.clients import ClientErrors, Layout
+from stream_app.runtimes.kafka.stores import StateStores
+from stream_app.runtimes.kafka.transactions import TransactionalProducer
+from stream_app.sampled_log import SampledLog
+from stream_app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+Parsed = tuple[InputRecord, PredictionEvent | LabelEvent | InvalidEvent]
+Held = tuple[Key, Parsed]  # the Kafka partition a join record was read from
+ORIGIN = "driftstream-origin"  # where a repartition record was first written
+SIZES = "driftstream-sizes"  # key and value sizes of an input cut to be moved
+MOVED = (ORIGIN, SIZES)
+
+
+class Stages:
+    """The route, join and detect stages of one worker, over its assigned partitions."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        layout: Layout,
+        metrics: WorkerMetrics,
+        consumer: Consumer,
+        producer: TransactionalProducer,
+        stores: StateStores,
+        errors: ClientErrors,
+    ) -> None:
+        self.layout = layout
+        self.metrics = metrics
+        self.consumer = consumer
+        self.producer = producer
+        self.stores = stores
+        self.errors = errors
+        join = settings.join
+        self.join = JoinProcessor(
+            layout.names.predictions,
+            ttl_seconds=join.ttl_seconds,
+            max_pending=join.max_pending,
+            max_future_seconds=join.max_future_seconds,
+            store_for=stores.join_store_of,
+        )
+        self.detect = DetectProcessor(
+            DetectorConfig.from_settings(settings.detectors),
+            load=stores.load,
+            lateness_seconds=settings.worker.lateness_seconds,
+        )
+        self.checkpoint: Checkpoint | None = None  # set by the worker, which makes it after
+        self.effects = Effects()
+        self.route_merge: EventTimeMerge[Key, Message] = EventTimeMerge()
+        self.merge: EventTimeMerge[Key, Held] = EventTimeMerge()
+        self.repartition_partitions = 0
+        self.dead_letter_log = SampledLog(log, "dead-lettered")
+        self.misplaced_log = SampledLog(log, "input records on the wrong partition", 60.0, 30)
+
+    @property
+    def offsets(self) -> Checkpoint:
+        assert self.checkpoint is not None
+        return self.checkpoint
+
+    def laid_out(self, partitions: dict[str, int]) -> None:
+        """The topics' partition counts, once known (at start)."""
+        inputs = {topic: partitions[topic] for topic in self.layout.names.inputs}
+        log.info("input partitions: %s", ", ".join(f"{t} {n}" for t, n in inputs.items()))
+        if not self.layout.hop:
+            self.join.input_partitions = inputs
+        self.repartition_partitions = partitions[self.layout.join_topic]
+
+    # -- records in -----------------------------------------------------------------------
+
+    def process(self, messages: list[Message]) -> None:
+        """One batch from the consumer: the detect stage's records at once, the route and join
+        stages' into their merges; then what the merges release."""
+        effects, now, offsets = self.effects, datetime.now(UTC), self.offsets
+        layout = self.layout
+        runs: dict[Key, list[tuple[datetime, Held]]] = {}
+        route_runs: dict[Key, list[tuple[datetime, Message]]] = {}
+        taken = {"route": 0, "join": 0, "detect": 0}
+        oldest: dict[str, float] = {}
+        for message in messages:
+            if message.error() is not None:
+                self.errors.message_error(message)
+                continue
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            assert topic is not None
+            assert partition is not None
+            assert offset is not None
+            kind, ms = message.timestamp()
+            timestamp = ms / 1000 if kind else None
+            if topic == layout.names.observations:
+                stage = "detect"
+            else:
+                stage = "route" if topic in layout.repartitions else "join"
+            taken[stage] += 1
+            if timestamp is not None and timestamp < oldest.get(stage, 1e18):
+                oldest[stage] = timestamp
+            key = (topic, partition)
+            record = InputRecord(
+                topic, partition, offset, message.key(), message.value(), timestamp
+            )
+            if stage == "route":  # by the events' own time: a burst shares Kafka timestamps
+                route_run = route_runs.setdefault(key, [])
+                at = _event_time(self.join.parse(record, now), route_run, self.route_merge, key)
+                route_run.append((at, message))
+            elif stage == "join":
+                if (side := layout.side_of.get(topic)) is not None:  # a repartition topic
+                    record = _moved(record, side, message)
+                parsed = self.join.parse(record, now)
+                run = runs.setdefault(key, [])
+                run.append((_event_time(parsed, run, self.merge, key), (key, (record, parsed))))
+            else:
+                self.detect.take_record(record, effects)
+                offsets.detect_read[partition] = offset + 1
+        self.detect.publish_applied(effects)  # each model's observations as one batch
+        for stage, n in taken.items():
+            if n:
+                self.metrics.consumed_batch(stage, n, oldest.get(stage))
+        for key, route_run in route_runs.items():
+            self.route_merge.add(key, route_run)
+            offsets.next_offsets[key] = (route_run[-1][1].offset() or 0) + 1
+        for key, run in runs.items():
+            self.merge.add(key, run)
+            offsets.next_offsets[key] = run[-1][1][1][0].offset + 1
+        self.release()
+
+    @property
+    def held(self) -> bool:
+        return bool(self.merge.held or self.route_merge.held)
+
+    def release(self) -> None:
+        """Route, then join, the records every partition of the stage has caught up with, in
+        event-time order; then produce what came of the whole batch."""
+        positions = self.offsets.positions
+        for message in self.route_merge.release(waiting=self._waiting(self.route_merge)):
+            self._route(message)
+        for key, (record, parsed) in self.merge.release(waiting=self._waiting(self.merge)):
+            self.join.apply(record, parsed, self.effects)
+            positions[key] = record.offset + 1
+        self.produce()
+
+    def release_quiet(self) -> None:
+        """What the detection stage holds of kinds that went quiet; produced if anything."""
+        self.detect.release_quiet(self.effects)
+        if self.effects.changed_models:
+            self.produce()
+
+    def _waiting(self, merge: EventTimeMerge[Key, Any]) -> list[Key]:
+        """The partitions of ``merge``'s stage with nothing held whose records are on their way
+        (the consumer's position, which steps over transaction markers, is behind the end the
+        last fetch saw)."""
+        route = merge is self.route_merge
+        next_offsets = self.offsets.next_offsets
+        idle = [
+            TopicPartition(*key)
+            for key in next_offsets
+            if (key[0] in self.layout.repartitions) == route and merge.latest(key) is None
+        ]
+        waiting = []
+        for tp in self.consumer.position(idle) if idle else []:
+            key = (tp.topic, tp.partition)
+            position = tp.offset if tp.offset >= 0 else next_offsets[key]
+            _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            if high > position:
+                waiting.append(key)
+        return waiting
+
+    # -- records out ----------------------------------------------------------------------
+
+    def _route(self, message: Message) -> None:
+        """Write one input record, as it came, to the repartition partition of its key."""
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        assert topic is not None
+        assert partition is not None
+        assert offset is not None
+        key, value = message.key(), message.value()
+        headers = [*(message.headers() or []), (ORIGIN, f"{topic}/{partition}/{offset}".encode())]
+        if (smaller := cut(key, value)) is not None:  # too big to send on whole
+            headers.append((SIZES, f"{len(key or b'')} {len(value or b'')}".encode()))
+            key, value = smaller
+        kind, ms = message.timestamp()
+        self.producer.send(
+            self.layout.repartitions[topic],
+            key,
+            value,
+            partition=partition_for(message.key() or b"", self.repartition_partitions),
+            headers=headers,
+            **({"timestamp": ms} if kind else {}),
+        )
+        self.offsets.positions[(topic, partition)] = offset + 1
+
+    def produce(self) -> None:
+        """Produce the outputs in the open transaction and fold the counts into the state."""
+        effects, topics = self.effects, self.layout.outputs
+        for output in effects.outputs:
+            if output.stream == "deadletter":
+                headers = dict(output.headers or [])
+                self.dead_letter_log.record(
+                    headers["driftstream-source"].decode(), headers["driftstream-reason"].decode()
+                )
+            self.producer.send(
+                topics[output.stream], output.key, output.value, headers=output.headers
+            )
+        for (_model_id, name, source), n in effects.counts.items():
+            if name == "wrong_partition":
+                self.misplaced_log.record(
+                    f"({n} on join partition {source[1:]})",
+                    "their keys belong elsewhere by Kafka's default partitioner (murmur2), so "
+                    "they may never meet their other half: have every producer key by "
+                    "request_id with that partitioner (librdkafka and kcat: "
+                    "partitioner=murmur2_random), or set join.repartition true",
+                )
+        self.stores.count(effects.counts)
+        self.offsets.produced(effects.alerts, effects.changed_models)
+        effects.clear()
+
+    # -- assignment -----------------------------------------------------------------------
+
+    def forget(self, revoked: list[TopicPartition]) -> tuple[set[int], set[int]]:
+        """Drop what the stages hold of revoked partitions; their join and observations
+        partitions."""
+        self.merge.forget((tp.topic, tp.partition) for tp in revoked)
+        self.route_merge.forget((tp.topic, tp.partition) for tp in revoked)
+        joins = {tp.partition for tp in revoked if tp.topic == self.layout.join_topic}
+        observations = {
+            tp.partition for tp in revoked if tp.topic == self.layout.names.observations
+        }
+        self.join.revoke(joins)
+        self.detect.revoke(observations)
+        return joins, observations
+
+
+def _event_time(
+    parsed: PredictionEvent | LabelEvent | InvalidEvent,
+    run: list[tuple[datetime, Any]],
+    merge: EventTimeMerge[Key, Any],
+    key: Key,
+) -> datetime:
+    """Where a parsed input record goes in its stage's merge: its event's time, or, for one
+    that is not a valid event, the place it has in its partition (after the one before it)."""
+    if isinstance(parsed, InvalidEvent):
+        return run[-1][0] if run else merge.latest(key) or EARLIEST
+    return parsed.timestamp
+
+
+def _moved(record: InputRecord, side: str, message: Message) -> InputRecord:
+    """A repartition record as the input record of ``side`` it was: where it was first written
+    and its sizes if it was cut (for the dead letter it may become)."""
+    headers: list[tuple[str, bytes]] = message.headers() or []  # type: ignore[assignment]
+    found = {name: value.decode(errors="replace") for name, value in headers if name in MOVED}
+    sizes = found.get(SIZES, "").split()
+    return record._replace(
+        topic=side,
+        origin=found.get(ORIGIN),
+        sizes=(int(sizes[0]), int(sizes[1])) if len(sizes) == 2 else None,
+    )
