@@ -27,6 +27,9 @@ g_test         reference=1000, window=500, top_k=10,           0 (9 values)  1/9
                                                                              399-699
 =============  ==============================================  ============  ==============
 
+``poisson_cusum`` (:mod:`detectors.poisson`) is for rates of count streams (``volume``): two
+Poisson CUSUMs against the learned rate, in the stream's own effective counts.
+
 The signals of data quality, traffic and label health (``missing:*``, ``invalid:*``,
 ``category:*``, ``volume``, ``label_coverage``, ``label_delay``) use these detectors with the
 per-signal defaults of :data:`detectors.config.SIGNAL_DEFAULTS`; on the simulator's scenarios
@@ -61,6 +64,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from river import drift
 
 from detectors.category import CategoryShift
+from detectors.poisson import RateShift
 from detectors.signals import Signal
 from detectors.standardized import Standardized
 
@@ -122,6 +126,11 @@ REGISTRY: Mapping[str, RegisteredDetector] = MappingProxyType(
         "kswin": RegisteredDetector(
             factory=drift.KSWIN,
             defaults={"alpha": 1e-6, "window_size": 300, "stat_size": 100, "seed": 42},
+            numeric_only=True,
+        ),
+        "poisson_cusum": RegisteredDetector(
+            factory=RateShift,
+            defaults={"ratio": 2.0, "threshold": 16.0, "grace_period": 10, "forget": 0.02},
             numeric_only=True,
         ),
         "g_test": RegisteredDetector(

@@ -5,7 +5,8 @@ streams) through a :class:`SignalMonitor`, exactly as the bank runs it. Stable s
 20,000 values (Bernoulli(0.1), N(0, 1)), except for KSWIN, whose Kolmogorov-Smirnov test on
 every value costs about half a millisecond: 5,000 values there (it stayed silent on 4 x
 10,000 when its defaults were chosen). Abrupt shifts: error rate 0.1 -> 0.4, N(0, 1) ->
-N(1.5, 1), after 5,000 values.
+N(1.5, 1), after 5,000 values. A detector of rates (``poisson_cusum``, on ``volume``) runs on
+rates of Poisson counts instead (100 per 10 s interval), shifted to 1.5 times the rate.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from detectors.signals import Signal, SignalValue
 BINARY = Signal("error_rate", "concept", binary=True)
 NUMERIC = Signal("feature:x", "data", binary=False)
 CATEGORICAL = Signal("category:x", "data", binary=False, categorical=True)
+RATE = Signal("volume", "data", binary=False)
+RATE_DETECTORS = {"poisson_cusum"}
+"""Detectors of the rate of a count stream: they run on :data:`RATE` instead of NUMERIC."""
 CATEGORIES = [f"zip{i}" for i in range(9)]
 """Nine equally likely values, as the simulator's zip codes."""
 
@@ -35,7 +39,7 @@ def _kind(signal: Signal) -> str:
 CASES = [
     pytest.param(name, signal, id=f"{name}-{_kind(signal)}")
     for name in REGISTRY
-    for signal in (BINARY, NUMERIC, CATEGORICAL)
+    for signal in (BINARY, RATE if name in RATE_DETECTORS else NUMERIC, CATEGORICAL)
     if accepts(name, signal)
 ]
 
@@ -51,6 +55,8 @@ def stable(signal: Signal, n: int, seed: int) -> list[SignalValue]:
         return [str(x) for x in rng.choice(CATEGORIES, n)]
     if signal.binary:
         return [float(x) for x in rng.random(n) < 0.1]
+    if signal is RATE:
+        return [float(x) / 10 for x in rng.poisson(100, n)]
     return [float(x) for x in rng.normal(0.0, 1.0, n)]
 
 
@@ -65,6 +71,10 @@ def shifted(signal: Signal, n_before: int, n_after: int, seed: int) -> list[Sign
     if signal.binary:
         errors = np.concatenate([rng.random(n_before) < 0.1, rng.random(n_after) < 0.4])
         return [float(x) for x in errors]
+    if signal is RATE:
+        return [float(x) / 10 for x in rng.poisson(100, n_before)] + [
+            float(x) / 10 for x in rng.poisson(150, n_after)
+        ]
     return [
         float(x) for x in np.concatenate([rng.normal(0, 1, n_before), rng.normal(1.5, 1, n_after)])
     ]
