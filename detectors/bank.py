@@ -59,7 +59,7 @@ from detectors.signals import (
     PredictionSignals,
     Signal,
 )
-from detectors.sources import SOURCES, SignalSource, SourceColumns
+from detectors.sources import SOURCES, AlertAnnotator, SignalSource, SourceColumns
 from schemas.events import DriftAlert, PredictionEvent
 
 Status = Literal["ok", "warning", "drift"]
@@ -177,6 +177,7 @@ class DetectorBank:
         self._on_outcome = [s.on_outcome for s in sources if s.on_outcome is not None]
         self._prediction_pieces = {s.name for s in sources if s.on_prediction is not None}
         self._outcome_pieces = {s.name for s in sources if s.on_outcome is not None}
+        self._annotators = [s for s in sources if isinstance(s, AlertAnnotator)]
         self._tail_signals = [
             *(signal for source in sources for signal in source.signals),
             *_OUTCOME_SIGNALS,
@@ -226,7 +227,11 @@ class DetectorBank:
                 firing, firing.observed, version, event_time, detected_at or known
             )
             if alert is not None:
+                for annotator in self._annotators:  # the explanation of a concept alert
+                    alert = annotator.annotate(firing, alert)
                 alerts.append(alert)
+        for annotator in self._annotators:
+            annotator.settle()
         return alerts
 
     def apply(self, observations: Sequence[Observation]) -> list[Column]:
@@ -261,7 +266,7 @@ class DetectorBank:
                 prediction_hook(observation, emit)
         columns = self._signals.columns(predictions) if predictions else []
         if len(predictions) < len(observations):  # ``at`` of a prediction column: among them
-            columns = [replace(c, at=_Among(at_prediction, c.at)) for c in columns]
+            columns = [Column(c.signal, c.values, _Among(at_prediction, c.at)) for c in columns]
         columns += tail.columns()
         if observations:
             self._changed.add(BANK_PIECE)

@@ -33,8 +33,8 @@ batches give the values of one observation at a time).
 
 >>> from datetime import datetime, timedelta, timezone
 >>> from schemas.events import PredictionEvent
->>> [source.name for source in SOURCES]
-['source/estimate', 'source/volume', 'source/label_health', 'source/positive_class']
+>>> [source.name for source in SOURCES][3:]
+['source/positive_class', 'source/explain']
 >>> volume = TrafficVolume.for_bank(BankConfig(volume_interval_seconds=10), arrival_order=False)
 >>> columns = SourceColumns(volume.signals)
 >>> t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -53,16 +53,18 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, runtime_checkable
 
 from detectors.calibration import PerformanceEstimate
 from detectors.config import BankConfig
+from detectors.explain import SliceExplainer
 from detectors.join import JoinedOutcome
 from detectors.label_health import LabelHealth
+from detectors.monitor import Firing
 from detectors.positive_class import PositiveClassRates
 from detectors.signals import Column, Signal, SignalValue
 from detectors.volume import TrafficVolume
-from schemas.events import PredictionEvent
+from schemas.events import DriftAlert, PredictionEvent
 
 Emit = Callable[[Signal, SignalValue], None]
 """``emit(signal, value)``: a value of one of the source's signals, at the observation applied."""
@@ -118,11 +120,27 @@ class SignalSource(Protocol):
         ...
 
 
+@runtime_checkable
+class AlertAnnotator(Protocol):
+    """A source that adds to the alerts the bank raises (:mod:`detectors.explain`: why a
+    concept alert fired). The bank shows it every alert, in order, with its firing, and ends
+    each batch with :meth:`settle`."""
+
+    def annotate(self, firing: Firing, alert: DriftAlert) -> DriftAlert:
+        """``alert``, raised for ``firing``, with what the source adds."""
+        ...
+
+    def settle(self) -> None:
+        """The batch's alerts are all annotated."""
+        ...
+
+
 SOURCES: tuple[type[SignalSource], ...] = (
     PerformanceEstimate,
     TrafficVolume,
     LabelHealth,
     PositiveClassRates,
+    SliceExplainer,
 )
 """The registered sources, in the order of their signals' columns (one line per family)."""
 

@@ -29,6 +29,15 @@ SURGE_FACTOR = 5.0
 """How many times the request rate grows under ``surge``."""
 LATE_FACTOR = 4.0
 """How many times longer labels take to arrive under ``labels-late``."""
+CONCEPT_CATEGORY_VALUE = "zip3"
+"""The ``zipcode`` whose concept changes under ``concept-category`` (~1/9 of the traffic)."""
+CONCEPT_RANGE = (0.0, 46_000.0)
+"""The ``salary`` range whose concept changes under ``concept-range`` (~1/5 of the traffic)."""
+SLICE_FLIP = 0.7
+"""Under ``concept-category`` and ``concept-range``: the chance a request of the changed
+slice gets the other class as its truth."""
+BROAD_FLIP = 0.15
+"""Under ``concept-broad``: the chance any request gets the other class as its truth."""
 
 
 class Scenario(StrEnum):
@@ -48,6 +57,10 @@ class Scenario(StrEnum):
     - ``labels-stop``: requests from ``drift_at`` on get no ground truth (earlier ones still do).
     - ``labels-late``: the ground truth of requests from ``drift_at`` on takes ``LATE_FACTOR``
       (4) times as long to arrive.
+    - ``concept-category``: the concept changes for zipcode ``zip3`` only (its truth flips
+      with probability ``SLICE_FLIP``); ``concept-range``: for salaries under 46,000 only;
+      ``concept-broad``: everywhere alike (every truth flips with probability
+      ``BROAD_FLIP``). Where the error rose is known: the tests of alert explanations.
 
     The last five are data changes (P(y|x) stays); like ``data-drift`` each comes in at once at
     ``drift_at`` or ramps up over ``drift_width`` predictions.
@@ -63,13 +76,16 @@ class Scenario(StrEnum):
     SURGE = "surge"
     LABELS_STOP = "labels-stop"
     LABELS_LATE = "labels-late"
+    CONCEPT_CATEGORY = "concept-category"
+    CONCEPT_RANGE = "concept-range"
+    CONCEPT_BROAD = "concept-broad"
 
     @property
     def drift_kind(self) -> DriftKind:
         """What drifts: ``concept`` (P(y|x)), ``data`` (P(x) or the traffic) or ``none``."""
         if self is Scenario.STABLE:
             return "none"
-        concept = (Scenario.ABRUPT, Scenario.GRADUAL, Scenario.RECURRING)
+        concept = (Scenario.ABRUPT, Scenario.GRADUAL, Scenario.RECURRING, *FLIPS)
         return "concept" if self in concept else "data"
 
     @property
@@ -86,7 +102,27 @@ class Scenario(StrEnum):
             Scenario.SURGE: "volume",
             Scenario.LABELS_STOP: "label_coverage",
             Scenario.LABELS_LATE: "label_delay",
+            Scenario.CONCEPT_CATEGORY: "error_rate",
+            Scenario.CONCEPT_RANGE: "error_rate",
+            Scenario.CONCEPT_BROAD: "error_rate",
         }[self]
+
+    def flip(self, features: dict[str, float | str]) -> float:
+        """The chance this scenario's drifted world flips the truth of a request (0.0 for
+        the scenarios that change the concept otherwise, or not at all)."""
+        if self is Scenario.CONCEPT_BROAD:
+            return BROAD_FLIP
+        if self is Scenario.CONCEPT_CATEGORY:
+            return SLICE_FLIP if features.get("zipcode") == CONCEPT_CATEGORY_VALUE else 0.0
+        if self is Scenario.CONCEPT_RANGE:
+            salary = features.get("salary")
+            low, high = CONCEPT_RANGE
+            return SLICE_FLIP if isinstance(salary, float) and low <= salary < high else 0.0
+        return 0.0
+
+
+FLIPS = (Scenario.CONCEPT_CATEGORY, Scenario.CONCEPT_RANGE, Scenario.CONCEPT_BROAD)
+"""The concept changes by flipping the truth where the scenario says (:meth:`Scenario.flip`)."""
 
 
 @dataclass(frozen=True)

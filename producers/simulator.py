@@ -35,6 +35,7 @@ from river import tree
 from producers.loan_data import Features, LoanApplications
 from producers.scenarios import (
     CATEGORY_SHIFT_SHARE,
+    FLIPS,
     LATE_FACTOR,
     MISSING_FEATURE_NAME,
     SHIFTED_CATEGORY_FEATURE,
@@ -213,10 +214,14 @@ class ModelTraffic:
             if scenario is Scenario.SURGE:
                 rate *= 1.0 + (SURGE_FACTOR - 1.0) * weight
             now += clock.expovariate(rate)
+            flips = scenario in FLIPS
             features, label = world.draw(
-                concept_drift=weight if scenario.drift_kind == "concept" else 0.0,
+                concept_drift=weight if scenario.drift_kind == "concept" and not flips else 0.0,
                 input_shift=weight if scenario is Scenario.DATA_DRIFT else 0.0,
             )
+            # A slice's concept change: its truth flips (from a random stream of its own).
+            if flips and weight > 0.0 and change.random() < weight * scenario.flip(features):
+                label = 1 - label
             # A shifted category is an input the model sees; a missing feature is lost only
             # in the log, after the model predicted on the full request.
             if (

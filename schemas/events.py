@@ -37,6 +37,7 @@ from pydantic import (
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
+    StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
@@ -211,6 +212,60 @@ class ValueShare(BaseModel):
     after: Probability
 
 
+MAX_EXPLAINED_SLICES = 10
+"""The most slices of traffic an alert's explanation names."""
+MAX_EXPLAINED_SIGNALS = 16
+"""The most data signals an explanation lists as alerted in the same window."""
+
+SignalName = Annotated[StrictStr, StringConstraints(min_length=1, max_length=160)]
+
+
+class SliceContribution(BaseModel):
+    """One slice of one feature's traffic and its part in a change of the model's error.
+
+    A slice is a category ``value`` (``"other"``: the categories beyond the reference's top
+    ones), a numeric bin ``low <= x < high`` fixed from the reference's quantiles (``None``:
+    an open end), or ``missing`` (absent, null or of the wrong type). ``share_*`` is its share
+    of the outcomes, ``error_*`` its error rate (or mean absolute error; ``None`` without
+    outcomes) before and after the change point. ``contribution = from_error + from_share``:
+    its own error change weighted by its mean share, plus its change of share times how far
+    its mean error is from the model's; summed over one feature's slices it is the change of
+    the model's error.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    feature: Name
+    value: Annotated[StrictStr, StringConstraints(max_length=MAX_TEXT_FEATURE)] | None = None
+    low: FiniteFloat | None = None
+    high: FiniteFloat | None = None
+    missing: StrictBool = False
+    share_before: Probability
+    share_after: Probability
+    error_before: Annotated[FiniteFloat, Field(ge=0.0)] | None
+    error_after: Annotated[FiniteFloat, Field(ge=0.0)] | None
+    contribution: FiniteFloat
+    from_error: FiniteFloat
+    from_share: FiniteFloat
+
+
+class Explanation(BaseModel):
+    """Why a concept alert's error changed: the slices that carry the change, most first.
+
+    ``broad``: no slice carries most of the change (it is everywhere). ``data_signals``: the
+    data signals of the model that alerted since the change point. ``n_before``/``n_after``:
+    the outcomes the explanation is computed from (a sample of the alert's own split).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    slices: Annotated[list[SliceContribution], Field(max_length=MAX_EXPLAINED_SLICES)]
+    broad: StrictBool
+    data_signals: Annotated[list[SignalName], Field(max_length=MAX_EXPLAINED_SIGNALS)] = []
+    n_before: Count
+    n_after: Count
+
+
 class DriftAlert(Event):
     """A detector fired: published to the alerts topic, keyed by model_id."""
 
@@ -230,3 +285,5 @@ class DriftAlert(Event):
     """The values whose share moved, most moved first (categorical signals only)."""
     incident_id: AlertId | None = None
     """The ``alert_id`` of the first alert of the drift episode this one belongs to."""
+    explanation: Explanation | None = None
+    """Where the error changed (concept alerts only; optional within schema version 1)."""

@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from schemas.codec import decode
 from schemas.errors import InvalidEvent
-from schemas.events import DriftAlert
+from schemas.events import DriftAlert, Explanation, SliceContribution
 from stream_app.settings import Settings
 from stream_app.topics import Topics
 
@@ -91,13 +91,18 @@ def recent_alerts(settings: Settings, per_partition: int) -> list[DriftAlert]:
 
 SHOWN_MOVED_VALUES = 3
 """The most moved values of a categorical alert that its line names."""
+SHOWN_SLICES = 2
+"""The most slices of a concept alert's explanation that its line names."""
 SHOWN_VALUE_LENGTH = 40
 
 
 def format_alert(alert: DriftAlert) -> str:
     """One line per alert, for people. After the alert's id, ``new incident`` if it opened
     one, else ``incident [id]`` of the incident it joined; a categorical alert's line ends
-    with its most moved values and their shares before and after (``zip0 0.11→0.52``)."""
+    with its most moved values and their shares before and after (``zip0 0.11→0.52``), an
+    explained concept alert's with where the error rose (``where: zipcode=zip3 error
+    0.12→0.71 on 11% of traffic (+0.063)``, or ``broad``) and the data signals that alerted
+    in the same window."""
     line = (
         f"{alert.event_time:%Y-%m-%d %H:%M:%S} {alert.severity.upper():8} {alert.model_id} "
         f"{alert.kind} drift on {alert.signal} ({alert.detector}): mean {alert.before.mean:.3f} "
@@ -112,7 +117,35 @@ def format_alert(alert: DriftAlert) -> str:
         line += " moved: " + ", ".join(
             f"{_shown(share.value)} {share.before:.2f}→{share.after:.2f}" for share in moved
         )
+    if alert.explanation is not None:
+        line += " " + format_explanation(alert.explanation)
     return line
+
+
+def format_explanation(explanation: Explanation) -> str:
+    """A concept alert's explanation in a few words: broad, or its top slices."""
+    parts = [_slice(s) for s in explanation.slices[:SHOWN_SLICES]]
+    text = ("broad: " if explanation.broad else "where: ") + ("; ".join(parts) or "no slice")
+    if explanation.data_signals:
+        text += " | data alerts: " + ", ".join(explanation.data_signals[:3])
+    return text
+
+
+def _slice(part: SliceContribution) -> str:
+    if part.missing:
+        name = f"{part.feature} missing"
+    elif part.value is not None:
+        name = f"{part.feature}={_shown(part.value)}"
+    else:
+        low = "" if part.low is None else f"{part.low:.4g}<="
+        high = "" if part.high is None else f"<{part.high:.4g}"
+        name = f"{low}{part.feature}{high}"
+    before = "-" if part.error_before is None else f"{part.error_before:.2f}"
+    after = "-" if part.error_after is None else f"{part.error_after:.2f}"
+    return (
+        f"{name} error {before}→{after} on {part.share_after:.0%} of traffic "
+        f"({part.contribution:+.3f})"
+    )
 
 
 def _shown(value: str) -> str:

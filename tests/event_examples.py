@@ -56,6 +56,28 @@ ALERT: dict[str, Any] = {
     "after": {"mean": 0.31, "n": 140},
     "events_since_drift_start": 140,
 }
+SLICE: dict[str, Any] = {
+    "feature": "country",
+    "value": "NL",
+    "share_before": 0.11,
+    "share_after": 0.14,
+    "error_before": 0.08,
+    "error_after": 0.71,
+    "contribution": 0.09,
+    "from_error": 0.078,
+    "from_share": 0.012,
+}
+EXPLANATION: dict[str, Any] = {
+    "slices": [
+        SLICE,
+        SLICE | {"feature": "amount", "value": None, "low": 500.0, "high": None},
+        SLICE | {"feature": "age", "value": None, "missing": True, "error_before": None},
+    ],
+    "broad": False,
+    "data_signals": ["category:country"],
+    "n_before": 2100,
+    "n_after": 260,
+}
 BASES: dict[type[Event], dict[str, Any]] = {
     PredictionEvent: PREDICTION,
     LabelEvent: LABEL,
@@ -227,6 +249,39 @@ EXAMPLES: list[Example] = [
         A,
         "moved.0.n",
         moved=[{"value": "a", "before": 0.1, "after": 0.2, "n": 3}],
+    ),
+    ok("alert explained", A, explanation=EXPLANATION),
+    ok("alert explanation null", A, explanation=None),
+    ok("alert explained broad, no slices", A, explanation=EXPLANATION | {"slices": []}),
+    bad(
+        "alert explanation too many slices",
+        A,
+        "explanation.slices",
+        explanation=EXPLANATION | {"slices": [SLICE] * 11},
+    ),
+    bad(
+        "alert explanation share above 1",
+        A,
+        "explanation.slices.0.share_after",
+        explanation=EXPLANATION | {"slices": [SLICE | {"share_after": 1.2}]},
+    ),
+    bad(
+        "alert explanation error negative",
+        A,
+        "explanation.slices.0.error_before",
+        explanation=EXPLANATION | {"slices": [SLICE | {"error_before": -0.1}]},
+    ),
+    bad(
+        "alert explanation unknown field",
+        A,
+        "explanation.slices.0.lift",
+        explanation=EXPLANATION | {"slices": [SLICE | {"lift": 3.0}]},
+    ),
+    bad(
+        "alert explanation broad missing",
+        A,
+        "explanation.broad",
+        explanation={k: v for k, v in EXPLANATION.items() if k != "broad"},
     ),
     ok("alert incident of its own", A, incident_id=ALERT["alert_id"]),
     ok("alert incident of an earlier alert", A, incident_id="fraud:3:error_rate:ph:1767225000"),

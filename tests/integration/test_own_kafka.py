@@ -5,7 +5,9 @@ partition are counted)."""
 
 from __future__ import annotations
 
+import random
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -209,3 +211,78 @@ def test_a_topic_deleted_under_the_worker_is_an_error_it_shows(
     result = CliRunner().invoke(app, ["state"], env={"COLUMNS": "200"})
     assert "problem:" in result.output
     assert "reads refused: a topic missing or not allowed" in result.output
+
+
+def wide_and_many(models: int, features: int, requests: int) -> list[Event]:
+    """A model of ``features`` numeric features and ``models`` small models, every request
+    labelled two seconds after its prediction (requests interleaved over the models)."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    rng = random.Random(5)
+    events: list[Event] = []
+    for i in range(requests):
+        model = "wide" if i % 2 else f"m{i % models:04d}"
+        width = features if model == "wide" else 3
+        at = t0 + timedelta(milliseconds=20 * i)
+        features_of = {f"f{j:04d}": rng.gauss(0, 1) for j in range(width)}
+        events.append(
+            PredictionEvent(
+                request_id=f"r{i}",
+                model_id=model,
+                model_version="1",
+                timestamp=at,
+                features=features_of,
+                prediction="a",
+                score=rng.random(),
+            )
+        )
+        label = "a" if rng.random() < 0.9 else "b"
+        at += timedelta(seconds=2)
+        events.append(LabelEvent(request_id=f"r{i}", model_id=model, timestamp=at, label=label))
+    return sorted(events, key=lambda event: event.timestamp)
+
+
+def test_a_wide_model_and_many_models_apply_exactly_and_restore(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A model of 1,000 features (every feature tracked: about 3,000 signals, a detection state
+    of several MB) and 200 small models, written by a plain librdkafka producer into topics the
+    worker did not create: every prediction and outcome applied, the counts exact, and a
+    restarted worker restores them all and goes on."""
+    settings = settings.model_copy(
+        update={
+            "detectors": settings.detectors.model_copy(
+                update={"models": {"wide": {"max_feature_signals": 1000}}}
+            )
+        }
+    )
+    create_inputs(settings, 2)
+    events = wide_and_many(models=200, features=1000, requests=1200)
+    first, second = events[:1200], events[1200:]
+    produce(settings, first, ("consistent_random", "murmur2_random"))
+    expected = Counter(e.model_id for e in events if isinstance(e, LabelEvent))
+
+    def applied(view: dict[str, Any], half: list[Event]) -> bool:
+        labelled = Counter(e.model_id for e in half if isinstance(e, LabelEvent))
+        return all(
+            int(view.get(m, {}).get("outcomes_applied", 0)) >= n for m, n in labelled.items()
+        )
+
+    with WorkerPool(settings, tmp_path, "kafka") as pool:
+        worker = pool.start()
+        assert wait_until(lambda: applied(live_view(settings), first), 180, interval=1), (
+            worker.log_tail()
+        )
+        worker.stop()
+        restarted = pool.start()
+        produce(settings, second, ("consistent_random", "murmur2_random"))
+        assert wait_until(lambda: applied(live_view(settings), events), 180, interval=1), (
+            restarted.log_tail()
+        )
+        log_text = worker.log_tail(400) + restarted.log_tail(400)
+    view = live_view(settings)
+    assert {m: int(view[m]["outcomes_applied"]) for m in expected} == dict(expected)
+    assert {m: int(view[m]["predictions_applied"]) for m in expected} == dict(expected)
+    assert int(view["wide"]["joined"]) == expected["wide"] == 600
+    assert "ERROR" not in log_text, log_text
+    signals = len(view["wide"].get("signals", {}))
+    print(f"1,000 features ({signals} signals) and 200 models: exact across a restart")

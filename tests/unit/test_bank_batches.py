@@ -66,6 +66,7 @@ def test_batches_of_any_size_give_the_alerts_and_summary_of_one_at_a_time(seed: 
     one_by_one = DetectorBank("churn")
     expected = run(one_by_one, observations, [1] * len(observations))
     assert {a.signal for a in expected} >= {"error_rate", "feature:x", "invalid:z"}
+    assert any(a.explanation is not None for a in expected), "explanations compared too"
     rng = random.Random(seed)
     sizes = [rng.choice([2, 17, 300, 1500]) for _ in range(len(observations) // 50)] if seed else []
     batched = DetectorBank("churn")
@@ -88,6 +89,7 @@ def test_a_restored_bank_goes_on_exactly_and_saves_only_what_changed() -> None:
     assert set(original.take_changed_pieces()) == {  # not the volume: it takes predictions
         BANK_PIECE,
         "source/estimate",
+        "source/explain",
         "source/label_health",
         "source/positive_class",
         SIGNAL_PIECE + "error_rate",

@@ -98,7 +98,10 @@ def test_changed_models_are_saved_to_their_partition_and_restored() -> None:
         observe(first, 3, o, effects)
     first.save_changed()
     saved = [b"m/bank", b"m/detect", b"m/signal/error_rate"]
-    saved += [b"m/source/" + name for name in (b"estimate", b"label_health", b"positive_class")]
+    saved += [
+        b"m/source/" + name
+        for name in (b"estimate", b"explain", b"label_health", b"positive_class")
+    ]
     saved.append(b"m/source/volume")  # a new bank saves every source once
     assert sorted(table.changelog) == [(3, key) for key in saved]
     first.save_changed()

@@ -72,9 +72,8 @@ def shifted(signal: Signal, n_before: int, n_after: int, seed: int) -> list[Sign
         errors = np.concatenate([rng.random(n_before) < 0.1, rng.random(n_after) < 0.4])
         return [float(x) for x in errors]
     if signal is RATE:
-        return [float(x) / 10 for x in rng.poisson(100, n_before)] + [
-            float(x) / 10 for x in rng.poisson(150, n_after)
-        ]
+        rates = np.concatenate([rng.poisson(100, n_before), rng.poisson(150, n_after)])
+        return [float(x) / 10 for x in rates]
     return [
         float(x) for x in np.concatenate([rng.normal(0, 1, n_before), rng.normal(1.5, 1, n_after)])
     ]

@@ -286,6 +286,9 @@ def test_each_scenario_names_the_signal_that_detects_it() -> None:
         Scenario.SURGE: "volume",
         Scenario.LABELS_STOP: "label_coverage",
         Scenario.LABELS_LATE: "label_delay",
+        Scenario.CONCEPT_CATEGORY: "error_rate",
+        Scenario.CONCEPT_RANGE: "error_rate",
+        Scenario.CONCEPT_BROAD: "error_rate",
     }
 
 

@@ -1,0 +1,556 @@
+"""Why a concept alert fired: the slices of traffic where the model's error changed.
+
+:class:`SliceExplainer` is the bank's signal source ``source/explain`` (:mod:`detectors.sources`;
+it emits no signal). It fixes, from the first :data:`REFERENCE` predictions, a few bins per
+feature (the first :data:`MAX_FEATURES` features seen): :data:`NUMERIC_BINS` quantile bins of a
+number, the :data:`TOP_CATEGORIES` most common categories and ``"other"`` of a string, and a
+``missing`` bin. Each later prediction's bin indices wait in a fixed table of :data:`SLOTS`
+slots (by a hash of its ``request_id``; a newer prediction may take an older one's slot, which
+then goes unexplained: a random sample is lost, not a biased one) until its outcome comes; the
+outcome then goes, with its error, its sequence number among the model's outcomes and its
+prediction time, into a ring of the latest ``window`` explained outcomes (numpy arrays).
+
+When a concept signal (``error_rate``, ``abs_error``) fires, :meth:`SliceExplainer.annotate`
+splits that ring where the detector split its stream: the firing's last ``after.n`` outcomes are
+"after" (``observed`` says which outcome it fired at), those before them "before", and per slice
+it gives the shares and error before and after and its contribution to the change of the error
+(``p`` a slice's share, ``e`` its error, ``E`` the model's, bars the mean of before and after)::
+
+    contribution = mean(p) * (e_after - e_before)      # from_error: the slice got worse
+                 + (p_after - p_before) * (mean(e) - mean(E))   # from_share: more of a bad slice
+
+which, summed over one feature's slices, is exactly ``E_after - E_before``. The explanation
+names the :data:`~schemas.events.MAX_EXPLAINED_SLICES` slices of largest contribution (in the
+direction of the change), and reads as ``broad`` unless one feature has slices that carry
+:data:`CONCENTRATED_RISE` of the change on at most :data:`CONCENTRATED_TRAFFIC` of the traffic.
+It also lists the data signals of the model that alerted since the change point (the bank
+shows it every alert it raises, in order).
+
+A batch is taken in one go before the monitors run, so the ring may already hold outcomes after
+a firing's: outcomes wait in a pending list and go into the ring up to the firing's when it is
+explained, and all of them when the bank ends the batch (:meth:`SliceExplainer.settle`) or the
+state is saved, so any split of a stream into batches gives the same explanations.
+
+Cost: per prediction, a bin per feature (a ``bisect`` or a dict look-up) and two hashes; per
+outcome, a hash look-up and an append; per explanation, four ``numpy.bincount`` over the ring.
+State at the defaults (10 features, ``window`` 1,000, 2,048 slots): the slot table
+2,048 x (4 + 10) bytes, the ring 1,000 x (10 + 16) bytes, the bins' edges and categories: about
+56 KB at most, under 64 KiB; before the bins are fixed, the reference values (256 per feature).
+
+>>> from datetime import datetime, timezone
+>>> from detectors.join import JoinedOutcome
+>>> from schemas.events import PredictionEvent
+>>> explainer = SliceExplainer(window=1000, reference=100)
+>>> t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+>>> def emit(signal, value): ...
+>>> for i in range(2000):  # after 1,500 outcomes, country "NL" gets every answer wrong
+...     country = ["NL", "DE", "FR", "BE"][i % 4]
+...     event = PredictionEvent(request_id=str(i), model_id="m", model_version="1",
+...         timestamp=t0, features={"country": country, "amount": float(i % 7)}, prediction=0)
+...     explainer.on_prediction(event, emit)
+...     wrong = (i % 9 == 0) or (i >= 1500 and country == "NL")
+...     explainer.on_outcome(JoinedOutcome(request_id=str(i), model_id="m", model_version="1",
+...         prediction_time=t0, label_time=t0, prediction=0, label=int(wrong),
+...         task="classification", error=float(wrong), score=None), emit)
+>>> explanation = explainer.explain("error_rate", observed=2000, after=500)
+>>> top = explanation.slices[0]
+>>> top.feature, top.value, top.share_after, round(top.error_before, 2), top.error_after
+('country', 'NL', 0.25, 0.11, 1.0)
+>>> explanation.broad, round(top.contribution, 3), explanation.n_after
+(False, 0.222, 500)
+"""
+
+from __future__ import annotations
+
+import bisect
+import zlib
+from array import array
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from detectors.signals import ABS_ERROR, ERROR_RATE, Signal
+from schemas.events import (
+    MAX_EXPLAINED_SIGNALS,
+    MAX_EXPLAINED_SLICES,
+    DriftAlert,
+    Explanation,
+    SliceContribution,
+)
+
+if TYPE_CHECKING:
+    from detectors.config import BankConfig
+    from detectors.join import JoinedOutcome
+    from detectors.monitor import Firing
+    from detectors.sources import Emit, Figure
+    from schemas.events import PredictionEvent
+
+MAX_FEATURES = 10
+"""The most features of a model explained: the first seen (a prediction's in name order)."""
+REFERENCE = 256
+"""Predictions whose feature values fix the bins; their outcomes are not explained."""
+NUMERIC_BINS = 10
+"""Quantile bins of a numeric feature's reference (fewer if it has fewer distinct values)."""
+TOP_CATEGORIES = 9
+"""Categories of a string feature with a bin of their own; the others share ``"other"``."""
+MAX_REFERENCE_CATEGORIES = 64
+"""Distinct categories counted per feature in the reference (later ones count as other)."""
+MAX_CATEGORY_TEXT = 64
+"""A longer category never gets a bin of its own (it counts as other)."""
+SLOTS = 2048
+"""Predictions waiting for their outcome (a hash table; a newer one may take a slot)."""
+MAX_WINDOW = 1000
+"""The most explained outcomes kept (the window is twice the bank's ``recent_window``)."""
+MIN_AFTER = 300
+"""The fewest outcomes taken as "after": when the detector's change point leaves fewer (a small
+rise, detected late and placed late), the latest ``MIN_AFTER`` outcomes are."""
+MIN_OUTCOMES = 20
+"""Fewest explained outcomes on each side of the change point for an explanation."""
+CONCENTRATED_RISE = 2 / 3
+CONCENTRATED_TRAFFIC = 1 / 3
+"""Not broad: one feature's slices carry ``CONCENTRATED_RISE`` of the change of the error on at
+most ``CONCENTRATED_TRAFFIC`` of the traffic (before and after, on average), their rise
+``CONCENTRATED_Z`` standard errors above the rest's."""
+CONCENTRATED_Z = 3.5
+MISSING = 15
+"""The bin of a missing value (absent, null, or of the other type)."""
+BINS = 16
+"""Bin indices per feature (numbers 0-9, categories 0-8 and other 9, missing 15)."""
+HALVING = 2000
+"""The outcomes that left the ring count half as much after every ``HALVING`` more left."""
+OTHER = TOP_CATEGORIES
+"""The bin of a category without one of its own."""
+EXPLAINED = {ERROR_RATE.name: "classification", ABS_ERROR.name: "regression"}
+"""The concept signals explained, and the task of their outcomes."""
+
+Ints = npt.NDArray[np.int64]
+
+
+class _Feature:
+    """One explained feature's bins: numeric ``edges`` or the ``categories`` with a bin."""
+
+    __slots__ = ("_codes", "categories", "edges", "name", "numeric")
+
+    def __init__(
+        self,
+        name: str,
+        numeric: bool,
+        edges: tuple[float, ...] = (),
+        categories: tuple[str, ...] = (),
+    ) -> None:
+        self.name, self.numeric, self.edges, self.categories = name, numeric, edges, categories
+        self._codes = {category: code for code, category in enumerate(categories)}
+
+    def bin(self, value: float | str | None) -> int:
+        """The bin of ``value``."""
+        if self.numeric:
+            if type(value) is float:
+                return bisect.bisect_right(self.edges, value)
+            return MISSING
+        if type(value) is str:
+            return self._codes.get(value, OTHER)
+        return MISSING
+
+    def describe(self, index: int) -> dict[str, Any]:
+        """The schema fields that name bin ``index``."""
+        if index == MISSING:
+            return {"missing": True}
+        if not self.numeric:
+            return {"value": self.categories[index] if index < len(self.categories) else "other"}
+        low = self.edges[index - 1] if index > 0 else None
+        high = self.edges[index] if index < len(self.edges) else None
+        return {"low": low, "high": high}
+
+
+class SliceExplainer:
+    """Per model: the features' bins and the latest explained outcomes (see the module).
+
+    Parameters
+    ----------
+    window
+        How many explained outcomes are kept (the "before" side reaches this far back).
+    reference
+        How many first predictions fix the bins.
+    slots
+        How many predictions can wait for their outcome.
+    """
+
+    name: ClassVar[str] = "source/explain"
+    signals: ClassVar[tuple[Signal, ...]] = ()
+
+    def __init__(self, window: int, reference: int = REFERENCE, slots: int = SLOTS) -> None:
+        self.window, self.reference, self.slots = window, reference, slots
+        self._seen = 0  # predictions in the reference
+        self._numbers: dict[str, list[float]] = {}
+        self._texts: dict[str, dict[str, int]] = {}
+        self._features: list[_Feature] | None = None
+        self._task: str | None = None
+        self._outcomes = 0  # of the model's task: the count of its concept signal's values
+        self._base: int | None = None  # seconds of the first outcome's prediction time
+        self._tags = array("I")
+        self._rows = bytearray()
+        self._pending: list[tuple[int, float, int, bytes]] = []  # (seq, error, seconds, bins)
+        self._folded = 0
+        self._seq: Ints = np.zeros(0, dtype=np.int64)
+        self._error = np.zeros(0, dtype=np.float32)
+        self._time = np.zeros(0, dtype=np.int32)
+        self._bins = np.zeros((0, 0), dtype=np.uint8)
+        self._old_count: list[float] = []  # per feature and bin: the outcomes out of the ring
+        self._old_total: list[float] = []  # and their errors, halved every HALVING leaving
+        self._left = 0
+        self._data_alerts: list[tuple[int, str]] = []  # (seconds of event time, signal)
+
+    @classmethod
+    def for_bank(cls, config: BankConfig, *, arrival_order: bool) -> SliceExplainer:
+        """The bank's explainer: a window of twice its ``recent_window`` (at most 1,000)."""
+        return cls(min(2 * config.recent_window, MAX_WINDOW))
+
+    # -- the hooks -----------------------------------------------------------------------
+
+    def on_prediction(self, event: PredictionEvent, emit: Emit) -> None:
+        """Bin the prediction's features and let it wait for its outcome."""
+        features = self._features
+        if features is None:
+            self._learn(event.features)
+            return
+        if not features:
+            return
+        values = event.features
+        row = bytes([feature.bin(values.get(feature.name)) for feature in features])
+        slot, tag = _hashes(event.request_id, self.slots)
+        self._tags[slot] = tag
+        width = len(features)
+        self._rows[slot * width : (slot + 1) * width] = row
+
+    def on_outcome(self, outcome: JoinedOutcome, emit: Emit) -> None:
+        """Take the outcome's error into the pending outcomes, with its prediction's bins."""
+        if self._task is None:
+            self._task = outcome.task
+        if outcome.task != self._task:
+            return  # a model of one task is explained; another task's outcomes are ignored
+        self._outcomes += 1
+        features = self._features
+        if not features:
+            return
+        slot, tag = _hashes(outcome.request_id, self.slots)
+        if self._tags[slot] != tag:
+            return
+        self._tags[slot] = 0
+        width = len(features)
+        seconds = _seconds(outcome.prediction_time)
+        if self._base is None:
+            self._base = seconds
+        row = bytes(self._rows[slot * width : (slot + 1) * width])
+        self._pending.append((self._outcomes, outcome.error, seconds - self._base, row))
+
+    def summary(self) -> dict[str, Figure]:
+        """No figures of its own."""
+        return {}
+
+    # -- the bank's hook -----------------------------------------------------------------
+
+    def annotate(self, firing: Firing, alert: DriftAlert) -> DriftAlert:
+        """``alert`` (raised for ``firing``) with its explanation if it is of a concept signal
+        explained; a data alert is remembered for the explanations that follow."""
+        if alert.kind == "data":
+            self._data_alerts.append((_seconds(alert.event_time), alert.signal))
+            del self._data_alerts[:-MAX_EXPLAINED_SIGNALS]
+            return alert
+        if firing.events_since_drift_start is None:
+            return alert
+        explanation = self.explain(
+            firing.signal.name, firing.observed, firing.events_since_drift_start
+        )
+        return (
+            alert if explanation is None else alert.model_copy(update={"explanation": explanation})
+        )
+
+    def settle(self) -> None:
+        """The batch ended: every pending outcome goes into the ring."""
+        self._fold(None)
+
+    # -- explaining ----------------------------------------------------------------------
+
+    def explain(self, signal: str, observed: int, after: int) -> Explanation | None:
+        """The explanation of a change of ``signal`` at its ``observed``-th value, the last
+        ``after`` values being after the change point (None: not enough outcomes explained)."""
+        features = self._features
+        if not features or EXPLAINED.get(signal) != self._task:
+            return None
+        self._fold(observed)
+        after = max(after, MIN_AFTER)
+        filled = min(self._folded, self.window)
+        seq, error = self._seq[:filled], self._error[:filled].astype(np.float64)
+        later = seq > observed - after
+        if not later.any():
+            return None
+        width = len(features)
+        codes = self._bins[:filled].astype(np.int64) + BINS * np.arange(width, dtype=np.int64)
+        size = BINS * width
+        old_count, old_total = np.asarray(self._old_count), np.asarray(self._old_total)
+        sides = []
+        for side, count_old, total_old in ((~later, old_count, old_total), (later, 0.0, 0.0)):
+            picked = codes[side].ravel()
+            weights = np.repeat(error[side], width)
+            count = np.bincount(picked, minlength=size) + count_old
+            total = np.bincount(picked, weights=weights, minlength=size) + total_old
+            n = float(count[:BINS].sum())
+            sides.append((count, total, n, float(total[:BINS].sum()) / n if n else 0.0))
+        (count_b, total_b, n_b, mean_b), (count_a, total_a, n_a, mean_a) = sides
+        if n_a < MIN_OUTCOMES or n_b < MIN_OUTCOMES:
+            return None
+        change = mean_a - mean_b
+        present = (count_b + count_a) > 0
+        share_b, share_a = count_b / n_b, count_a / n_a
+        with np.errstate(invalid="ignore", divide="ignore"):
+            error_b = np.where(count_b > 0, total_b / count_b, np.nan)
+            error_a = np.where(count_a > 0, total_a / count_a, np.nan)
+        own_b = np.where(count_b > 0, error_b, error_a)  # no traffic on a side: no own change
+        own_a = np.where(count_a > 0, error_a, error_b)
+        from_error = (share_a + share_b) / 2 * (own_a - own_b)
+        from_share = (share_a - share_b) * ((own_a + own_b) / 2 - (mean_a + mean_b) / 2)
+        contribution = from_error + from_share
+        direction = 1.0 if change >= 0 else -1.0
+        share = (share_a + share_b) / 2
+        excess = direction * (contribution - share * change)  # beyond its part of the traffic
+        ranked = np.flatnonzero(present)
+        order = ranked[np.lexsort((ranked, -excess[ranked]))]
+        top = order[:MAX_EXPLAINED_SLICES]
+        slices = [
+            SliceContribution(
+                feature=features[code // BINS].name,
+                **features[code // BINS].describe(code % BINS),
+                share_before=_round(share_b[code]),
+                share_after=_round(share_a[code]),
+                error_before=None if count_b[code] == 0 else _round(error_b[code]),
+                error_after=None if count_a[code] == 0 else _round(error_a[code]),
+                contribution=_round(contribution[code]),
+                from_error=_round(from_error[code]),
+                from_share=_round(from_share[code]),
+            )
+            for code in top.tolist()
+            if excess[code] > 0
+        ]
+        concentrated = _concentrated(
+            direction * contribution, share, change * direction, width, sides[0], sides[1]
+        )
+        start = int(self._time[:filled][later].min()) + (self._base or 0)
+        alerted = list(dict.fromkeys(s for t, s in self._data_alerts if t >= start))
+        return Explanation(
+            slices=slices,
+            broad=not concentrated,
+            data_signals=alerted,
+            n_before=round(n_b),
+            n_after=round(n_a),
+        )
+
+    # -- state ---------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """Plain values (:meth:`from_state`); the pending outcomes go into the ring first."""
+        self._fold(None)
+        features = self._features
+        return {
+            "window": self.window,
+            "reference": self.reference,
+            "slots": self.slots,
+            "seen": self._seen,
+            "numbers": {name: list(values) for name, values in self._numbers.items()},
+            "texts": {name: dict(counts) for name, counts in self._texts.items()},
+            "features": None
+            if features is None
+            else [(f.name, f.numeric, f.edges, f.categories) for f in features],
+            "task": self._task,
+            "outcomes": self._outcomes,
+            "base": self._base,
+            "tags": self._tags.tobytes(),
+            "rows": bytes(self._rows),
+            "folded": self._folded,
+            "ring": (
+                self._seq.tobytes(),
+                self._error.tobytes(),
+                self._time.tobytes(),
+                self._bins.tobytes(),
+            ),
+            "old": (list(self._old_count), list(self._old_total), self._left),
+            "data_alerts": list(self._data_alerts),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> SliceExplainer:
+        explainer = cls(state["window"], state["reference"], state["slots"])
+        explainer._seen = state["seen"]
+        explainer._numbers = {name: list(values) for name, values in state["numbers"].items()}
+        explainer._texts = {name: dict(counts) for name, counts in state["texts"].items()}
+        features = state["features"]
+        if features is not None:
+            explainer._use([_Feature(n, num, tuple(e), tuple(c)) for n, num, e, c in features])
+            explainer._tags = array("I", state["tags"])
+            explainer._rows = bytearray(state["rows"])
+            seq, error, time, bins = state["ring"]
+            explainer._seq = np.frombuffer(seq, dtype=np.int64).copy()
+            explainer._error = np.frombuffer(error, dtype=np.float32).copy()
+            explainer._time = np.frombuffer(time, dtype=np.int32).copy()
+            explainer._bins = np.frombuffer(bins, dtype=np.uint8).reshape(
+                explainer.window, len(features)
+            )
+            explainer._bins = explainer._bins.copy()
+        old_count, old_total, explainer._left = state["old"]
+        explainer._old_count, explainer._old_total = list(old_count), list(old_total)
+        explainer._task, explainer._outcomes = state["task"], state["outcomes"]
+        explainer._base, explainer._folded = state["base"], state["folded"]
+        explainer._data_alerts = [(int(t), str(signal)) for t, signal in state["data_alerts"]]
+        return explainer
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _learn(self, values: Mapping[str, float | str | None]) -> None:
+        """Add a reference prediction; fix the bins after the last."""
+        for name in sorted(values):
+            if name not in self._numbers and len(self._numbers) >= MAX_FEATURES:
+                continue
+            numbers = self._numbers.setdefault(name, [])
+            texts = self._texts.setdefault(name, {})
+            value = values[name]
+            if type(value) is float:
+                numbers.append(value)
+            elif type(value) is str and (value in texts or len(texts) < MAX_REFERENCE_CATEGORIES):
+                texts[value] = texts.get(value, 0) + 1
+            elif type(value) is str:
+                texts[""] = texts.get("", 0) + 1  # a string all the same, never with a bin
+        self._seen += 1
+        if self._seen >= self.reference:
+            self._use(
+                [_fixed(name, self._numbers[name], self._texts[name]) for name in self._numbers]
+            )
+            self._numbers, self._texts = {}, {}
+
+    def _use(self, features: list[_Feature]) -> None:
+        self._features = features
+        width = len(features)
+        self._tags = array("I", bytes(4 * self.slots))
+        self._rows = bytearray(self.slots * width)
+        self._seq = np.zeros(self.window, dtype=np.int64)
+        self._error = np.zeros(self.window, dtype=np.float32)
+        self._time = np.zeros(self.window, dtype=np.int32)
+        self._bins = np.zeros((self.window, width), dtype=np.uint8)
+        self._old_count, self._old_total = [0.0] * (BINS * width), [0.0] * (BINS * width)
+
+    def _fold(self, through: int | None) -> None:
+        """Move the pending outcomes up to sequence number ``through`` (None: all) to the ring;
+        the ones they push out of it go into the old counts (one at a time, in order, so any
+        split of the stream into batches gives the same sums)."""
+        pending = self._pending
+        if not pending:
+            return
+        count = len(pending)
+        if through is not None:
+            count = bisect.bisect_right(pending, through, key=lambda item: item[0])
+            if count == 0:
+                return
+        taken = pending[:count]
+        del pending[:count]
+        window, width = self.window, self._bins.shape[1]
+        old_count, old_total = self._old_count, self._old_total
+        bins, errors = self._bins, self._error
+        offsets = range(0, BINS * width, BINS)
+        for seq, error, seconds, row in taken:
+            at = self._folded % window
+            if self._folded >= window:  # the oldest leaves the ring
+                leaving = float(errors[at])
+                for offset, index in zip(offsets, bins[at].tolist(), strict=True):
+                    old_count[offset + index] += 1.0
+                    old_total[offset + index] += leaving
+                self._left += 1
+                if self._left % HALVING == 0:
+                    self._old_count = old_count = [value * 0.5 for value in old_count]
+                    self._old_total = old_total = [value * 0.5 for value in old_total]
+            self._seq[at] = seq
+            errors[at] = error
+            self._time[at] = max(-(2**31), min(seconds, 2**31 - 1))
+            bins[at] = np.frombuffer(row, dtype=np.uint8)
+            self._folded += 1
+
+
+def _fixed(name: str, numbers: list[float], texts: dict[str, int]) -> _Feature:
+    """A feature's bins from its reference values: numeric if most of them are numbers."""
+    if len(numbers) >= sum(texts.values()):
+        if not numbers:
+            return _Feature(name, True)
+        quantiles = np.quantile(np.asarray(numbers), np.arange(1, NUMERIC_BINS) / NUMERIC_BINS)
+        edges = sorted({float(q) for q in quantiles} - {min(numbers)})
+        return _Feature(name, True, edges=tuple(edges))
+    common = sorted(
+        (c for c in texts.items() if c[0] and len(c[0]) <= MAX_CATEGORY_TEXT),
+        key=lambda c: (-c[1], c[0]),
+    )
+    return _Feature(name, False, categories=tuple(c for c, _ in common[:TOP_CATEGORIES]))
+
+
+def _concentrated(
+    contribution: Any, share: Any, change: float, width: int, before: Any, after: Any
+) -> bool:
+    """Whether one feature's slices, taken by contribution per share of traffic, carry
+    ``CONCENTRATED_RISE`` of ``change`` on at most ``CONCENTRATED_TRAFFIC`` of the traffic, and
+    their rise exceeds the rest's by ``CONCENTRATED_Z`` standard errors (noise on a few
+    outcomes per slice concentrates a broad change by chance otherwise)."""
+    if change <= 0:
+        return False
+    for feature in range(width):
+        cut = slice(BINS * feature, BINS * (feature + 1))
+        part, traffic = contribution[cut], share[cut]
+        used = np.flatnonzero((traffic > 0) & (part > 0))
+        lift = part[used] / traffic[used]
+        chosen: list[int] = []
+        carried = taken = 0.0
+        for index in used[np.argsort(-lift, kind="stable")].tolist():
+            carried += float(part[index])
+            taken += float(traffic[index])
+            chosen.append(index)
+            if taken > CONCENTRATED_TRAFFIC:
+                break
+            if carried >= CONCENTRATED_RISE * change:
+                if _separate(cut, chosen, before, after) >= CONCENTRATED_Z:
+                    return True
+                break
+    return False
+
+
+def _separate(cut: slice, chosen: list[int], before: Any, after: Any) -> float:
+    """How many standard errors the rise of the error in bins ``chosen`` of one feature
+    exceeds the rise in its other bins (binomial variances; for a mean absolute error, the
+    square of the mean stands in)."""
+    rises, variance = [], 0.0
+    for side in (before, after):
+        count, total = side[0][cut], side[1][cut]
+        inside = np.zeros(BINS, dtype=bool)
+        inside[chosen] = True
+        for group in (inside, ~inside):
+            n = float(count[group].sum())
+            if n < 1:
+                return 0.0
+            mean = float(total[group].sum()) / n
+            variance += (mean * (1 - mean) if mean <= 1 else mean * mean) / n
+            rises.append(mean)
+    (in_b, out_b, in_a, out_a) = rises
+    return float(((in_a - in_b) - (out_a - out_b)) / max(variance, 1e-12) ** 0.5)
+
+
+def _hashes(request_id: str, slots: int) -> tuple[int, int]:
+    """A request's slot and its tag there (never 0, which marks an empty slot)."""
+    data = request_id.encode()
+    return zlib.crc32(data) % slots, zlib.adler32(data) | 1
+
+
+def _seconds(moment: datetime) -> int:
+    return int((moment - _EPOCH).total_seconds())
+
+
+def _round(value: Any) -> float:
+    return round(float(value), 6)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
