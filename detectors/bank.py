@@ -98,7 +98,9 @@ class BankSummary:
     (None before the calibration is frozen, and for models without scores). ``quality``
     holds each tracked feature's data-quality counts; ``late_for_volume`` counts the
     predictions that came after their interval's volume was given out, and
-    ``labels_past_horizon`` the outcomes that came too late for ``label_coverage``.
+    ``labels_past_horizon`` the outcomes that came too late for ``label_coverage``, and
+    ``label_horizon_seconds`` how long after its prediction a label counts as arrived (learned
+    from the model's delays: :mod:`detectors.label_health`).
     ``incident_id`` is the model's latest incident (None before any alert).
     """
 
@@ -121,6 +123,7 @@ class BankSummary:
     quality: dict[str, FeatureQuality] = field(default_factory=dict)
     late_for_volume: int = 0
     labels_past_horizon: int = 0
+    label_horizon_seconds: float | None = None
     incident_id: str | None = None
 
 

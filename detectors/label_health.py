@@ -206,8 +206,10 @@ class LabelHealth:
         self.outcome(outcome.prediction_time, outcome.label_time)
 
     def summary(self) -> dict[str, Figure]:
-        """``labels_past_horizon``: the outcomes whose bucket was already closed."""
-        return {"labels_past_horizon": self.uncounted}
+        """``labels_past_horizon``: the outcomes whose bucket was already closed;
+        ``label_horizon_seconds``: how long after its prediction a label counts now (learned,
+        or the configured one until enough delays were seen)."""
+        return {"labels_past_horizon": self.uncounted, "label_horizon_seconds": self.horizon}
 
     def state(self) -> dict[str, Any]:
         """The open buckets, the sketch and the counts as plain values (:meth:`from_state`)."""

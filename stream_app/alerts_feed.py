@@ -137,8 +137,8 @@ def _slice(part: SliceContribution) -> str:
     elif part.value is not None:
         name = f"{part.feature}={_shown(part.value)}"
     else:
-        low = "" if part.low is None else f"{part.low:.4g}<="
-        high = "" if part.high is None else f"<{part.high:.4g}"
+        low = "" if part.low is None else f"{_number(part.low)}<="
+        high = "" if part.high is None else f"<{_number(part.high)}"
         name = f"{low}{part.feature}{high}"
     before = "-" if part.error_before is None else f"{part.error_before:.2f}"
     after = "-" if part.error_after is None else f"{part.error_after:.2f}"
@@ -153,3 +153,12 @@ def _shown(value: str) -> str:
     ``SHOWN_VALUE_LENGTH`` characters."""
     text = value if value.isprintable() else repr(value)
     return text if len(text) <= SHOWN_VALUE_LENGTH else f"{text[: SHOWN_VALUE_LENGTH - 1]}…"
+
+
+def _number(value: float) -> str:
+    """A bin edge for people: ``125,300`` or ``0.0314``, not ``1.253e+05``.
+
+    >>> _number(125312.7), _number(0.031415), _number(-42.0)
+    ('125,313', '0.0314', '-42')
+    """
+    return f"{value:,.0f}" if abs(value) >= 1000 or value == int(value) else f"{value:.3g}"

@@ -228,6 +228,7 @@ class LiveStateWriter:
             "outcomes_applied": summary.outcomes,
             "late_for_volume": summary.late_for_volume,
             "labels_past_horizon": summary.labels_past_horizon,
+            "label_horizon_seconds": summary.label_horizon_seconds,
         }
         values = {name: value for name, value in rates.items() if value is not None}
         self.set_model(summary.model_id, {**values, "updated_at": updated_at.isoformat()})

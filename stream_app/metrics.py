@@ -179,6 +179,12 @@ class WorkerMetrics:
             "Recall of the positive class estimated from the scores of recent predictions.",
             model,
         )
+        self.label_horizon = gauge(
+            "model_label_horizon_seconds",
+            "How long after its prediction a label counts as arrived for label_coverage "
+            "(learned from the model's label delays).",
+            model,
+        )
         signal = ("model", "signal", "kind")
         self.signal_estimate = gauge(
             "signal_estimate",
@@ -281,6 +287,7 @@ class WorkerMetrics:
             (self.estimated_accuracy, summary.estimated_accuracy),
             (self.estimated_precision, summary.estimated_precision),
             (self.estimated_recall, summary.estimated_recall),
+            (self.label_horizon, summary.label_horizon_seconds),
         ):
             if value is None:
                 gauge.remove(model)
@@ -307,6 +314,7 @@ class WorkerMetrics:
             self.estimated_accuracy,
             self.estimated_precision,
             self.estimated_recall,
+            self.label_horizon,
             self.status,
             self.signal_estimate,
             self.signal_status,

@@ -155,12 +155,18 @@ def _quality(quality: dict[str, dict[str, int]]) -> str:
 
 
 def _late(fields: dict[str, Any]) -> str:
-    """What came too late for the traffic and label-health signals, when anything did."""
+    """The label horizon, and what came too late for the traffic and label-health signals (or
+    for the join: labels after the join's TTL), when anything did."""
     late = {
         "predictions too late for volume": int(fields.get("late_for_volume", 0)),
         "labels past the horizon": int(fields.get("labels_past_horizon", 0)),
+        "labels after the join's TTL (orphans: raise join.ttl_seconds)": int(
+            fields.get("orphan_labels", 0)
+        ),
     }
-    return "".join(f"; {n} {what}" for what, n in late.items() if n)
+    horizon = fields.get("label_horizon_seconds")
+    shown = f"; labels counted within {float(horizon):,.0f} s" if horizon else ""
+    return shown + "".join(f"; {n} {what}" for what, n in late.items() if n)
 
 
 def _show_pipeline(pipeline: dict[str, str]) -> None:

@@ -103,3 +103,15 @@ def test_state_says_what_came_too_late_for_volume_and_label_health(state_of: Any
     assert [line for line in lines if " quality: " in line] == [
         "m quality: 1 of 1 features without problems; 3 predictions too late for volume"
     ]
+
+
+def test_state_shows_the_learned_label_horizon_and_labels_after_the_join_ttl(
+    state_of: Any,
+) -> None:
+    clean = {"missing": 0, "wrong_type": 0, "out_of_range": 0, "unseen_category": 0}
+    model = {"label_horizon_seconds": "1863.5", "orphan_labels": "7", "quality": {"age": clean}}
+    lines = state_of({"m": model, "_pipeline": {}})
+    assert [line for line in lines if " quality: " in line] == [
+        "m quality: 1 of 1 features without problems; labels counted within 1,864 s; "
+        "7 labels after the join's TTL (orphans: raise join.ttl_seconds)"
+    ]
