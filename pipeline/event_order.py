@@ -113,4 +113,6 @@ class EventTimeOrder(Generic[T]):
         key, offset, item = heapq.heappop(self._held)
         self.frontier = key
         self._gone.add(offset)
+        if len(self._gone) > self.held:  # most released: forget them now, not at a commit
+            self.oldest_offset()
         return item

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,6 +17,7 @@ from detectors.config import DetectorConfig
 from detectors.join import JoinedOutcome
 from pipeline.detect import DetectProcessor, observation_key, split_state_key
 from pipeline.effects import Effects, InputRecord, Observation
+from pipeline.event_order import EventTimeOrder
 from pipeline.observations import encode_observation
 from tests.factories import outcome, prediction
 
@@ -158,3 +160,13 @@ def test_a_crash_reread_from_the_oldest_held_offset_applies_each_once(
     assert per_kind(applied, "O") == per_kind(whole, "O")
     still_held = sum(order.held for order in first.models["m"].orders.values())
     assert counted(effects, "replayed_observations") == crash_at - start - still_held
+
+
+def test_the_order_forgets_released_offsets_without_a_commit() -> None:
+    """The replay never asks for the oldest held offset: what was released is forgotten as it
+    goes (a long replay held two integers per observation before)."""
+    order: EventTimeOrder[int] = EventTimeOrder(timedelta(0))
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(10_000):
+        order.push(t0 + timedelta(seconds=i), str(i), i, i)
+    assert len(order._offsets) + len(order._gone) <= 2
