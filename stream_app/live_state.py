@@ -198,10 +198,14 @@ class LiveStateWriter:
         of the pipeline as a whole when ``model_id`` is None (dead-lettered, evicted, ...)."""
         self._pending.counts[model_id][name] += n
 
-    def set_totals(self, model_id: str | None, source: str, totals: dict[str, int]) -> None:
+    def set_totals(
+        self, model_id: str | None, source: str, totals: dict[str, int], restored: bool = False
+    ) -> None:
         """Set the exact totals of counters of a model (or of the pipeline, None) that one
         source partition's committed state holds; Redis sums them over partitions into the
-        same counters ``count`` adds to. For a runtime whose counts are committed state."""
+        same counters ``count`` adds to. For a runtime whose counts are committed state.
+        ``restored`` (totals taken over, not new events) changes nothing here: they are
+        exact either way."""
         self._pending.sourced[model_id].update(
             {f"{name}/{source}": n for name, n in totals.items()}
         )

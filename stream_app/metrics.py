@@ -1,7 +1,8 @@
 """Prometheus metrics of the stream worker, and the HTTP endpoint that serves them.
 
-The worker records everything through :class:`MeteredLiveState`, the Redis writer with a
-Prometheus side: each count, summary and alert goes to both, from one call. Metric names (all
+The worker records its live state through a :class:`~stream_app.live_sinks.FanOut` of the
+Redis writer and :class:`MetricsLiveState`, the Prometheus side: each count, summary and alert
+goes to both, from one call. Metric names (all
 prefixed ``driftstream_``; docs/architecture.md has the list):
 
 - per model: ``model_events_total{model,event}`` (the Redis counters: predictions, labels,
@@ -31,7 +32,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -46,7 +47,7 @@ from prometheus_client import (
 
 from detectors.bank import BankSummary, Status
 from schemas.events import DriftAlert
-from stream_app.live_state import LiveStateWriter
+from stream_app.live_state import WriterStats
 from stream_app.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -345,23 +346,25 @@ class WorkerMetrics:
         return labels.get(value)
 
 
-@dataclass(kw_only=True)
-class MeteredLiveState(LiveStateWriter):
-    """The worker's one recording point: the Redis live state, and the same in Prometheus."""
+class MetricsLiveState:
+    """The live state in Prometheus: a :class:`~stream_app.live_sinks.LiveSink` over
+    :class:`WorkerMetrics`, next to the Redis writer in the worker's
+    :class:`~stream_app.live_sinks.FanOut`. ``redis``: the writer whose outages
+    ``live_state_stale`` shows (set at each flush, after the writer's)."""
 
-    metrics: WorkerMetrics
-    _reported: dict[tuple[str | None, str, str], int] = field(default_factory=dict)
+    def __init__(self, metrics: WorkerMetrics, redis: WriterStats | None = None) -> None:
+        self.metrics = metrics
+        self.redis = redis
+        self._reported: dict[tuple[str | None, str, str], int] = {}
 
     def count(self, model_id: str | None, name: str, n: int = 1) -> None:
-        super().count(model_id, name, n)
         self.metrics.count(model_id, name, n)
 
     def set_totals(
         self, model_id: str | None, source: str, totals: dict[str, int], restored: bool = False
     ) -> None:
-        """Exact totals of one source partition to Redis; their growth since the last call to
-        Prometheus (``restored``: totals taken over from committed state, not new events)."""
-        super().set_totals(model_id, source, totals)
+        """The totals' growth since the last call (``restored``: totals taken over from
+        committed state, not new events: nothing counted)."""
         for name, n in totals.items():
             key = (model_id, source, name)
             if not restored and (delta := n - self._reported.get(key, 0)) > 0:
@@ -369,17 +372,15 @@ class MeteredLiveState(LiveStateWriter):
             self._reported[key] = n
 
     def set_summary(self, summary: BankSummary, updated_at: datetime) -> None:
-        super().set_summary(summary, updated_at)
         self.metrics.set_summary(summary)
 
     def add_alert(self, alert: DriftAlert) -> None:
-        super().add_alert(alert)
         self.metrics.alert(alert, published_at=datetime.now(UTC))
 
     async def flush(self) -> bool:
-        flushed = await super().flush()
-        self.metrics.live_state_stale.set(self.stats.stale)
-        return flushed
+        if self.redis is not None:
+            self.metrics.live_state_stale.set(self.redis.stale)
+        return True
 
 
 @contextmanager

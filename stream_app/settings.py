@@ -17,9 +17,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, SecretStr, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    SecretStr,
+    field_validator,
+)
 from pydantic_core import CoreSchema, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stream_app.runtimes import DEFAULT_ENGINE, UnknownRuntimeError, runtime
+from stream_app.runtimes import Engine as Engine  # the runtimes' name type, read from here too
 
 if TYPE_CHECKING:
     from detectors.config import DetectorList
@@ -217,16 +228,21 @@ def _default_lateness() -> float:
     return DEFAULT_LATENESS_SECONDS
 
 
-Engine = Literal["kafka", "faust"]
+def _known_engine(name: str) -> Engine:
+    """``name`` if it is a runtime of :data:`stream_app.runtimes.RUNTIMES`."""
+    try:
+        return runtime(name).name
+    except UnknownRuntimeError as exc:  # one line naming the choices
+        raise PydanticCustomError("unknown_engine", "{reason}", {"reason": str(exc)}) from None
 
 
 class WorkerSettings(BaseModel):
     """The stream worker (``driftstream worker``)."""
 
-    engine: Engine = "kafka"
-    """The runtime: ``kafka`` (confluent-kafka in batches, exactly-once with Kafka
-    transactions; the default) or ``faust`` (faust-streaming agents, at-least-once made
-    idempotent; for teams that run Faust)."""
+    engine: Annotated[Engine, AfterValidator(_known_engine)] = DEFAULT_ENGINE
+    """The runtime, a name in :data:`stream_app.runtimes.RUNTIMES` (``kafka``: confluent-kafka
+    in batches, exactly-once with Kafka transactions, the default; ``faust``: faust-streaming
+    agents, at-least-once made idempotent, for teams that run Faust)."""
     app_id: str | None = None  # consumer group (and Faust app id); default: "<topic prefix>worker"
     data_dir: Path = CACHE_HOME / "worker"
     session_timeout_seconds: float = Field(default=30.0, ge=6.0)

@@ -13,6 +13,7 @@ from schemas.errors import InvalidEvent
 from stream_app.alerts_feed import format_alert, read_alerts
 from stream_app.cli.console import console, errors, fail, load_settings, login_or_fail
 from stream_app.preflight import PreflightError, redis_address
+from stream_app.runtimes import LEVELS, LOG_FORMAT, UnknownRuntimeError, engines_help, runtime
 from stream_app.topics import TopicError
 
 
@@ -21,8 +22,7 @@ def worker(
     engine: Annotated[
         str | None,
         typer.Option(
-            help="The runtime: kafka (exactly-once, the default) or faust "
-            "(default: DRIFTSTREAM_WORKER__ENGINE)."
+            help=f"The runtime, one of {engines_help()} (default: DRIFTSTREAM_WORKER__ENGINE)."
         ),
     ] = None,
     processes: Annotated[
@@ -40,13 +40,14 @@ def worker(
     (with that error) if Kafka refuses them later. With ``--processes N`` it runs N workers and
     Ctrl-C (or SIGTERM) stops them all; one that dies is an error that stops the others.
     """
-    from stream_app.runtimes import ENGINES, LEVELS, LOG_FORMAT, run_worker
+    from stream_app.runtimes.run import run_worker
 
     settings = load_settings()
     if engine is not None:
-        if engine not in ENGINES:
-            fail(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}", code=2)
-        settings.worker.engine = engine
+        try:
+            settings.worker.engine = runtime(engine).name
+        except UnknownRuntimeError as exc:
+            fail(escape(str(exc)), code=2)
     if loglevel not in LEVELS:
         fail(f"unknown log level {loglevel!r}: choose one of {', '.join(LEVELS)}", code=2)
     port = settings.worker.metrics_port

@@ -2,41 +2,87 @@
 platform. Each owns its I/O, transactions or commits, state changelogs and recovery; all pass
 the same runtime conformance suite (``tests/integration/test_worker.py``, ``tests/faults``).
 
-- ``kafka`` (default, :mod:`stream_app.runtimes.kafka`): confluent-kafka in batches, exactly
-  once with Kafka transactions.
-- ``faust`` (:mod:`stream_app.runtimes.faust`): faust-streaming agents, at-least-once made
-  idempotent, for teams that run Faust.
+:data:`RUNTIMES` is the one list of them: the settings' ``worker.engine`` choice, the
+conformance suite's :data:`ENGINES`, ``driftstream worker --engine`` and its help text all
+come from it. Each names its runner by module and function, imported only when that runtime
+is chosen (:meth:`Runtime.runner`): choosing one loads none of another's libraries, and the
+settings read the names without importing any runtime (this module imports nothing of the
+project). Adding a runtime: docs/architecture.md, "How to extend".
 """
 
 from __future__ import annotations
 
-import logging
-import sys
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from stream_app.metrics import WorkerMetrics, serving_metrics
-from stream_app.settings import Engine, Settings
+if TYPE_CHECKING:
+    from stream_app.metrics import WorkerMetrics
+    from stream_app.settings import Settings
 
-ENGINES: tuple[Engine, ...] = ("kafka", "faust")
-"""Every runtime; the conformance suite runs on each."""
+Engine = str
+"""The name of a runtime in :data:`RUNTIMES`."""
+Runner = Callable[["Settings", "WorkerMetrics", str], None]
+"""Runs a worker in the foreground until SIGINT/SIGTERM: the settings, the worker's metrics
+(it serves their registry), the log level (crit, error, warn, info or debug)."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A runtime: its runner (``module:function``, imported when chosen) and a one-line
+    description (the CLI's help)."""
+
+    name: Engine
+    runner_path: str
+    description: str
+
+    def runner(self) -> Runner:
+        """The runner function, its module imported now."""
+        module, _, function = self.runner_path.partition(":")
+        runner: Runner = getattr(importlib.import_module(module), function)
+        return runner
+
+
+RUNTIMES: dict[Engine, Runtime] = {
+    runtime.name: runtime
+    for runtime in (
+        Runtime(
+            "kafka",
+            "stream_app.runtimes.kafka.worker:run_kafka_worker",
+            "confluent-kafka in batches, exactly once with Kafka transactions (the default)",
+        ),
+        Runtime(
+            "faust",
+            "stream_app.runtimes.faust.worker:run_faust_worker",
+            "faust-streaming agents, at-least-once made idempotent, for teams that run Faust",
+        ),
+    )
+}
+"""Every runtime, the default first."""
+
+ENGINES: tuple[Engine, ...] = tuple(RUNTIMES)
+"""Every runtime's name; the conformance suite runs on each."""
+DEFAULT_ENGINE: Engine = ENGINES[0]
+
+
+class UnknownRuntimeError(ValueError):
+    """An engine name not in :data:`RUNTIMES` (the message names the choices)."""
+
+
+def runtime(name: str) -> Runtime:
+    """The runtime called ``name``; :class:`UnknownRuntimeError` if there is none."""
+    try:
+        return RUNTIMES[name]
+    except KeyError:
+        choices = ", ".join(ENGINES)
+        raise UnknownRuntimeError(f"unknown engine {name!r}: choose one of {choices}") from None
+
+
+def engines_help() -> str:
+    """One line per runtime: ``name: description``."""
+    return "; ".join(f"{r.name}: {r.description}" for r in RUNTIMES.values())
+
 
 LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
 LEVELS = {"crit": "CRITICAL", "error": "ERROR", "warn": "WARNING", "info": "INFO", "debug": "DEBUG"}
-
-
-def run_worker(settings: Settings, loglevel: str = "info") -> None:
-    """Run the worker of ``settings.worker.engine`` in the foreground until SIGINT/SIGTERM;
-    ``loglevel`` is crit, error, warn, info or debug.
-
-    Raises :class:`~stream_app.preflight.PreflightError` when Kafka refused its login while it ran.
-    """
-    metrics = WorkerMetrics.from_settings(settings.worker)
-    if settings.worker.engine == "faust":
-        from stream_app.runtimes.faust.worker import run_faust_worker  # Faust is slow to import
-
-        run_faust_worker(settings, metrics, loglevel)
-        return
-    from stream_app.runtimes.kafka.worker import run_kafka_worker
-
-    logging.basicConfig(stream=sys.stderr, level=LEVELS[loglevel], format=LOG_FORMAT)
-    with serving_metrics(metrics.registry, settings.worker):
-        run_kafka_worker(settings, metrics)

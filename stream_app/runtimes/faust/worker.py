@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
-import redis.asyncio
 from faust.exceptions import ConsumerNotStarted
 from mode.utils.logging import level_number
 
@@ -35,8 +34,8 @@ from pipeline.effects import Effects, InputRecord
 from pipeline.join import JoinProcessor
 from stream_app.alerts_feed import recent_alerts
 from stream_app.credential_watch import CredentialWatch
-from stream_app.live_state import LiveStateKeys
-from stream_app.metrics import MeteredLiveState, Partition, WorkerMetrics
+from stream_app.live_sinks import open_live_state
+from stream_app.metrics import Partition, WorkerMetrics
 from stream_app.runtimes.faust.app import create_app
 from stream_app.runtimes.faust.detect_stage import DetectionStage, SaveOnCommit
 from stream_app.runtimes.faust.join_stage import PartitionView
@@ -118,15 +117,9 @@ def mount_agents(
         worker.lateness_seconds,
     )
     app.sensors.add(SaveOnCommit(detection))
-    client = redis.asyncio.Redis.from_url(
-        settings.redis.url,
-        socket_timeout=1.0,
-        socket_connect_timeout=1.0,
-        **settings.redis.client_kwargs(),
-    )
     input_topics = (names.predictions, names.labels, names.observations)
     metrics = metrics or WorkerMetrics.from_settings(worker)
-    state = MeteredLiveState(client, LiveStateKeys(settings.redis.key_prefix), metrics=metrics)
+    state = open_live_state(settings, metrics)
     dirty: set[str] = set()
 
     dead_letter_log = SampledLog(log, "dead-lettered")

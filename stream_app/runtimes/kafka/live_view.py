@@ -13,12 +13,11 @@ import logging
 from collections import Counter
 from datetime import UTC, datetime
 
-import redis.asyncio
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from pipeline.detect import DetectProcessor
-from stream_app.live_state import LiveStateKeys
-from stream_app.metrics import MeteredLiveState, WorkerMetrics
+from stream_app.live_sinks import open_live_state
+from stream_app.metrics import WorkerMetrics
 from stream_app.runtimes.kafka.checkpoint import Committed
 from stream_app.runtimes.kafka.clients import Layout
 from stream_app.settings import Settings
@@ -35,14 +34,7 @@ class LiveView:
         self.metrics = metrics
         self.consumer = consumer
         self.layout = layout
-        client = redis.asyncio.Redis.from_url(
-            settings.redis.url,
-            socket_timeout=1.0,
-            socket_connect_timeout=1.0,
-            **settings.redis.client_kwargs(),
-        )
-        keys = LiveStateKeys(settings.redis.key_prefix)
-        self.state = MeteredLiveState(client, keys, metrics=metrics)
+        self.state = open_live_state(settings, metrics)
         self.summaries_due: set[str] = set()
 
     def count(self, name: str, n: int) -> None:

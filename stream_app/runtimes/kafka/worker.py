@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -42,7 +43,8 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from stream_app.credential_watch import CredentialWatch
-from stream_app.metrics import WorkerMetrics
+from stream_app.metrics import WorkerMetrics, serving_metrics
+from stream_app.runtimes import LEVELS, LOG_FORMAT
 from stream_app.runtimes.kafka.checkpoint import Checkpoint
 from stream_app.runtimes.kafka.clients import (
     ClientErrors,
@@ -260,8 +262,16 @@ class KafkaWorker:
         log.info("worker stopped")
 
 
-def run_kafka_worker(settings: Settings, metrics: WorkerMetrics) -> None:
-    """Run the Kafka-native worker in the foreground until SIGINT or SIGTERM."""
+def run_kafka_worker(settings: Settings, metrics: WorkerMetrics, loglevel: str = "info") -> None:
+    """Run the Kafka-native worker in the foreground until SIGINT or SIGTERM, logging at
+    ``loglevel`` to stderr and serving ``metrics`` (its runner in
+    :data:`stream_app.runtimes.RUNTIMES`)."""
+    logging.basicConfig(stream=sys.stderr, level=LEVELS[loglevel], format=LOG_FORMAT)
+    with serving_metrics(metrics.registry, settings.worker):
+        _run(settings, metrics)
+
+
+def _run(settings: Settings, metrics: WorkerMetrics) -> None:
     worker = KafkaWorker(settings, metrics)
 
     async def main() -> None:
