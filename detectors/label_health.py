@@ -183,13 +183,15 @@ class LabelHealth:
 
     @classmethod
     def for_bank(cls, config: BankConfig, *, arrival_order: bool) -> LabelHealth:
-        """The bank's label health: its horizon (learned unless the config says otherwise),
-        buckets as wide as a volume interval, which close the horizon after their end (plus
-        an interval in arrival order)."""
+        """The bank's label health: its horizon (learned unless the config says otherwise, or
+        the observations come in arrival order: a backlog read partition by partition puts
+        labels far behind their predictions, which a learned horizon of seconds would count
+        as missing), buckets as wide as a volume interval, which close the horizon after their
+        end (plus an interval in arrival order)."""
         return cls(
             config.label_horizon_seconds,
             config.volume_interval_seconds,
-            learned=config.label_horizon_learned,
+            learned=config.label_horizon_learned and not arrival_order,
             slack_seconds=config.volume_interval_seconds if arrival_order else 0.0,
         )
 
