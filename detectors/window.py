@@ -114,11 +114,9 @@ class RecentWindow:
 
     def state(self) -> dict[str, Any]:
         """The window as plain values (:meth:`from_state` builds it again)."""
-        return {"size": self.size, "binary": self.binary, "values": self.values_bytes()}
-
-    def values_bytes(self) -> bytes:
         values = self.values()
-        return (values.astype(np.uint8) if self.binary else values).tobytes()
+        data = (values.astype(np.uint8) if self.binary else values).tobytes()
+        return {"size": self.size, "binary": self.binary, "values": data}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> RecentWindow:
