@@ -47,7 +47,7 @@ def worker_env(settings: Settings, data_dir: Path, engine: Engine = "kafka") -> 
         "DRIFTSTREAM_JOIN__TTL_SECONDS": str(settings.join.ttl_seconds),
         "DRIFTSTREAM_JOIN__REPARTITION": str(settings.join.repartition).lower(),
         "DRIFTSTREAM_WORKER__METRICS_PORT": "0",
-        "DRIFTSTREAM_WORKER__SESSION_TIMEOUT_SECONDS": "15",  # a killed worker's share moves soon
+        "DRIFTSTREAM_WORKER__SESSION_TIMEOUT_SECONDS": "10",  # a killed worker's share moves soon
     }
 
 

@@ -24,8 +24,8 @@ from tests.pipeline import WorkerPool, alerts_of, live_view, send, sending
 pytestmark = pytest.mark.timeout(900)
 
 TTL_SECONDS = 600.0  # event time; the simulator's labels come ~30 s after their predictions
-RATE = 150.0  # events/s sent while a fault happens: a stream still flowing, whatever the runtime
-SLOW_RATE = 100.0  # three kills and restarts (each waiting out the group's session timeout)
+RATE = 300.0  # events/s sent while a fault happens: a stream still flowing, whatever the runtime
+SLOW_RATE = 200.0  # three kills and restarts (each waiting out the group's session timeout)
 
 
 def fault_ledger(settings: Settings, predictions: int, seed: int) -> tuple[Ledger, Topics]:

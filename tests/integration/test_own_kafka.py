@@ -24,7 +24,7 @@ from stream_app.cli import app
 from stream_app.services.process import wait_until
 from stream_app.settings import Settings
 from stream_app.topics import Topics, partition_counts, repartition_topics
-from tests.integration.kafka_io import consume
+from tests.integration.kafka_io import consume, topic_size
 from tests.pipeline import (
     WorkerPool,
     alert_facts,
@@ -124,7 +124,8 @@ def test_worker_started_before_its_topics_exist(settings: Settings, tmp_path: Pa
 
 def test_six_partitions_and_two_partitioners(settings: Settings, tmp_path: Path) -> None:
     """Predictions by librdkafka's default partitioner (CRC32), labels by the Java one
-    (murmur2): the hop puts both sides of each request on one partition."""
+    (murmur2): the route puts both sides of each request on one join partition; one worker
+    holds them all, so nothing goes through the repartition topics."""
     names = create_inputs(settings, 6)
     events = traffic()
     off = produce(settings, events, ("consistent_random", "murmur2_random"))
@@ -135,7 +136,9 @@ def test_six_partitions_and_two_partitioners(settings: Settings, tmp_path: Path)
         view = wait_for_joined(settings, worker, expected_joins(events))
     app_id = f"{names.prefix}worker"
     counts = partition_counts(settings.kafka)
-    assert [counts[t] for t in repartition_topics(app_id, names).values()] == [6, 6]
+    moved = repartition_topics(app_id, names).values()
+    assert [counts[t] for t in moved] == [6, 6]
+    assert [topic_size(settings, t) for t in moved] == [0, 0], "joined in the worker's process"
     assert "wrong_partition" not in view["_pipeline"]
     print(f"6 partitions, CRC32 and murmur2: {joined_as_replayed(settings, view, events)}")
 

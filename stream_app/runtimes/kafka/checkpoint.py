@@ -12,7 +12,8 @@ Offsets, per partition read:
   (:meth:`~pipeline.detect.DetectProcessor.oldest_held`);
 - ``detect_read`` and ``detect_committed``: the ``observations`` offsets read and committed.
 
-:meth:`Checkpoint.commit`, every ``worker.commit_interval_seconds``:
+:meth:`Checkpoint.commit`, every ``worker.commit_interval_seconds``, stretched under load
+(:func:`commit_interval`):
 
 1. the ``observations`` offsets that moved join the commit;
 2. nothing changed (no offset, no counter, no model): nothing to commit;
@@ -44,6 +45,22 @@ from stream_app.runtimes.kafka.stores import StateStores
 from stream_app.runtimes.kafka.transactions import COMMIT_ATTEMPTS, TransactionalProducer
 
 Key = tuple[str, int]  # (topic, partition)
+
+COMMIT_SHARE = 5
+"""Under load, the interval between commits stretches to this many times the last commit's
+duration (so committing takes at most a fifth of the worker's time)."""
+
+
+def commit_interval(last_commit_seconds: float, least: float, most: float) -> float:
+    """The time until the next commit: ``least`` while commits are quick, stretched with a
+    slow one, never over ``most`` (nor under ``least``).
+
+    >>> commit_interval(0.002, 0.1, 1.0), commit_interval(0.05, 0.1, 1.0)
+    (0.1, 0.25)
+    >>> commit_interval(3.0, 0.1, 1.0)
+    1.0
+    """
+    return max(least, min(most, COMMIT_SHARE * last_commit_seconds))
 
 
 @dataclass

@@ -3,13 +3,16 @@
 After each commit the counters of the partitions that changed are written as exact
 per-partition totals (Redis sums them over partitions: a partition restored elsewhere goes on
 from the same totals), with the alerts the commit published and, at the next flush, the
-summaries of the models whose state changed; the consumer lag and the assigned partitions go
-to Prometheus; a worker that reads nothing says why.
+summaries of the models whose state changed (as many as ``SUMMARY_SECONDS`` allows per flush,
+the longest waiting first: with thousands of models a summary of each at every flush would
+take most of the worker's time); the consumer lag and the assigned partitions go to
+Prometheus; a worker that reads nothing says why.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -24,6 +27,9 @@ from stream_app.settings import Settings
 
 log = logging.getLogger(__name__)
 
+SUMMARY_SECONDS = 0.05
+"""The longest a flush spends on models' summaries; the models left wait for the next."""
+
 
 class LiveView:
     """The worker's Redis live state and metrics (loop thread only)."""
@@ -35,7 +41,7 @@ class LiveView:
         self.consumer = consumer
         self.layout = layout
         self.state = open_live_state(settings, metrics)
-        self.summaries_due: set[str] = set()
+        self.summaries_due: dict[str, None] = {}  # in the order they became due
 
     def count(self, name: str, n: int) -> None:
         """A pipeline counter (``unreadable_topic``, ``stuck_commits``)."""
@@ -53,13 +59,21 @@ class LiveView:
                     by_model.setdefault(model_id, {})[name] = n
                 for model_id, named in by_model.items():
                     self.state.set_totals(model_id, source, named, restored=batch.restored)
-            self.summaries_due |= batch.models
+            self.summaries_due.update(dict.fromkeys(batch.models))
 
-    def refresh(self, detect: DetectProcessor, assigned: set[tuple[str, int]]) -> None:
-        """Before a flush: the summaries due, the lag, the assigned partitions."""
-        now = datetime.now(UTC)
-        due, self.summaries_due = self.summaries_due, set()
-        for model_id in due:
+    def refresh(
+        self,
+        detect: DetectProcessor,
+        assigned: set[tuple[str, int]],
+        seconds: float = SUMMARY_SECONDS,
+    ) -> None:
+        """Before a flush: the summaries due (for up to ``seconds``), the lag, the assigned
+        partitions."""
+        now, due = datetime.now(UTC), self.summaries_due
+        deadline = time.monotonic() + seconds
+        while due and time.monotonic() < deadline:
+            model_id = next(iter(due))
+            del due[model_id]
             if (model := detect.models.get(model_id)) is not None:
                 self.state.set_summary(model.bank.summary(), updated_at=now)
         self.metrics.set_consumer_lag(self.lag(assigned))

@@ -1,12 +1,15 @@
 """The Kafka-native runtime's three stages, each a hop through Kafka; what they emit is produced
 into the open transaction.
 
-- **route**: each input record, as it came, is written to its side's repartition topic on the
-  partition Kafka's default partitioner gives its key (:func:`pipeline.partitioner.partition_for`),
-  with its origin in a ``driftstream-origin`` header. Both sides of a request meet on one
-  partition whatever partitioner, and however many partitions, the producers used. With
-  ``join.repartition`` false the join reads the inputs themselves instead (co-partitioned by
-  the producers' promise; records off their partition are counted).
+- **route**: each input record goes to the join partition Kafka's default partitioner gives
+  its key (:func:`pipeline.partitioner.partition_for`), so both sides of a request meet on one
+  partition whatever partitioner, and however many partitions, the producers used. When this
+  worker holds that join partition (always, with one worker), the record is joined at once,
+  decoded once, in the same transaction as its input offset; otherwise it is written, as it
+  came, to its side's repartition topic, with its origin in a ``driftstream-origin`` header,
+  for the member that holds it. With ``join.repartition`` false the join reads the inputs
+  themselves instead (co-partitioned by the producers' promise; records off their partition
+  are counted).
 - **join**: the repartition records go through the :class:`~pipeline.join.JoinProcessor`,
   one join buffer per repartition partition;
 - **detect**: observations go through the :class:`~pipeline.detect.DetectProcessor`.
@@ -47,6 +50,7 @@ EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 Parsed = tuple[InputRecord, PredictionEvent | LabelEvent | InvalidEvent]
 Held = tuple[Key, Parsed]  # the Kafka partition a join record was read from
+Routed = tuple[Message, Parsed]
 ORIGIN = "driftstream-origin"  # where a repartition record was first written
 SIZES = "driftstream-sizes"  # key and value sizes of an input cut to be moved
 MOVED = (ORIGIN, SIZES)
@@ -86,9 +90,12 @@ class Stages:
         )
         self.checkpoint: Checkpoint | None = None  # set by the worker, which makes it after
         self.effects = Effects()
-        self.route_merge: EventTimeMerge[Key, Message] = EventTimeMerge()
+        self.route_merge: EventTimeMerge[Key, Routed] = EventTimeMerge()
         self.merge: EventTimeMerge[Key, Held] = EventTimeMerge()
         self.repartition_partitions = 0
+        self.local_joins: set[int] = set()
+        """The join partitions this worker holds (restored): records routed there are joined
+        in this process, not moved through the repartition topics."""
         self.dead_letter_log = SampledLog(log, "dead-lettered")
         self.misplaced_log = SampledLog(log, "input records on the wrong partition", 60.0, 30)
 
@@ -113,7 +120,7 @@ class Stages:
         effects, now, offsets = self.effects, datetime.now(UTC), self.offsets
         layout = self.layout
         runs: dict[Key, list[tuple[datetime, Held]]] = {}
-        route_runs: dict[Key, list[tuple[datetime, Message]]] = {}
+        route_runs: dict[Key, list[tuple[datetime, Routed]]] = {}
         taken = {"route": 0, "join": 0, "detect": 0}
         oldest: dict[str, float] = {}
         for message in messages:
@@ -139,8 +146,9 @@ class Stages:
             )
             if stage == "route":  # by the events' own time: a burst shares Kafka timestamps
                 route_run = route_runs.setdefault(key, [])
-                at = _event_time(self.join.parse(record, now), route_run, self.route_merge, key)
-                route_run.append((at, message))
+                parsed = self.join.parse(record, now)
+                at = _event_time(parsed, route_run, self.route_merge, key)
+                route_run.append((at, (message, (record, parsed))))
             elif stage == "join":
                 if (side := layout.side_of.get(topic)) is not None:  # a repartition topic
                     record = _moved(record, side, message)
@@ -156,7 +164,7 @@ class Stages:
                 self.metrics.consumed_batch(stage, n, oldest.get(stage))
         for key, route_run in route_runs.items():
             self.route_merge.add(key, route_run)
-            offsets.next_offsets[key] = (route_run[-1][1].offset() or 0) + 1
+            offsets.next_offsets[key] = route_run[-1][1][1][0].offset + 1
         for key, run in runs.items():
             self.merge.add(key, run)
             offsets.next_offsets[key] = run[-1][1][1][0].offset + 1
@@ -170,8 +178,10 @@ class Stages:
         """Route, then join, the records every partition of the stage has caught up with, in
         event-time order; then produce what came of the whole batch."""
         positions = self.offsets.positions
-        for message in self.route_merge.release(waiting=self._waiting(self.route_merge)):
-            self._route(message)
+        for message, input_record in self.route_merge.release(
+            waiting=self._waiting(self.route_merge)
+        ):
+            self._route(message, input_record)
         for key, (record, parsed) in self.merge.release(waiting=self._waiting(self.merge)):
             self.join.apply(record, parsed, self.effects)
             positions[key] = record.offset + 1
@@ -205,14 +215,19 @@ class Stages:
 
     # -- records out ----------------------------------------------------------------------
 
-    def _route(self, message: Message) -> None:
-        """Write one input record, as it came, to the repartition partition of its key."""
-        topic, partition, offset = message.topic(), message.partition(), message.offset()
-        assert topic is not None
-        assert partition is not None
-        assert offset is not None
-        key, value = message.key(), message.value()
-        headers = [*(message.headers() or []), (ORIGIN, f"{topic}/{partition}/{offset}".encode())]
+    def _route(self, message: Message, input_record: Parsed) -> None:
+        """Join one input record on the join partition of its key if this worker holds it,
+        else write it, as it came, to that partition of its repartition topic."""
+        record, event = input_record
+        topic, partition, offset = record.topic, record.partition, record.offset
+        self.offsets.positions[(topic, partition)] = offset + 1
+        target = partition_for(record.key or b"", self.repartition_partitions)
+        origin = f"{topic}/{partition}/{offset}"
+        if target in self.local_joins:
+            self.join.apply(record._replace(partition=target, origin=origin), event, self.effects)
+            return
+        key, value = record.key, record.value
+        headers = [*(message.headers() or []), (ORIGIN, origin.encode())]
         if (smaller := cut(key, value)) is not None:  # too big to send on whole
             headers.append((SIZES, f"{len(key or b'')} {len(value or b'')}".encode()))
             key, value = smaller
@@ -221,11 +236,10 @@ class Stages:
             self.layout.repartitions[topic],
             key,
             value,
-            partition=partition_for(message.key() or b"", self.repartition_partitions),
+            partition=target,
             headers=headers,
             **({"timestamp": ms} if kind else {}),
         )
-        self.offsets.positions[(topic, partition)] = offset + 1
 
     def produce(self) -> None:
         """Produce the outputs in the open transaction and fold the counts into the state."""
@@ -264,6 +278,7 @@ class Stages:
             tp.partition for tp in revoked if tp.topic == self.layout.names.observations
         }
         self.join.revoke(joins)
+        self.local_joins -= joins
         self.detect.revoke(observations)
         return joins, observations
 

@@ -19,13 +19,14 @@ each:
 - :mod:`~stream_app.runtimes.kafka.live_view`: committed state to Redis and Prometheus;
 - this module: the loop, the rebalances, the rollback.
 
-Every ``commit_interval_seconds`` one Kafka transaction commits, atomically, the outputs, the
-state changes and the input offsets (KIP-447: a worker that lost its partitions is fenced). A
-partition assigned to the worker is restored from its changelog partition before any of its
-records is processed; on revocation the open transaction is committed first; a failed commit
-or a lost assignment rolls back to the last commit. After a crash nothing committed is lost and
-nothing uncommitted is visible to ``read_committed`` readers: each labelled prediction yields
-one outcome record and each alert is on the alerts topic once.
+Every ``commit_interval_seconds`` (stretched under load) one Kafka transaction commits,
+atomically, the outputs, the state changes and the input offsets (KIP-447: a worker that lost
+its partitions is fenced). A partition assigned to the worker is restored from its changelog
+partition before any of its records is processed; on revocation the open transaction is
+committed first; a failed commit or a lost assignment rolls back to the last commit. After a
+crash nothing committed is lost and nothing uncommitted is visible to ``read_committed``
+readers: each labelled prediction yields one outcome record and each alert is on the alerts
+topic once.
 
 Only committed state reaches Redis and Prometheus (:mod:`~stream_app.runtimes.kafka.live_view`).
 """
@@ -45,7 +46,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from stream_app.credential_watch import CredentialWatch
 from stream_app.metrics import WorkerMetrics, serving_metrics
 from stream_app.runtimes import LEVELS, LOG_FORMAT
-from stream_app.runtimes.kafka.checkpoint import Checkpoint
+from stream_app.runtimes.kafka.checkpoint import Checkpoint, commit_interval
 from stream_app.runtimes.kafka.clients import (
     ClientErrors,
     Layout,
@@ -145,6 +146,7 @@ class KafkaWorker:
             {tp.partition for tp in partitions if tp.topic == layout.names.observations},
         )
         self.stages.join.revoke(restored.join_partitions)  # buffers rebuilt from the stores
+        self.stages.local_joins |= restored.join_partitions  # joined here, not moved
         self.checkpoint.restored(restored.totals)
 
     def _forget(self, revoked: list[TopicPartition]) -> None:
@@ -175,6 +177,8 @@ class KafkaWorker:
         )
         worker = settings.worker
         last_commit = last_flush = last_check = last_record = time.monotonic()
+        least = interval = worker.commit_interval_seconds
+        most = max(least, worker.max_commit_interval_seconds)
         flushing: asyncio.Task[bool] | None = None
         try:
             while not self.stopping:
@@ -190,9 +194,10 @@ class KafkaWorker:
                     stages.release()
                 stages.release_quiet()
                 now = time.monotonic()
-                if now - last_commit >= worker.commit_interval_seconds:
+                if now - last_commit >= interval:
                     await self._commit_in_thread()
-                    last_commit = now
+                    last_commit, took = time.monotonic(), time.monotonic() - now
+                    interval = commit_interval(took, least, most)
                 if now - last_flush >= worker.redis_flush_seconds and (
                     flushing is None or flushing.done()
                 ):
@@ -255,7 +260,7 @@ class KafkaWorker:
         self.view.publish(self.checkpoint.take_committed())
         if flushing is not None:
             await flushing
-        self.view.refresh(self.stages.detect, self.assigned)
+        self.view.refresh(self.stages.detect, self.assigned, seconds=float("inf"))  # all due
         await self.view.flush()
         await asyncio.to_thread(self.consumer.close)
         self.producer.flush(10)
