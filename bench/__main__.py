@@ -25,6 +25,7 @@ BENCHMARKS = (
     "data_quality",
     "bench_codec",
     "core",
+    "explain",
 )
 """Module names under ``bench``, in the order they run."""
 

@@ -378,6 +378,8 @@ class ShapedRun:
     false_alarms: int
     delay_seconds: float | None
     alerts_after: int
+    late_false_alarms: int = 0
+    """Of a quiet stream's false alarms, those in its second half (after a diurnal cycle)."""
 
 
 def run_shaped(index: int, seed: int) -> dict[str, ShapedRun]:
@@ -391,6 +393,7 @@ def run_shaped(index: int, seed: int) -> dict[str, ShapedRun]:
         alerts = backtest.process_many(events) + backtest.finish()
         change = None if stream.change is None else T0 + timedelta(seconds=stream.change)
         before = [a for a in alerts if change is None or a.event_time < change]
+        half = T0 + timedelta(seconds=stream.seconds / 2)
         after = [a for a in alerts if change is not None and a.event_time >= change]
         hits = [a.event_time for a in after if a.signal == stream.signal]
         runs[name] = ShapedRun(
@@ -399,6 +402,7 @@ def run_shaped(index: int, seed: int) -> dict[str, ShapedRun]:
             if not hits or change is None
             else (min(hits) - change).total_seconds(),
             alerts_after=len(hits),
+            late_false_alarms=sum(change is None and a.event_time >= half for a in before),
         )
     return runs
 
@@ -439,7 +443,12 @@ def render_shaped(runs: dict[tuple[int, str], list[ShapedRun]], seeds: int) -> l
                     str(max((r.alerts_after for r in got), default=0))
                     if stream.change is not None
                     else "",
-                    f"{sum(r.false_alarms for r in got)} in {len(got)} streams",
+                    f"{sum(r.false_alarms for r in got)} in {len(got)} streams"
+                    + (
+                        f" ({sum(r.late_false_alarms for r in got)} in their second half)"
+                        if stream.change is None
+                        else ""
+                    ),
                 ]
             )
     return [

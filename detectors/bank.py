@@ -181,6 +181,8 @@ class DetectorBank:
         self._prediction_pieces = {s.name for s in sources if s.on_prediction is not None}
         self._outcome_pieces = {s.name for s in sources if s.on_outcome is not None}
         self._annotators = [s for s in sources if isinstance(s, AlertAnnotator)]
+        for annotator in self._annotators:
+            annotator.bind(self._sources)
         self._tail_signals = [
             *(signal for source in sources for signal in source.signals),
             *_OUTCOME_SIGNALS,
@@ -459,7 +461,7 @@ FEATURE_PIECE = "feature/"
 """The prefix of a tracked feature's piece (its reference and quality counts)."""
 SIGNAL_PIECE = "signal/"
 """The prefix of a signal's piece (its monitor: detectors, window, counters)."""
-PIECE_FORMAT = 6
+PIECE_FORMAT = 7
 """The format of every piece; another one is refused (:class:`SnapshotFormatError`)."""
 
 

@@ -224,17 +224,24 @@ class PerformanceEstimate:
             )
 
     def expected_correct(self, event: PredictionEvent) -> float | None:
-        """The probability that ``event``'s prediction is right, counted into the estimated
-        precision and recall; None for a prediction without score, a regression, or before
-        the calibration is frozen."""
-        if event.score is None or isinstance(event.prediction, float):
+        """The probability that ``event``'s prediction is right (:meth:`correct_of`), counted
+        into the estimated precision and recall."""
+        if (expected := self._expected_of(event)) is None:
             return None
         predicted = self._expected.is_positive(event.prediction)
-        expected = self.calibration.rates(event.score, predicted)
-        if expected is None:
-            return None
         self._expected.push_expected(predicted, expected.positive)
         return expected.correct
+
+    def correct_of(self, event: PredictionEvent) -> float | None:
+        """The probability that ``event``'s prediction is right, counting nothing; None for a
+        prediction without score, a regression, or before the calibration is frozen."""
+        expected = self._expected_of(event)
+        return None if expected is None else expected.correct
+
+    def _expected_of(self, event: PredictionEvent) -> ExpectedOutcome | None:
+        if event.score is None or isinstance(event.prediction, float):
+            return None
+        return self.calibration.rates(event.score, self._expected.is_positive(event.prediction))
 
     @classmethod
     def for_bank(cls, config: BankConfig, *, arrival_order: bool) -> PerformanceEstimate:

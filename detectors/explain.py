@@ -10,10 +10,15 @@ then goes unexplained: a random sample is lost, not a biased one) until its outc
 outcome then goes, with its error, its sequence number among the model's outcomes and its
 prediction time, into a ring of the latest ``window`` explained outcomes (numpy arrays).
 
-When a concept signal (``error_rate``, ``abs_error``) fires, :meth:`SliceExplainer.annotate`
-splits that ring where the detector split its stream: the firing's last ``after.n`` outcomes are
-"after" (``observed`` says which outcome it fired at), those before them "before", and per slice
-it gives the shares and error before and after and its contribution to the change of the error
+The label-free ``estimated_accuracy`` (:mod:`detectors.calibration`) is explained the same way
+by :class:`EstimateExplainer` (``source/explain_estimate``), from a ring of predictions with
+their estimated error, each taken as soon as it is made.
+
+When a concept signal (``error_rate``, ``abs_error``, ``estimated_accuracy``) fires,
+:meth:`SliceExplainer.annotate` splits its ring where the detector split its stream: the
+firing's last ``after.n`` outcomes are "after" (``observed`` says which outcome it fired at),
+those before them "before", and per slice it gives the shares and error before and after and its
+contribution to the change of the error
 (``p`` a slice's share, ``e`` its error, ``E`` the model's, bars the mean of before and after)::
 
     contribution = mean(p) * (e_after - e_before)      # from_error: the slice got worse
@@ -36,6 +41,7 @@ outcome, a hash look-up and an append; per explanation, four ``numpy.bincount`` 
 State at the defaults (10 features, ``window`` 1,000, 2,048 slots): the slot table
 2,048 x (4 + 10) bytes, the ring 1,000 x (10 + 16) bytes, the bins' edges and categories: about
 56 KB at most, under 64 KiB; before the bins are fixed, the reference values (256 per feature).
+The estimates' explainer keeps no slot table and a ring of 500: about 17 KB.
 
 >>> from datetime import datetime, timezone
 >>> from detectors.join import JoinedOutcome
@@ -67,12 +73,13 @@ import zlib
 from array import array
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 import numpy.typing as npt
 
-from detectors.signals import ABS_ERROR, ERROR_RATE, Signal
+from detectors.calibration import PerformanceEstimate
+from detectors.signals import ABS_ERROR, ERROR_RATE, ESTIMATED_ACCURACY, Signal
 from schemas.events import (
     MAX_EXPLAINED_SIGNALS,
     MAX_EXPLAINED_SLICES,
@@ -85,7 +92,7 @@ if TYPE_CHECKING:
     from detectors.config import BankConfig
     from detectors.join import JoinedOutcome
     from detectors.monitor import Firing
-    from detectors.sources import Emit, Figure
+    from detectors.sources import Emit, Figure, SignalSource
     from schemas.events import PredictionEvent
 
 MAX_FEATURES = 10
@@ -124,7 +131,9 @@ HALVING = 2000
 OTHER = TOP_CATEGORIES
 """The bin of a category without one of its own."""
 EXPLAINED = {ERROR_RATE.name: "classification", ABS_ERROR.name: "regression"}
-"""The concept signals explained, and the task of their outcomes."""
+"""The concept signals explained from outcomes, and the task of their outcomes."""
+ESTIMATED = ESTIMATED_ACCURACY.name
+"""The label-free signal explained from predictions (by their estimated error)."""
 
 Ints = npt.NDArray[np.int64]
 
@@ -165,20 +174,91 @@ class _Feature:
         return {"low": low, "high": high}
 
 
-class SliceExplainer:
-    """Per model: the features' bins and the latest explained outcomes (see the module).
+class _Ring:
+    """The latest ``window`` explained values (an outcome's error, or a prediction's estimated
+    error) with their sequence number among their signal's values, their prediction's time
+    (seconds from the explainer's base) and bins; those that left it, as decayed counts and
+    error totals per feature and bin. Values wait in ``pending`` until :meth:`fold`."""
 
-    Parameters
-    ----------
-    window
-        How many explained outcomes are kept (the "before" side reaches this far back).
-    reference
-        How many first predictions fix the bins.
-    slots
-        How many predictions can wait for their outcome.
-    """
+    def __init__(self, window: int, width: int) -> None:
+        self.window, self.width = window, width
+        self.pending: list[tuple[int, float, int, bytes]] = []  # (seq, error, seconds, bins)
+        self.folded = 0
+        self.seq: Ints = np.zeros(window, dtype=np.int64)
+        self.error = np.zeros(window, dtype=np.float32)
+        self.time = np.zeros(window, dtype=np.int32)
+        self.bins = np.zeros((window, width), dtype=np.uint8)
+        self.old_count = [0.0] * (BINS * width)  # per feature and bin: the values out of the ring
+        self.old_total = [0.0] * (BINS * width)  # and their errors, halved every HALVING leaving
+        self.left = 0
 
-    name: ClassVar[str] = "source/explain"
+    def fold(self, through: int | None) -> None:
+        """Move the pending values up to sequence number ``through`` (None: all) to the ring;
+        the ones they push out of it go into the old counts (one at a time, in order, so any
+        split of the stream into batches gives the same sums)."""
+        pending = self.pending
+        if not pending:
+            return
+        count = len(pending)
+        if through is not None:
+            count = bisect.bisect_right(pending, through, key=lambda item: item[0])
+            if count == 0:
+                return
+        taken = pending[:count]
+        del pending[:count]
+        window, width = self.window, self.width
+        old_count, old_total = self.old_count, self.old_total
+        bins, errors = self.bins, self.error
+        offsets = range(0, BINS * width, BINS)
+        for seq, error, seconds, row in taken:
+            at = self.folded % window
+            if self.folded >= window:  # the oldest leaves the ring
+                leaving = float(errors[at])
+                for offset, index in zip(offsets, bins[at].tolist(), strict=True):
+                    old_count[offset + index] += 1.0
+                    old_total[offset + index] += leaving
+                self.left += 1
+                if self.left % HALVING == 0:
+                    self.old_count = old_count = [value * 0.5 for value in old_count]
+                    self.old_total = old_total = [value * 0.5 for value in old_total]
+            self.seq[at] = seq
+            errors[at] = error
+            self.time[at] = max(-(2**31), min(seconds, 2**31 - 1))
+            bins[at] = np.frombuffer(row, dtype=np.uint8)
+            self.folded += 1
+
+    def state(self) -> dict[str, Any]:
+        """Plain values (:meth:`from_state`); the pending values go into the ring first."""
+        self.fold(None)
+        return {
+            "window": self.window,
+            "folded": self.folded,
+            "ring": tuple(
+                array.tobytes() for array in (self.seq, self.error, self.time, self.bins)
+            ),
+            "old": (list(self.old_count), list(self.old_total), self.left),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], width: int) -> _Ring:
+        ring = cls(state["window"], width)
+        seq, error, time, bins = state["ring"]
+        ring.seq = np.frombuffer(seq, dtype=np.int64).copy()
+        ring.error = np.frombuffer(error, dtype=np.float32).copy()
+        ring.time = np.frombuffer(time, dtype=np.int32).copy()
+        ring.bins = np.frombuffer(bins, dtype=np.uint8).reshape(ring.window, width).copy()
+        old_count, old_total, ring.left = state["old"]
+        ring.old_count, ring.old_total = list(old_count), list(old_total)
+        ring.folded = state["folded"]
+        return ring
+
+
+class _SliceBins:
+    """What both explainers keep (the features' bins, fixed from the first ``reference``
+    predictions; their rings of explained values, ``window`` each; the data alerts) and how
+    they explain a firing; the subclass says which ring explains a signal (:meth:`_ring_of`)
+    and fills it. ``slots``: the predictions that can wait for their outcome."""
+
     signals: ClassVar[tuple[Signal, ...]] = ()
 
     def __init__(self, window: int, reference: int = REFERENCE, slots: int = SLOTS) -> None:
@@ -189,62 +269,12 @@ class SliceExplainer:
         self._features: list[_Feature] | None = None
         self._task: str | None = None
         self._outcomes = 0  # of the model's task: the count of its concept signal's values
-        self._base: int | None = None  # seconds of the first outcome's prediction time
+        self._estimates = 0  # the count of its estimated_accuracy values
+        self._base: int | None = None  # seconds of the first explained value's prediction time
         self._tags = array("I")
         self._rows = bytearray()
-        self._pending: list[tuple[int, float, int, bytes]] = []  # (seq, error, seconds, bins)
-        self._folded = 0
-        self._seq: Ints = np.zeros(0, dtype=np.int64)
-        self._error = np.zeros(0, dtype=np.float32)
-        self._time = np.zeros(0, dtype=np.int32)
-        self._bins = np.zeros((0, 0), dtype=np.uint8)
-        self._old_count: list[float] = []  # per feature and bin: the outcomes out of the ring
-        self._old_total: list[float] = []  # and their errors, halved every HALVING leaving
-        self._left = 0
+        self._rings: dict[str, _Ring] = {}  # the outcomes' by task; the estimates'
         self._data_alerts: list[tuple[int, str]] = []  # (seconds of event time, signal)
-
-    @classmethod
-    def for_bank(cls, config: BankConfig, *, arrival_order: bool) -> SliceExplainer:
-        """The bank's explainer: a window of twice its ``recent_window`` (at most 1,000)."""
-        return cls(min(2 * config.recent_window, MAX_WINDOW))
-
-    # -- the hooks -----------------------------------------------------------------------
-
-    def on_prediction(self, event: PredictionEvent, emit: Emit) -> None:
-        """Bin the prediction's features and let it wait for its outcome."""
-        features = self._features
-        if features is None:
-            self._learn(event.features)
-            return
-        if not features:
-            return
-        values = event.features
-        row = bytes([feature.bin(values.get(feature.name)) for feature in features])
-        slot, tag = _hashes(event.request_id, self.slots)
-        self._tags[slot] = tag
-        width = len(features)
-        self._rows[slot * width : (slot + 1) * width] = row
-
-    def on_outcome(self, outcome: JoinedOutcome, emit: Emit) -> None:
-        """Take the outcome's error into the pending outcomes, with its prediction's bins."""
-        if self._task is None:
-            self._task = outcome.task
-        if outcome.task != self._task:
-            return  # a model of one task is explained; another task's outcomes are ignored
-        self._outcomes += 1
-        features = self._features
-        if not features:
-            return
-        slot, tag = _hashes(outcome.request_id, self.slots)
-        if self._tags[slot] != tag:
-            return
-        self._tags[slot] = 0
-        width = len(features)
-        seconds = _seconds(outcome.prediction_time)
-        if self._base is None:
-            self._base = seconds
-        row = bytes(self._rows[slot * width : (slot + 1) * width])
-        self._pending.append((self._outcomes, outcome.error, seconds - self._base, row))
 
     def summary(self) -> dict[str, Figure]:
         """No figures of its own."""
@@ -255,9 +285,10 @@ class SliceExplainer:
     def annotate(self, firing: Firing, alert: DriftAlert) -> DriftAlert:
         """``alert`` (raised for ``firing``) with its explanation if it is of a concept signal
         explained; a data alert is remembered for the explanations that follow."""
-        if alert.kind == "data":
-            self._data_alerts.append((_seconds(alert.event_time), alert.signal))
-            del self._data_alerts[:-MAX_EXPLAINED_SIGNALS]
+        if self._ring_of(alert.signal) is None:
+            if alert.kind == "data":
+                self._data_alerts.append((_seconds(alert.event_time), alert.signal))
+                del self._data_alerts[:-MAX_EXPLAINED_SIGNALS]
             return alert
         if firing.events_since_drift_start is None:
             return alert
@@ -269,8 +300,9 @@ class SliceExplainer:
         )
 
     def settle(self) -> None:
-        """The batch ended: every pending outcome goes into the ring."""
-        self._fold(None)
+        """The batch ended: every pending value goes into its ring."""
+        for ring in self._rings.values():
+            ring.fold(None)
 
     # -- explaining ----------------------------------------------------------------------
 
@@ -278,19 +310,21 @@ class SliceExplainer:
         """The explanation of a change of ``signal`` at its ``observed``-th value, the last
         ``after`` values being after the change point (None: not enough outcomes explained)."""
         features = self._features
-        if not features or EXPLAINED.get(signal) != self._task:
+        if not features or (key := self._ring_of(signal)) is None:
             return None
-        self._fold(observed)
+        if (ring := self._rings.get(key)) is None:
+            return None
+        ring.fold(observed)
         after = max(after, MIN_AFTER)
-        filled = min(self._folded, self.window)
-        seq, error = self._seq[:filled], self._error[:filled].astype(np.float64)
+        filled = min(ring.folded, ring.window)
+        seq, error = ring.seq[:filled], ring.error[:filled].astype(np.float64)
         later = seq > observed - after
         if not later.any():
             return None
         width = len(features)
-        codes = self._bins[:filled].astype(np.int64) + BINS * np.arange(width, dtype=np.int64)
+        codes = ring.bins[:filled].astype(np.int64) + BINS * np.arange(width, dtype=np.int64)
         size = BINS * width
-        old_count, old_total = np.asarray(self._old_count), np.asarray(self._old_total)
+        old_count, old_total = np.asarray(ring.old_count), np.asarray(ring.old_total)
         sides = []
         for side, count_old, total_old in ((~later, old_count, old_total), (later, 0.0, 0.0)):
             picked = codes[side].ravel()
@@ -337,7 +371,7 @@ class SliceExplainer:
         concentrated = _concentrated(
             direction * contribution, share, change * direction, width, sides[0], sides[1]
         )
-        start = int(self._time[:filled][later].min()) + (self._base or 0)
+        start = int(ring.time[:filled][later].min()) + (self._base or 0)
         alerted = list(dict.fromkeys(s for t, s in self._data_alerts if t >= start))
         return Explanation(
             slices=slices,
@@ -350,8 +384,7 @@ class SliceExplainer:
     # -- state ---------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
-        """Plain values (:meth:`from_state`); the pending outcomes go into the ring first."""
-        self._fold(None)
+        """Plain values (:meth:`from_state`); the pending values go into their rings first."""
         features = self._features
         return {
             "window": self.window,
@@ -365,22 +398,16 @@ class SliceExplainer:
             else [(f.name, f.numeric, f.edges, f.categories) for f in features],
             "task": self._task,
             "outcomes": self._outcomes,
+            "estimates": self._estimates,
             "base": self._base,
             "tags": self._tags.tobytes(),
             "rows": bytes(self._rows),
-            "folded": self._folded,
-            "ring": (
-                self._seq.tobytes(),
-                self._error.tobytes(),
-                self._time.tobytes(),
-                self._bins.tobytes(),
-            ),
-            "old": (list(self._old_count), list(self._old_total), self._left),
+            "rings": {key: ring.state() for key, ring in self._rings.items()},
             "data_alerts": list(self._data_alerts),
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> SliceExplainer:
+    def from_state(cls, state: dict[str, Any]) -> Self:
         explainer = cls(state["window"], state["reference"], state["slots"])
         explainer._seen = state["seen"]
         explainer._numbers = {name: list(values) for name, values in state["numbers"].items()}
@@ -390,18 +417,11 @@ class SliceExplainer:
             explainer._use([_Feature(n, num, tuple(e), tuple(c)) for n, num, e, c in features])
             explainer._tags = array("I", state["tags"])
             explainer._rows = bytearray(state["rows"])
-            seq, error, time, bins = state["ring"]
-            explainer._seq = np.frombuffer(seq, dtype=np.int64).copy()
-            explainer._error = np.frombuffer(error, dtype=np.float32).copy()
-            explainer._time = np.frombuffer(time, dtype=np.int32).copy()
-            explainer._bins = np.frombuffer(bins, dtype=np.uint8).reshape(
-                explainer.window, len(features)
-            )
-            explainer._bins = explainer._bins.copy()
-        old_count, old_total, explainer._left = state["old"]
-        explainer._old_count, explainer._old_total = list(old_count), list(old_total)
+            explainer._rings = {
+                key: _Ring.from_state(ring, len(features)) for key, ring in state["rings"].items()
+            }
         explainer._task, explainer._outcomes = state["task"], state["outcomes"]
-        explainer._base, explainer._folded = state["base"], state["folded"]
+        explainer._estimates, explainer._base = state["estimates"], state["base"]
         explainer._data_alerts = [(int(t), str(signal)) for t, signal in state["data_alerts"]]
         return explainer
 
@@ -433,46 +453,141 @@ class SliceExplainer:
         width = len(features)
         self._tags = array("I", bytes(4 * self.slots))
         self._rows = bytearray(self.slots * width)
-        self._seq = np.zeros(self.window, dtype=np.int64)
-        self._error = np.zeros(self.window, dtype=np.float32)
-        self._time = np.zeros(self.window, dtype=np.int32)
-        self._bins = np.zeros((self.window, width), dtype=np.uint8)
-        self._old_count, self._old_total = [0.0] * (BINS * width), [0.0] * (BINS * width)
 
-    def _fold(self, through: int | None) -> None:
-        """Move the pending outcomes up to sequence number ``through`` (None: all) to the ring;
-        the ones they push out of it go into the old counts (one at a time, in order, so any
-        split of the stream into batches gives the same sums)."""
-        pending = self._pending
-        if not pending:
+    def _ring_of(self, signal: str) -> str | None:
+        """The ring that explains ``signal`` (None: not explained here)."""
+        raise NotImplementedError
+
+    def _bins_of(self, event: PredictionEvent) -> bytes | None:
+        """The prediction's bin per feature (None while the reference fixes the bins)."""
+        features = self._features
+        if features is None:
+            self._learn(event.features)
+            return None
+        if not features:
+            return None
+        values = event.features
+        return bytes([feature.bin(values.get(feature.name)) for feature in features])
+
+    def _ring(self, key: str, window: int) -> _Ring:
+        """The ring of ``key`` (a task, or ``estimated_accuracy``), made on first use."""
+        ring = self._rings.get(key)
+        if ring is None:
+            assert self._features is not None
+            ring = self._rings[key] = _Ring(window, len(self._features))
+        return ring
+
+    def _since_base(self, moment: datetime) -> int:
+        """Seconds of a prediction's time since the first explained value's."""
+        seconds = _seconds(moment)
+        if self._base is None:
+            self._base = seconds
+        return seconds - self._base
+
+
+class SliceExplainer(_SliceBins):
+    """Per model: the features' bins and the latest explained outcomes (see the module).
+
+    Parameters
+    ----------
+    window
+        How many explained outcomes are kept (the "before" side reaches this far back).
+    reference
+        How many first predictions fix the bins.
+    slots
+        How many predictions can wait for their outcome.
+    """
+
+    name: ClassVar[str] = "source/explain"
+
+    @classmethod
+    def for_bank(cls, config: BankConfig, *, arrival_order: bool) -> SliceExplainer:
+        """The bank's explainer: a window of twice its ``recent_window`` (at most 1,000)."""
+        return cls(min(2 * config.recent_window, MAX_WINDOW))
+
+    def bind(self, sources: Mapping[str, SignalSource]) -> None:
+        """Reads no other source (:class:`EstimateExplainer` reads the estimate)."""
+
+    def on_prediction(self, event: PredictionEvent, emit: Emit) -> None:
+        """Bin the prediction's features and let it wait for its outcome."""
+        if (row := self._bins_of(event)) is None:
             return
-        count = len(pending)
-        if through is not None:
-            count = bisect.bisect_right(pending, through, key=lambda item: item[0])
-            if count == 0:
-                return
-        taken = pending[:count]
-        del pending[:count]
-        window, width = self.window, self._bins.shape[1]
-        old_count, old_total = self._old_count, self._old_total
-        bins, errors = self._bins, self._error
-        offsets = range(0, BINS * width, BINS)
-        for seq, error, seconds, row in taken:
-            at = self._folded % window
-            if self._folded >= window:  # the oldest leaves the ring
-                leaving = float(errors[at])
-                for offset, index in zip(offsets, bins[at].tolist(), strict=True):
-                    old_count[offset + index] += 1.0
-                    old_total[offset + index] += leaving
-                self._left += 1
-                if self._left % HALVING == 0:
-                    self._old_count = old_count = [value * 0.5 for value in old_count]
-                    self._old_total = old_total = [value * 0.5 for value in old_total]
-            self._seq[at] = seq
-            errors[at] = error
-            self._time[at] = max(-(2**31), min(seconds, 2**31 - 1))
-            bins[at] = np.frombuffer(row, dtype=np.uint8)
-            self._folded += 1
+        slot, tag = _hashes(event.request_id, self.slots)
+        self._tags[slot] = tag
+        width = len(row)
+        self._rows[slot * width : (slot + 1) * width] = row
+
+    def on_outcome(self, outcome: JoinedOutcome, emit: Emit) -> None:
+        """Take the outcome's error into the pending outcomes, with its prediction's bins."""
+        if self._task is None:
+            self._task = outcome.task
+        if outcome.task != self._task:
+            return  # a model of one task is explained; another task's outcomes are ignored
+        self._outcomes += 1
+        features = self._features
+        if not features:
+            return
+        slot, tag = _hashes(outcome.request_id, self.slots)
+        if self._tags[slot] != tag:
+            return
+        self._tags[slot] = 0
+        width = len(features)
+        seconds = self._since_base(outcome.prediction_time)
+        row = bytes(self._rows[slot * width : (slot + 1) * width])
+        ring = self._ring(outcome.task, self.window)
+        ring.pending.append((self._outcomes, outcome.error, seconds, row))
+
+    def _ring_of(self, signal: str) -> str | None:
+        """The ring that explains ``signal`` (None: not explained here)."""
+        task = EXPLAINED.get(signal)
+        return task if task is not None and task == self._task else None
+
+
+class EstimateExplainer(_SliceBins):
+    """Why the label-free ``estimated_accuracy`` fell: the bank's source
+    ``source/explain_estimate``, a piece of its own (about 17 KB at the defaults).
+
+    Each prediction the model's :class:`~detectors.calibration.PerformanceEstimate` gives a
+    probability of being right (the ``estimated_accuracy`` value; :meth:`bind` finds the
+    estimate among the bank's sources) goes at once, with its bins, into a ring of the latest
+    ``window`` with its estimated error (one minus that probability), and an
+    ``estimated_accuracy`` alert is split and explained as a concept alert is: the slices
+    whose estimated error rose. No slot table: nothing waits for a label. Its bins are fixed
+    from the same first predictions as the outcomes' explainer's, so the two name the same
+    slices."""
+
+    name: ClassVar[str] = "source/explain_estimate"
+    on_outcome: ClassVar[None] = None
+
+    def __init__(self, window: int, reference: int = REFERENCE, slots: int = 0) -> None:
+        super().__init__(window, reference, slots)
+        self._estimate: PerformanceEstimate | None = None
+
+    @classmethod
+    def for_bank(cls, config: BankConfig, *, arrival_order: bool) -> EstimateExplainer:
+        """A window of the bank's ``recent_window`` (at most half of :data:`MAX_WINDOW`)."""
+        return cls(min(config.recent_window, MAX_WINDOW // 2))
+
+    def bind(self, sources: Mapping[str, SignalSource]) -> None:
+        """The estimate whose ``estimated_accuracy`` it explains (none: it explains nothing)."""
+        estimate = sources.get(PerformanceEstimate.name)
+        self._estimate = estimate if isinstance(estimate, PerformanceEstimate) else None
+
+    def on_prediction(self, event: PredictionEvent, emit: Emit) -> None:
+        """Count the prediction's ``estimated_accuracy`` value, and take its estimated error
+        with its bins into the ring."""
+        estimate = self._estimate
+        if estimate is None or (correct := estimate.correct_of(event)) is None:
+            self._bins_of(event)  # the reference fills before the calibration freezes
+            return
+        self._estimates += 1
+        if (row := self._bins_of(event)) is not None:
+            seconds = self._since_base(event.timestamp)
+            ring = self._ring(ESTIMATED, self.window)
+            ring.pending.append((self._estimates, 1.0 - correct, seconds, row))
+
+    def _ring_of(self, signal: str) -> str | None:
+        return ESTIMATED if signal == ESTIMATED else None
 
 
 def _fixed(name: str, numbers: list[float], texts: dict[str, int]) -> _Feature:

@@ -34,7 +34,7 @@ batches give the values of one observation at a time).
 >>> from datetime import datetime, timedelta, timezone
 >>> from schemas.events import PredictionEvent
 >>> [source.name for source in SOURCES][3:]
-['source/positive_class', 'source/explain']
+['source/positive_class', 'source/explain', 'source/explain_estimate']
 >>> volume = TrafficVolume.for_bank(BankConfig(volume_interval_seconds=10), arrival_order=False)
 >>> columns = SourceColumns(volume.signals)
 >>> t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -52,12 +52,12 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, Self, runtime_checkable
 
 from detectors.calibration import PerformanceEstimate
 from detectors.config import BankConfig
-from detectors.explain import SliceExplainer
+from detectors.explain import EstimateExplainer, SliceExplainer
 from detectors.join import JoinedOutcome
 from detectors.label_health import LabelHealth
 from detectors.monitor import Firing
@@ -134,6 +134,11 @@ class AlertAnnotator(Protocol):
         """The batch's alerts are all annotated."""
         ...
 
+    def bind(self, sources: Mapping[str, SignalSource]) -> None:
+        """The bank's sources, by name, once they are made or restored (an annotator may read
+        another source's figures, as the explainer reads the estimate's)."""
+        ...
+
 
 SOURCES: tuple[type[SignalSource], ...] = (
     PerformanceEstimate,
@@ -141,6 +146,7 @@ SOURCES: tuple[type[SignalSource], ...] = (
     LabelHealth,
     PositiveClassRates,
     SliceExplainer,
+    EstimateExplainer,
 )
 """The registered sources, in the order of their signals' columns (one line per family)."""
 

@@ -7,10 +7,14 @@ mean. A prediction of an interval already handed out is late: counted in ``late`
 of the rates. The first interval is not handed out: the model's traffic began somewhere
 inside it, so its rate is too low. With ``adaptive`` (the bank's default,
 ``volume_adaptive_interval``) the interval is the configured one times the smallest power of
-two that gives :data:`TARGET_COUNT` predictions per interval at the model's rate so far: a
-model with one request every few minutes is judged on intervals of hours, one with thousands a
-second on the configured 10 s. It only lengthens, at a boundary of the longer interval (the
-rates it hands out stay predictions per second). It is the bank's signal source ``source/volume``
+two that gives :data:`TARGET_COUNT` *effective* predictions per interval at the model's rate
+so far: the count divided by its dispersion (variance over mean of the intervals' counts, 1
+for Poisson traffic, about 40 for bursts of 20 requests), so a model with one request every
+few minutes is judged on intervals of hours, one with thousands a second on the configured
+10 s, and bursty traffic on intervals long enough for its bursts to average out. It only
+lengthens, at a boundary of the longer interval (the rates it hands out stay predictions per
+second); the intervals too short for the rate that close before that boundary are not handed
+out (mostly empty, they would read as a drop). It is the bank's signal source ``source/volume``
 (:mod:`detectors.sources`): it takes predictions only, and its summary figure is
 ``late_for_volume``.
 
@@ -39,6 +43,10 @@ TARGET_COUNT = 32
 """The predictions per interval an adaptive interval is lengthened to, at the rate so far: a
 Poisson count of 32 is enough for :class:`~detectors.poisson.RateShift` to see a drop to zero
 within 2 intervals, and rarely fires on a stable stream."""
+DISPERSION_INTERVALS = 8
+"""Closed intervals needed before their counts' dispersion lengthens the interval."""
+DISPERSION_SAMPLE = 32
+"""Closed intervals, the first at each length, whose counts give the dispersion."""
 MAX_INTERVAL_FACTOR = 2**16
 """The longest adaptive interval, in base intervals (7.6 days of 10 s)."""
 MAX_EMPTY_INTERVALS = 1000
@@ -86,6 +94,10 @@ class TrafficVolume:
         """The time of the first prediction."""
         self._closed = 0
         """Predictions in the intervals handed out (or skipped)."""
+        self._too_short = False
+        """Whether the rate so far wants a longer interval than the current one."""
+        self._counts_seen = (0, 0.0, 0.0)
+        """The first closed intervals' counts at the current length: n, sum, sum of squares."""
 
     def observe(self, time: datetime) -> list[float]:
         """Count a prediction at ``time``; the rates of the intervals it closed, oldest first."""
@@ -105,7 +117,11 @@ class TrafficVolume:
             count = self._counts.pop(self._next, 0)
             self._closed += count
             if self._next != self._first:
-                rates.append(count / self.interval_seconds)
+                n, total, squares = self._counts_seen
+                if n < DISPERSION_SAMPLE:  # then fixed: a surge is not taken for dispersion
+                    self._counts_seen = (n + 1, total + count, squares + count * count)
+                if not self._too_short:
+                    rates.append(count / self.interval_seconds)
             self._next += 1
             empty = 0 if count else empty + 1
             if empty == MAX_EMPTY_INTERVALS:  # a long gap: skip ahead to the traffic
@@ -119,16 +135,20 @@ class TrafficVolume:
 
     def _adapt(self) -> None:
         """Lengthen the interval (by a power of two, at a boundary of the longer one) while the
-        model's rate so far gives fewer than :data:`TARGET_COUNT` predictions per interval."""
+        model's rate so far gives fewer than :data:`TARGET_COUNT` effective predictions per
+        interval (:meth:`dispersion`)."""
         elapsed = self._next * self.interval_seconds - self._start
         if elapsed < self.interval_seconds:
             return
-        expected = self._closed / elapsed * self.interval_seconds
+        expected = self._closed / elapsed * self.interval_seconds / self.dispersion()
         factor = 1
         while expected * factor < TARGET_COUNT and factor < MAX_INTERVAL_FACTOR:
             factor *= 2
+        self._too_short = factor > 1
         if factor == 1 or self._next % factor:
             return
+        self._too_short = False
+        self._counts_seen = (0, 0.0, 0.0)
         self.interval_seconds *= factor
         counts: dict[int, int] = {}
         for interval, count in self._counts.items():
@@ -136,6 +156,16 @@ class TrafficVolume:
         self._counts = counts
         self._next //= factor
         self._first = self._next - 1  # the partial first interval is behind
+
+    def dispersion(self) -> float:
+        """Variance over mean of the counts of the first :data:`DISPERSION_SAMPLE` closed
+        intervals at the current length, at least 1 (Poisson traffic); 1 until
+        :data:`DISPERSION_INTERVALS` intervals are known."""
+        n, total, squares = self._counts_seen
+        if n < DISPERSION_INTERVALS or total <= 0:
+            return 1.0
+        mean = total / n
+        return max(1.0, (squares / n - mean * mean) * n / (n - 1) / mean)
 
     @classmethod
     def for_bank(cls, config: BankConfig, *, arrival_order: bool) -> TrafficVolume:

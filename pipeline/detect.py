@@ -69,9 +69,8 @@ from detectors.bank import DetectorBank, SnapshotFormatError, decode_piece, enco
 from detectors.config import BankConfig, DetectorConfig
 from detectors.join import JoinedOutcome
 from pipeline.edge import dead_letter
-from pipeline.effects import Effects, InputRecord, Observation
+from pipeline.effects import Effects, InputRecord, Observation, PartitionTag
 from pipeline.event_order import EventTimeOrder, OrderKey
-from pipeline.join import partition_tag
 from pipeline.observations import decode_observation
 from schemas.codec import encode
 from schemas.events import DriftAlert
@@ -343,7 +342,9 @@ class DetectProcessor:
                         model_id, pieces, config, self.dedupe_window, self.lateness, self.hold
                     )
                 except (SnapshotFormatError, KeyError):
-                    effects.count(model_id, "detectors_reset", source=partition_tag("o", partition))
+                    effects.count(
+                        model_id, "detectors_reset", source=PartitionTag.of_observations(partition)
+                    )
             if model is None:
                 bank = DetectorBank(model_id, config, arrival_order=not self.hold)
                 model = ModelDetection.new(bank, self.dedupe_window, self.lateness, self.hold)
@@ -359,7 +360,7 @@ class DetectProcessor:
     def take_record(self, record: InputRecord, effects: Effects) -> None:
         """Check and decode one ``observations`` record (dead-lettered if it is not a valid
         observation of the model it is keyed by) and :meth:`take` it."""
-        source = partition_tag("o", record.partition)
+        source = PartitionTag.of_observations(record.partition)
         try:  # only the join processor writes here, but the topic is open to anyone with access
             if record.key is None:
                 raise ValueError("message has no key; observations are keyed by model id")
@@ -397,7 +398,7 @@ class DetectProcessor:
         """Put one observation of ``partition`` read at ``offset`` (None: handed over directly,
         in order) in its model's event-time order; what that releases waits for
         :meth:`apply`."""
-        model_id, source = observation.model_id, partition_tag("o", partition)
+        model_id, source = observation.model_id, PartitionTag.of_observations(partition)
         model = self.model(model_id, partition, effects)
         taken = model.take(
             observation, next(self._arrivals) if offset is None else offset, self.clock()
@@ -455,7 +456,7 @@ class DetectProcessor:
     ) -> list[DriftAlert]:
         """Apply ``released`` to the model's bank as one batch."""
         model = self.models[model_id]
-        source = partition_tag("o", self.partitions[model_id])
+        source = PartitionTag.of_observations(self.partitions[model_id])
         self._changed.add(model_id)
         effects.changed_models.add(model_id)
         fresh = model.fresh(released)
@@ -477,7 +478,7 @@ class DetectProcessor:
         for alert in alerts:
             effects.emit("alerts", alert.model_id.encode(), encode(alert))
             effects.alerts.append(alert)
-            effects.count(alert.model_id, "alerts", source=partition_tag("o", partition))
+            effects.count(alert.model_id, "alerts", source=PartitionTag.of_observations(partition))
 
     def take_state_changes(self) -> list[StateChange]:
         """The state pieces of every model changed since the last call, keyed

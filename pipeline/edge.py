@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pipeline.dead_letters import dead_letter_record
-from pipeline.effects import Effects, InputRecord
+from pipeline.effects import Effects, InputRecord, PartitionTag
 from schemas.codec import MAX_EVENT_BYTES, decode, oversize
 from schemas.errors import InvalidEvent
 from schemas.events import LabelEvent, PredictionEvent
@@ -54,9 +54,9 @@ def parse_input(
     return event
 
 
-def dead_letter(record: InputRecord, reason: str, effects: Effects, source: str) -> None:
+def dead_letter(record: InputRecord, reason: str, effects: Effects, source: PartitionTag) -> None:
     """Send ``record`` as it came (cut if huge) to the dead-letter stream with its reason, and
-    count it under ``source`` (the partition tag whose state owns the count)."""
+    count it under ``source`` (the partition whose state owns the count)."""
     letter = dead_letter_record(record.key, record.value, reason, record.source, record.sizes)
     effects.emit("deadletter", letter.key, letter.value, letter.headers)
     effects.count(None, "deadlettered", source=source)

@@ -7,11 +7,13 @@ transaction, Faust topics and tables, Redis pipelines, Prometheus metrics) and o
 that is.
 
 >>> effects = Effects()
->>> effects.count("fraud", "predictions", source="i0")
->>> effects.count(None, "deadlettered", source="i0")
+>>> effects.count("fraud", "predictions", source=PartitionTag.of_input(0))
+>>> effects.count(None, "deadlettered", source=PartitionTag.of_input(0))
 >>> effects.emit("deadletter", b"r1", b"{", [("driftstream-reason", b"Invalid JSON")])
->>> effects.counts[("fraud", "predictions", "i0")], [o.stream for o in effects.outputs]
-(1, ['deadletter'])
+>>> effects.counts[("fraud", "predictions", PartitionTag("input", 0))]
+1
+>>> [o.stream for o in effects.outputs], str(PartitionTag.of_observations(3))
+(['deadletter'], 'o3')
 """
 
 from __future__ import annotations
@@ -27,6 +29,45 @@ OutputStream = Literal["observations", "alerts", "deadletter"]
 """The logical output topics; a runtime maps them to real names (``Topics``)."""
 
 Observation = PredictionEvent | JoinedOutcome
+
+CounterName = Literal[
+    "predictions",
+    "labels",
+    "duplicate_predictions",
+    "duplicate_labels",
+    "joined",
+    "expired_predictions",
+    "orphan_labels",
+    "evicted",
+    "deadlettered",
+    "wrong_partition",
+    "detectors_reset",
+    "replayed_observations",
+    "late_observations",
+    "alerts",
+    "suppressed_alerts",
+]
+"""The counters the processors keep (per model, or for the pipeline as a whole)."""
+
+
+class PartitionTag(NamedTuple):
+    """The partition whose state owns a count: an input partition (where the join runs) or an
+    ``observations`` partition (where the detection runs). ``str()`` gives its short form,
+    ``i3`` or ``o1``, as Redis field names carry it."""
+
+    stage: Literal["input", "observations"]
+    partition: int
+
+    def __str__(self) -> str:
+        return f"{self.stage[0]}{self.partition}"
+
+    @classmethod
+    def of_input(cls, partition: int) -> PartitionTag:
+        return cls("input", partition)
+
+    @classmethod
+    def of_observations(cls, partition: int) -> PartitionTag:
+        return cls("observations", partition)
 
 
 class InputRecord(NamedTuple):
@@ -62,8 +103,8 @@ class Output(NamedTuple):
     headers: list[tuple[str, bytes]] | None = None
 
 
-CountKey = tuple[str | None, str, str]
-"""(model id or None for the pipeline as a whole, counter name, source partition tag)."""
+CountKey = tuple[str | None, CounterName, PartitionTag]
+"""(model id or None for the pipeline as a whole, counter name, the partition that owns it)."""
 
 
 @dataclass
@@ -73,9 +114,9 @@ class Effects:
     - ``outputs``: records to produce, in order;
     - ``observations``: the observations of ``outputs`` as objects, in order (the replay
       applies them without a round trip through bytes);
-    - ``counts``: counter deltas per (model, name, source), the source being the tag of the
-      partition whose state owns the count (``i3``: input partition 3, ``o1``: observations
-      partition 1), so a runtime can keep exact totals in that partition's state;
+    - ``counts``: counter deltas per (model, name, source), the source being the partition
+      whose state owns the count (:class:`PartitionTag`), so a runtime can keep exact totals
+      in that partition's state;
     - ``alerts``: the alerts of ``outputs`` as objects, for the live view;
     - ``changed_models``: models whose detector state changed (their summaries are due).
     """
@@ -95,7 +136,9 @@ class Effects:
     ) -> None:
         self.outputs.append(Output(stream, key, value, headers))
 
-    def count(self, model_id: str | None, name: str, n: int = 1, *, source: str) -> None:
+    def count(
+        self, model_id: str | None, name: CounterName, n: int = 1, *, source: PartitionTag
+    ) -> None:
         if n:
             self.counts[(model_id, name, source)] += n
 

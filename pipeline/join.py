@@ -52,7 +52,7 @@ from datetime import datetime
 
 from detectors.join import JoinBuffer, JoinEntry, expired_side
 from pipeline.edge import dead_letter, parse_input
-from pipeline.effects import Effects, InputRecord
+from pipeline.effects import CounterName, Effects, InputRecord, PartitionTag
 from pipeline.observations import encode_observation, forwarded_prediction
 from pipeline.partitioner import partition_for
 from schemas.errors import InvalidEvent
@@ -60,10 +60,11 @@ from schemas.events import LabelEvent, PredictionEvent
 
 StoreFactory = Callable[[int], MutableMapping[str, JoinEntry]]
 
-
-def partition_tag(kind: str, partition: int) -> str:
-    """The source tag of a partition's counts: ``i3`` (input) or ``o1`` (observations)."""
-    return f"{kind}{partition}"
+SIDE_COUNTERS: dict[bool, tuple[CounterName, CounterName]] = {
+    True: ("predictions", "duplicate_predictions"),
+    False: ("labels", "duplicate_labels"),
+}
+"""Whether an event is a prediction -> the counters of its side: received, duplicates."""
 
 
 class JoinProcessor:
@@ -157,11 +158,12 @@ class JoinProcessor:
     ) -> None:
         """Join the event :meth:`parse` found in ``record``, or dead-letter the record."""
         if isinstance(parsed, InvalidEvent):
-            dead_letter(record, parsed.reason, effects, partition_tag("i", record.partition))
+            dead_letter(record, parsed.reason, effects, PartitionTag.of_input(record.partition))
             return
         n = self.input_partitions.get(record.topic)
         if n and record.key is not None and partition_for(record.key, n) != record.partition:
-            effects.count(None, "wrong_partition", source=partition_tag("i", record.partition))
+            tag = PartitionTag.of_input(record.partition)
+            effects.count(None, "wrong_partition", source=tag)
         position = None
         if self.positions:
             side = "p" if isinstance(parsed, PredictionEvent) else "l"
@@ -177,13 +179,13 @@ class JoinProcessor:
         received: bytes | None = None,
     ) -> None:
         """Join one valid event of ``partition`` (``received``: its bytes as they came)."""
-        source = partition_tag("i", partition)
-        kind = "predictions" if isinstance(event, PredictionEvent) else "labels"
+        source = PartitionTag.of_input(partition)
+        kind, duplicate = SIDE_COUNTERS[isinstance(event, PredictionEvent)]
         effects.count(event.model_id, kind, source=source)
         buffer = self.buffer(partition)
         step = buffer.offer(event, position)
         if step.note == "duplicate":
-            effects.count(event.model_id, f"duplicate_{kind}", source=source)
+            effects.count(event.model_id, duplicate, source=source)
         elif isinstance(event, PredictionEvent):  # once per request, for the data signals
             if self.forward:
                 value = (

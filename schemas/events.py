@@ -250,11 +250,13 @@ class SliceContribution(BaseModel):
 
 
 class Explanation(BaseModel):
-    """Why a concept alert's error changed: the slices that carry the change, most first.
+    """Why a concept alert's error changed (or, for ``estimated_accuracy``, the error estimated
+    from the scores): the slices that carry the change, most first.
 
     ``broad``: no slice carries most of the change (it is everywhere). ``data_signals``: the
     data signals of the model that alerted since the change point. ``n_before``/``n_after``:
-    the outcomes the explanation is computed from (a sample of the alert's own split).
+    the outcomes (predictions, for ``estimated_accuracy``) the explanation is computed from (a
+    sample of the alert's own split).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -286,4 +288,5 @@ class DriftAlert(Event):
     incident_id: AlertId | None = None
     """The ``alert_id`` of the first alert of the drift episode this one belongs to."""
     explanation: Explanation | None = None
-    """Where the error changed (concept alerts only; optional within schema version 1)."""
+    """Where the error changed (concept alerts and ``estimated_accuracy``; optional within
+    schema version 1)."""

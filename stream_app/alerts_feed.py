@@ -131,19 +131,23 @@ def format_explanation(explanation: Explanation) -> str:
     return text
 
 
-def _slice(part: SliceContribution) -> str:
+def slice_name(part: SliceContribution) -> str:
+    """How people read a slice of an explanation: ``zipcode=zip3``, ``500<=amount``,
+    ``70,309<=salary<84,270`` or ``age missing`` (the alerts line, the report's bars)."""
     if part.missing:
-        name = f"{part.feature} missing"
-    elif part.value is not None:
-        name = f"{part.feature}={_shown(part.value)}"
-    else:
-        low = "" if part.low is None else f"{_number(part.low)}<="
-        high = "" if part.high is None else f"<{_number(part.high)}"
-        name = f"{low}{part.feature}{high}"
+        return f"{part.feature} missing"
+    if part.value is not None:
+        return f"{part.feature}={_shown(part.value)}"
+    low = "" if part.low is None else f"{_number(part.low)}<="
+    high = "" if part.high is None else f"<{_number(part.high)}"
+    return f"{low}{part.feature}{high}"
+
+
+def _slice(part: SliceContribution) -> str:
     before = "-" if part.error_before is None else f"{part.error_before:.2f}"
     after = "-" if part.error_after is None else f"{part.error_after:.2f}"
     return (
-        f"{name} error {before}→{after} on {part.share_after:.0%} of traffic "
+        f"{slice_name(part)} error {before}→{after} on {part.share_after:.0%} of traffic "
         f"({part.contribution:+.3f})"
     )
 

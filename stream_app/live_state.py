@@ -11,7 +11,9 @@ writes again everything it wrote since it started. Key layout (prefix ``driftstr
 - ``models``: set of model ids seen
 - ``pipeline``: hash of counts that belong to no model (dead-lettered, evicted, failed flushes)
 - ``model:{id}``: hash of counts, rolling accuracy / error rate, status, last alert id, latest
-  incident id, updated_at
+  incident id, updated_at, and of the latest explained concept alert its id
+  (``last_explained_alert_id``), signal (``last_explained_signal``) and explanation
+  (``last_explanation``: an :class:`~schemas.events.Explanation` as JSON)
 - ``model:{id}:signals``: hash of per-signal estimate and detector status (JSON per signal)
 - ``model:{id}:quality``: hash of per-feature data-quality counts (JSON per feature: missing,
   wrong_type, out_of_range, unseen_category)
@@ -249,6 +251,12 @@ class LiveStateWriter:
         """Queue an alert for the streams."""
         self._pending.alerts.append(alert)
         latest = {"last_alert_id": alert.alert_id, "incident_id": alert.incident_id}
+        if alert.explanation is not None:
+            latest |= {
+                "last_explained_alert_id": alert.alert_id,
+                "last_explained_signal": alert.signal,
+                "last_explanation": alert.explanation.model_dump_json(),
+            }
         self.set_model(alert.model_id, {k: v for k, v in latest.items() if v is not None})
 
     async def flush(self) -> bool:

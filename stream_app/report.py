@@ -8,7 +8,10 @@ signal that alerted (at most ``MAX_SIGNAL_PANELS``) shows that signal's rolling 
 panel also shows, dashed, the accuracy estimated from the scores of the recent predictions
 (the ``estimated_accuracy`` signal), which needs no labels. Every
 panel has a vertical line at each alert (when it was detected, in event time) and, when the
-true drift start is known (simulated traffic), a dotted line there.
+true drift start is known (simulated traffic), a dotted line there. Below the group, a model
+whose concept alerts carry an explanation gets the contributions of the top slices of its latest
+explained one (at most ``MAX_SLICE_BARS``) as horizontal bars, named as the alerts line names
+them; its title says the alert's signal and time, and whether the change is broad.
 
 The threshold defaults to the model's baseline accuracy (the median of its points before its
 first concept alert) minus ``THRESHOLD_MARGIN``: where a person would start to worry.
@@ -29,11 +32,18 @@ from matplotlib.figure import Figure
 
 from detectors.history import HistoryPoint
 from detectors.signals import CATEGORY_PREFIX, ESTIMATED_ACCURACY
-from schemas.events import DriftAlert
+from schemas.events import DriftAlert, Explanation, SliceContribution
+from stream_app.alerts_feed import slice_name
 from stream_app.live_state import LiveStateKeys, read_history, read_model_alerts
 
 MAX_SIGNAL_PANELS = 3
 """Data signals drawn per model (the first ones to alert)."""
+MAX_SLICE_BARS = 5
+"""Slices of the latest explained concept alert drawn per model (its top ones)."""
+CONTRIBUTION_LABEL = "contribution to the error's change"
+"""The x axis of a model's explanation bars."""
+MAX_BAR_LABEL = 40
+"""The longest name of a slice beside its bar (a longer one is cut)."""
 THRESHOLD_MARGIN = 0.05
 """The default threshold is this far below the baseline accuracy."""
 
@@ -85,7 +95,16 @@ def report_figure(
     :func:`baseline_threshold`.
     """
     signals = {model.model_id: alerted_signals(model.alerts) for model in models}
-    heights = [r for m in models for r in (3.0, *([1.6] * len(signals[m.model_id])))]
+    explained = {model.model_id: explained_alert(model.alerts) for model in models}
+    heights = [
+        r
+        for m in models
+        for r in (
+            3.0,
+            *([1.6] * len(signals[m.model_id])),
+            *_bars_height(explained[m.model_id]),
+        )
+    ]
     figure = Figure(figsize=(12, 0.9 + 0.9 * sum(heights)), layout="constrained")
     figure.suptitle(title, fontsize=14, fontweight="bold")
     grid = figure.add_gridspec(len(heights), 1, height_ratios=heights)
@@ -110,6 +129,13 @@ def report_figure(
         for axes in group[:-1]:
             axes.tick_params(labelbottom=False)
         group[-1].set_xlabel("event time (UTC)")
+        alert = explained[model.model_id]
+        if alert is not None and alert.explanation is not None:
+            # a grid of its own: its slices' labels leave the other panels' margins as they are
+            # (the empty column: about the legends' width, so the panels end at the same x)
+            cell = grid[row].subgridspec(1, 2, width_ratios=(0.76, 0.24))[0]
+            _draw_explanation(figure.add_subplot(cell), model.model_id, alert, alert.explanation)
+            row += 1
     return figure
 
 
@@ -127,6 +153,76 @@ def alerted_signals(alerts: Sequence[DriftAlert]) -> list[str]:
     ``MAX_SIGNAL_PANELS`` (concept signals are already the top panel's rates)."""
     names = dict.fromkeys(alert.signal for alert in alerts if alert.kind == "data")
     return list(names)[:MAX_SIGNAL_PANELS]
+
+
+def explained_alert(alerts: Sequence[DriftAlert]) -> DriftAlert | None:
+    """The latest alert (by detection time) with an explanation (a concept alert, or the
+    label-free ``estimated_accuracy``), if any."""
+    explained = [a for a in alerts if a.explanation is not None]
+    return sorted(explained, key=lambda a: a.detected_at)[-1] if explained else None
+
+
+def _bars_height(alert: DriftAlert | None) -> tuple[float, ...]:
+    """The height ratio of a model's explanation panel: none without one."""
+    if alert is None or alert.explanation is None:
+        return ()
+    return (1.4 + 0.35 * len(alert.explanation.slices[:MAX_SLICE_BARS]),)
+
+
+def _draw_explanation(
+    axes: Axes, model_id: str, alert: DriftAlert, explanation: Explanation
+) -> None:
+    """The top slices' contributions as bars, the top one on top, each with its contribution
+    and its error before and after written right of it (of zero for a negative bar)."""
+    parts = explanation.slices[:MAX_SLICE_BARS]
+    title = (
+        f"{model_id}: where the error changed "
+        f"({alert.signal} alert at {alert.detected_at:%Y-%m-%d %H:%M:%S} UTC)"
+    )
+    if explanation.broad:
+        title += "\nbroad change: no slice carries most of it"
+    axes.set_title(title, fontsize=11)
+    if not parts:
+        axes.set_xticks([])
+        axes.set_yticks([])
+        axes.text(
+            0.5, 0.5, "no slice stands out", ha="center", va="center", transform=axes.transAxes
+        )
+        return
+    values = [part.contribution for part in parts]
+    positions = list(range(len(parts)))
+    axes.barh(positions, values, height=0.6, color=_ALERT_STYLE["concept"]["color"])
+    axes.set_yticks(positions, [_cut(slice_name(part)) for part in parts])
+    axes.set_ylim(len(parts) - 0.5, -0.5)  # the top slice on top
+    axes.set_ylabel(f"top slices\n(of {len(explanation.slices)})", fontsize=9)
+    for position, part in zip(positions, parts, strict=True):
+        axes.annotate(
+            _bar_text(part),
+            (max(part.contribution, 0.0), position),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+        )
+    low, high = min(0.0, *values), max(0.0, *values)
+    span = (high - low) or 1.0
+    # the texts take about the right 40% of the axes
+    axes.set_xlim(low - 0.03 * span, high + 0.75 * span)
+    axes.axvline(0.0, color="black", linewidth=0.8)
+    axes.grid(axis="x", alpha=0.3)
+    axes.set_xlabel(CONTRIBUTION_LABEL)
+
+
+def _cut(label: str) -> str:
+    """A bar's label at most ``MAX_BAR_LABEL`` characters long."""
+    return label if len(label) <= MAX_BAR_LABEL else f"{label[: MAX_BAR_LABEL - 1]}…"
+
+
+def _bar_text(part: SliceContribution) -> str:
+    before = "-" if part.error_before is None else f"{part.error_before:.2f}"
+    after = "-" if part.error_after is None else f"{part.error_after:.2f}"
+    share = f"{part.share_after:.0%} of traffic"
+    return f"{part.contribution:+.3f}  (error {before}→{after} on {share})"
 
 
 def _draw_quality(axes: Axes, model: ModelSeries, threshold: float | None) -> None:

@@ -140,7 +140,21 @@ def state(
         if quality := fields.get("quality"):
             line = f"{model_id} quality: {_quality(quality)}{_late(fields)}"
             console.print(line, markup=False, soft_wrap=True)
+        if why := _explained(fields):
+            console.print(f"{model_id} {why}", markup=False, soft_wrap=True)
     _show_pipeline(pipeline)
+
+
+def _explained(fields: dict[str, Any]) -> str | None:
+    """Why the model's latest explained concept alert fired: its slices, or broad."""
+    from schemas.events import Explanation
+    from stream_app.alerts_feed import format_explanation
+
+    if (text := fields.get("last_explanation")) is None:
+        return None
+    explanation = Explanation.model_validate_json(text)
+    signal, alert_id = fields.get("last_explained_signal"), fields.get("last_explained_alert_id")
+    return f"{signal} changed (alert {alert_id}), {format_explanation(explanation)}"
 
 
 def _quality(quality: dict[str, dict[str, int]]) -> str:

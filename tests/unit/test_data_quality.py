@@ -276,3 +276,35 @@ def test_the_label_horizon_is_learnt_and_labels_that_stop_are_seen_within_3_p99(
     assert 18 <= health.horizon <= 23
     assert zeros_from is not None
     assert zeros_from - 400 <= 3 * 9.2 + 10
+
+
+def test_volume_hands_out_no_interval_too_short_for_a_low_rate() -> None:
+    """One request every 500 s: the intervals of 10 s that close before the interval has
+    lengthened to the model's rate would be zeros read as a drop; they are not handed out."""
+    volume = TrafficVolume(interval_seconds=10, grace_seconds=0, adaptive=True)
+    short = []
+    for i in range(200):
+        rates = volume.observe(at(500 * i))
+        short += [rate for rate in rates if volume.interval_seconds < 10_000]
+    assert volume.interval_seconds >= 10_000
+    assert len(short) <= 1, short  # the first closed, before the rate was known
+
+
+def test_bursty_traffic_is_judged_on_intervals_its_bursts_average_out_in() -> None:
+    """Bursts of 20 requests on average, 0.5 bursts a second: 100 requests per 10 s, but an
+    effective count of about 2.5 (variance over mean about 40). The interval lengthens until
+    the effective count reaches the target, and the bursts raise no volume alert."""
+    from bench.data_quality import SHAPED, shaped_events
+    from pipeline.backtest import Backtest
+
+    bursty = next(stream for stream in SHAPED if stream.name.startswith("bursty"))
+    volume = TrafficVolume(interval_seconds=10, grace_seconds=0, adaptive=True)
+    events = list(shaped_events(bursty, seed=1))
+    for event in events:
+        if isinstance(event, PredictionEvent):
+            volume.observe(event.timestamp)
+    assert volume.dispersion() > 10
+    assert volume.interval_seconds >= 80
+    backtest = Backtest(ttl_seconds=3600, max_pending=1_000_000)
+    alerts = backtest.process_many(events) + backtest.finish()
+    assert [a for a in alerts if a.signal == "volume"] == []

@@ -13,7 +13,7 @@ from detectors.bank import DetectorBank
 from detectors.config import BankConfig, DetectorConfig
 from detectors.join import JoinedOutcome
 from pipeline.detect import ModelDetection, RecentIdentities, observation_identity
-from pipeline.effects import Effects, Observation
+from pipeline.effects import Effects, Observation, PartitionTag
 from schemas.events import DriftAlert
 from stream_app.runtimes.faust.detect_stage import DetectionStage
 from tests.factories import outcome, prediction
@@ -100,7 +100,13 @@ def test_changed_models_are_saved_to_their_partition_and_restored() -> None:
     saved = [b"m/bank", b"m/detect", b"m/signal/error_rate"]
     saved += [
         b"m/source/" + name
-        for name in (b"estimate", b"explain", b"label_health", b"positive_class")
+        for name in (
+            b"estimate",
+            b"explain",
+            b"explain_estimate",
+            b"label_health",
+            b"positive_class",
+        )
     ]
     saved.append(b"m/source/volume")  # a new bank saves every source once
     assert sorted(table.changelog) == [(3, key) for key in saved]
@@ -126,4 +132,4 @@ def test_a_snapshot_of_an_older_format_starts_the_model_afresh_and_is_counted() 
     second, effects = stage(table), Effects()
     observe(second, 3, outcome("r-next", 100), effects)
     assert second.models["m"].bank.outcomes == 1
-    assert effects.counts[("m", "detectors_reset", "o3")] == 1
+    assert effects.counts[("m", "detectors_reset", PartitionTag.of_observations(3))] == 1

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from pipeline.effects import Effects
+from pipeline.effects import Effects, PartitionTag
 from pipeline.join import JoinProcessor
 from stream_app.runtimes.faust.join_stage import PartitionView
 from tests.factories import T0, label, prediction
@@ -58,8 +58,8 @@ def test_evictions_are_counted_once_even_across_a_revocation() -> None:
     join, effects = faust_join({}, max_pending=2), Effects()
     for i in range(5):
         join.offer(prediction(f"r{i}", i), 0, effects)
-    assert effects.counts[(None, "evicted", "i0")] == 3
+    assert effects.counts[(None, "evicted", PartitionTag.of_input(0))] == 3
     join.revoke([0])
     join.offer(label("r4", 5), 0, effects)  # rebuilt from the table: the match evicts nothing
-    assert effects.counts[(None, "evicted", "i0")] == 3
-    assert effects.counts[("m", "joined", "i0")] == 1
+    assert effects.counts[(None, "evicted", PartitionTag.of_input(0))] == 3
+    assert effects.counts[("m", "joined", PartitionTag.of_input(0))] == 1

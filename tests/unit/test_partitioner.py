@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.effects import Effects, InputRecord
+from pipeline.effects import Effects, InputRecord, PartitionTag
 from pipeline.join import JoinProcessor
 from pipeline.partitioner import murmur2, partition_for
 from schemas.codec import encode
@@ -49,6 +49,6 @@ def test_records_off_their_partition_are_counted_and_still_joined() -> None:
     wrong = {
         source: n for (_m, name, source), n in effects.counts.items() if name == "wrong_partition"
     }
-    assert wrong == {f"i{elsewhere}": 1}
+    assert wrong == {PartitionTag.of_input(elsewhere): 1}
     joined = sum(n for (_m, name, _s), n in effects.counts.items() if name == "joined")
     assert joined == 1  # on its home partition; the stray label found no prediction

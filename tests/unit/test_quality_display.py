@@ -3,19 +3,10 @@ values at the end of an alert's feed line."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from typer.testing import CliRunner
-
-import stream_app.cli.live
-import stream_app.live_state
-import stream_app.preflight
 from schemas.events import DriftAlert
 from stream_app.alerts_feed import format_alert
-from stream_app.cli import app
 from tests.event_examples import ALERT
 
 CATEGORY_ALERT = DriftAlert.model_validate(
@@ -46,25 +37,6 @@ def test_a_categorical_alert_names_its_three_most_moved_values() -> None:
 
 def test_an_alert_without_moved_values_has_no_moved_part() -> None:
     assert "moved" not in format_alert(DriftAlert.model_validate(ALERT))
-
-
-@pytest.fixture
-def state_of(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Runs ``driftstream state`` on a given view instead of Redis; its stdout lines."""
-
-    @contextlib.contextmanager
-    def no_redis(*_args: Any, **_kwargs: Any) -> Iterator[None]:
-        yield None
-
-    def run(view: dict[str, dict[str, Any]]) -> list[str]:
-        monkeypatch.setattr(stream_app.live_state, "read_live_state", lambda *a: view)
-        result = CliRunner().invoke(app, ["state"], env={"COLUMNS": "200"})
-        assert result.exit_code == 0, result.output
-        return result.stdout.splitlines()
-
-    monkeypatch.setattr(stream_app.cli.live, "login_or_fail", lambda *a, **k: None)
-    monkeypatch.setattr(stream_app.preflight, "redis_client", no_redis)
-    return run
 
 
 def test_state_shows_each_models_quality_problems_compactly(state_of: Any) -> None:

@@ -6,17 +6,24 @@ import math
 import statistics
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 
 from detectors.history import HistoryPoint
 from pipeline.backtest import Backtest
 from producers.simulator import ModelTraffic, simulate
+from schemas.events import DriftAlert
+from stream_app.alerts_feed import slice_name
 from stream_app.report import (
+    CONTRIBUTION_LABEL,
     MAX_SIGNAL_PANELS,
+    MAX_SLICE_BARS,
     ModelSeries,
     alerted_signals,
     baseline_threshold,
@@ -24,6 +31,7 @@ from stream_app.report import (
     report_figure,
     write_report,
 )
+from tests.event_examples import ALERT, EXPLANATION, SLICE
 from tests.factories import T0
 
 
@@ -67,6 +75,41 @@ def vertical_lines_at(axes: Axes) -> list[float]:
     return [x[0] for x, _ in map(xy, axes.get_lines()) if len(x) == 2 and x[0] == x[1]]
 
 
+def is_explanation(axes: Axes) -> bool:
+    """Whether ``axes`` is a model's explanation bars (the others: panels over event time)."""
+    return "where the error changed" in axes.get_title()
+
+
+def time_panels(figure: Figure) -> list[Axes]:
+    return [axes for axes in figure.get_axes() if not is_explanation(axes)]
+
+
+def explanation_panels(figure: Figure) -> list[Axes]:
+    return [axes for axes in figure.get_axes() if is_explanation(axes)]
+
+
+def bars(axes: Axes) -> list[Rectangle]:
+    return [patch for patch in axes.patches if isinstance(patch, Rectangle)]
+
+
+def explained(minutes: int, slices: int, *, broad: bool = False, **fields: Any) -> DriftAlert:
+    """A concept alert ``minutes`` after T0 whose explanation has ``slices`` slices, the
+    first of a value named after the minute, contributions falling from 0.09."""
+    parts = [
+        SLICE | {"value": f"at{minutes}-{i}", "contribution": round(0.09 - 0.01 * i, 3)}
+        for i in range(slices)
+    ]
+    return DriftAlert.model_validate(
+        ALERT
+        | {
+            "alert_id": f"fraud:{minutes}",
+            "detected_at": (T0 + timedelta(minutes=minutes)).isoformat(),
+            "explanation": EXPLANATION | {"slices": parts, "broad": broad},
+        }
+        | fields
+    )
+
+
 def test_a_group_of_panels_per_model_with_labelled_axes_and_legends(
     series: list[ModelSeries],
 ) -> None:
@@ -75,7 +118,8 @@ def test_a_group_of_panels_per_model_with_labelled_axes_and_legends(
     assert signals["stable"] == signals["fraud"] == []
     assert signals["churn"], "the data-drift model alerted on no data signal"
     assert all(name.startswith("feature:") for name in signals["churn"])
-    axes = figure.get_axes()
+    assert [a.get_title().split(":")[0] for a in explanation_panels(figure)] == ["fraud"]
+    axes = time_panels(figure)
     assert len(axes) == 3 + len(signals["churn"])
     stable, fraud, churn = axes[0], axes[1], axes[2]
     assert figure.get_suptitle() == "three models"
@@ -99,7 +143,7 @@ def test_a_group_of_panels_per_model_with_labelled_axes_and_legends(
 def test_lines_follow_the_points_and_mark_each_alert(series: list[ModelSeries]) -> None:
     fraud = series[1]
     figure = report_figure([fraud], title="fraud")
-    (panel,) = figure.get_axes()
+    (panel,) = time_panels(figure)
     accuracy = panel.get_lines()[0]
     assert xy(accuracy) == (
         days([p.event_time for p in fraud.points]),
@@ -157,3 +201,59 @@ def test_empty_history_is_said_not_drawn() -> None:
     model = ModelSeries("new", [], [])
     (panel,) = report_figure([model], title="t").get_axes()
     assert [t.get_text() for t in panel.texts] == ["no history points"]
+
+
+@pytest.mark.parametrize("slices", [3, MAX_SLICE_BARS + 2])
+def test_the_latest_explained_alert_shows_its_top_slices_as_bars(slices: int) -> None:
+    points = [
+        HistoryPoint(T0 + timedelta(minutes=m), m, m, 0.9, 0.9, 0.9, None, None, {})
+        for m in range(12)
+    ]
+    latest = explained(7, slices)
+    alerts = [
+        explained(3, 4, broad=True),
+        latest,
+        explained(9, 0, explanation=None),  # later, not explained
+        explained(10, 0, explanation=None, kind="data", signal="feature:amount"),
+    ]
+    figure = report_figure([ModelSeries("fraud", points, alerts)], title="t")
+    (panel,) = explanation_panels(figure)
+    assert latest.explanation is not None
+    top = latest.explanation.slices[: min(slices, MAX_SLICE_BARS)]
+    assert panel.get_title() == (
+        "fraud: where the error changed (error_rate alert at 2026-01-01 00:07:00 UTC)"
+    )
+    labels = [t.get_text() for t in panel.get_yticklabels()]
+    assert labels == [slice_name(s) for s in top]
+    assert labels[0] == "country=at7-0"
+    bottom, top_edge = panel.get_ylim()
+    assert bottom > top_edge, "the first slice is not on top"
+    assert [bar.get_width() for bar in bars(panel)] == [s.contribution for s in top]
+    assert panel.get_xlabel() == CONTRIBUTION_LABEL
+    assert [t.get_text().split()[0] for t in panel.texts] == [f"{s.contribution:+.3f}" for s in top]
+    assert len(time_panels(figure)) == 2  # the rates and feature:amount
+
+
+def test_a_broad_change_says_so_and_a_model_without_explanation_gets_no_bars(
+    series: list[ModelSeries],
+) -> None:
+    stable, fraud, churn = series
+    assert not any(a.explanation for a in [*stable.alerts, *churn.alerts])
+    assert any(a.explanation for a in fraud.alerts)
+    alone = report_figure([stable, churn], title="t")
+    assert explanation_panels(alone) == []
+    assert len(alone.get_axes()) == 2 + len(alerted_signals(churn.alerts))
+    mixed = report_figure(series, title="t")
+    (panel,) = explanation_panels(mixed)
+    latest = max((a for a in fraud.alerts if a.explanation), key=lambda a: a.detected_at)
+    assert latest.explanation is not None
+    assert latest.explanation.broad
+    assert panel.get_title().endswith("\nbroad change: no slice carries most of it")
+    assert len(bars(panel)) == MAX_SLICE_BARS < len(latest.explanation.slices)
+    # the bars' labels leave the margins of the other models' panels as they were
+    for figure in (alone, mixed):
+        figure.draw_without_rendering()
+    others = [a for a in time_panels(mixed) if not a.get_title().startswith("fraud")]
+    for before, after in zip(alone.get_axes(), others, strict=True):
+        assert after.get_position().x0 == pytest.approx(before.get_position().x0)
+        assert after.get_position().width == pytest.approx(before.get_position().width)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pipeline.detect import StateChange, state_key
+from pipeline.effects import PartitionTag
 from stream_app.runtimes.kafka import stores as stores_module
 from stream_app.runtimes.kafka.changelog import (
     CHUNK_BYTES,
@@ -110,9 +111,10 @@ def test_an_older_whole_model_snapshot_is_tombstoned_with_the_first_pieces(
 
 def test_counters_go_to_the_store_of_their_partition(changelogs: Changelogs) -> None:
     stores = new_stores(changelogs)
-    stores.count({("fraud", "joined", "i3"): 2, (None, "deadlettered", "o1"): 1})
+    i3, o1 = PartitionTag.of_input(3), PartitionTag.of_observations(1)
+    stores.count({("fraud", "joined", i3): 2, (None, "deadlettered", o1): 1})
     stores.write([])
-    assert stores.committed() == {"i3": {("fraud", "joined"): 2}, "o1": {(None, "deadlettered"): 1}}
+    assert stores.committed() == {i3: {("fraud", "joined"): 2}, o1: {(None, "deadlettered"): 1}}
     restored = new_stores(changelogs).restore([3], [1])
     assert restored.join_partitions == {3}
-    assert restored.totals == {"i3": {("fraud", "joined"): 2}, "o1": {(None, "deadlettered"): 1}}
+    assert restored.totals == {i3: {("fraud", "joined"): 2}, o1: {(None, "deadlettered"): 1}}

@@ -34,8 +34,7 @@ from pipeline.detect import (
     PublishedAlerts,
     split_state_key,
 )
-from pipeline.effects import Effects
-from pipeline.join import partition_tag
+from pipeline.effects import Effects, PartitionTag
 from schemas.events import DriftAlert
 
 
@@ -76,7 +75,10 @@ class DetectionStage:
             await asyncio.to_thread(self.published.load)  # the consumer blocks
         new = self.published.unpublished(fired)
         effects.count(
-            None, "suppressed_alerts", len(fired) - len(new), source=partition_tag("o", partition)
+            None,
+            "suppressed_alerts",
+            len(fired) - len(new),
+            source=PartitionTag.of_observations(partition),
         )
         return new
 

@@ -12,8 +12,8 @@ Offsets, per partition read:
   (:meth:`~pipeline.detect.DetectProcessor.oldest_held`);
 - ``detect_read`` and ``detect_committed``: the ``observations`` offsets read and committed.
 
-:meth:`Checkpoint.commit`, every ``worker.commit_interval_seconds``, stretched under load
-(:func:`commit_interval`):
+:meth:`Checkpoint.commit`, every ``worker.commit_interval_seconds``, stretched
+under load (:func:`commit_interval`):
 
 1. the ``observations`` offsets that moved join the commit;
 2. nothing changed (no offset, no counter, no model): nothing to commit;
@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from pipeline.detect import DetectProcessor
+from pipeline.effects import PartitionTag
 from schemas.events import DriftAlert
 from stream_app.runtimes.kafka.changelog import Totals
 from stream_app.runtimes.kafka.stores import StateStores
@@ -69,7 +70,7 @@ class Committed:
     totals of the partitions whose counters changed, the models whose state changed."""
 
     alerts: list[DriftAlert] = field(default_factory=list)
-    totals: dict[str, dict[tuple[str | None, str], int]] = field(default_factory=dict)
+    totals: dict[PartitionTag, dict[tuple[str | None, str], int]] = field(default_factory=dict)
     models: set[str] = field(default_factory=set)
     restored: bool = False
 
@@ -140,7 +141,7 @@ class Checkpoint:
         self.positions.clear()
         self.stores.discard_changes()
 
-    def restored(self, totals: dict[str, Totals]) -> None:
+    def restored(self, totals: dict[PartitionTag, Totals]) -> None:
         """The totals of restored partitions, for the live view (not new events)."""
         for source, part in totals.items():
             self.committed.append(Committed(totals={source: dict(part)}, restored=True))

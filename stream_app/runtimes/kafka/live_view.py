@@ -58,7 +58,7 @@ class LiveView:
                 for (model_id, name), n in totals.items():
                     by_model.setdefault(model_id, {})[name] = n
                 for model_id, named in by_model.items():
-                    self.state.set_totals(model_id, source, named, restored=batch.restored)
+                    self.state.set_totals(model_id, str(source), named, restored=batch.restored)
             self.summaries_due.update(dict.fromkeys(batch.models))
 
     def refresh(
@@ -85,12 +85,14 @@ class LiveView:
         for topic, partition in assigned:
             tp = TopicPartition(topic, partition)
             try:
-                _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+                low, high = self.consumer.get_watermark_offsets(tp, cached=True)
                 (position,) = self.consumer.position([tp])
             except KafkaException:
                 continue
             if high >= 0 and position.offset >= 0:
                 lag[(topic, partition)] = max(0, high - position.offset)
+            elif high >= 0 and high == low:  # nothing in it (a repartition topic, one worker)
+                lag[(topic, partition)] = 0
         return lag
 
     def warn_idle(self, seconds: float, assigned: set[tuple[str, int]]) -> None:

@@ -54,6 +54,9 @@ Routed = tuple[Message, Parsed]
 ORIGIN = "driftstream-origin"  # where a repartition record was first written
 SIZES = "driftstream-sizes"  # key and value sizes of an input cut to be moved
 MOVED = (ORIGIN, SIZES)
+TAKEN = ("join", "moved", "detect")
+"""The stages of the metrics (``driftstream_consumed_messages_total``): input records taken,
+records another worker routed here through a repartition topic, observations."""
 
 
 class Stages:
@@ -121,7 +124,7 @@ class Stages:
         layout = self.layout
         runs: dict[Key, list[tuple[datetime, Held]]] = {}
         route_runs: dict[Key, list[tuple[datetime, Routed]]] = {}
-        taken = {"route": 0, "join": 0, "detect": 0}
+        taken = dict.fromkeys(TAKEN, 0)  # by the metrics' stage
         oldest: dict[str, float] = {}
         for message in messages:
             if message.error() is not None:
@@ -134,12 +137,14 @@ class Stages:
             kind, ms = message.timestamp()
             timestamp = ms / 1000 if kind else None
             if topic == layout.names.observations:
-                stage = "detect"
+                stage = label = "detect"
+            elif topic in layout.repartitions:
+                stage, label = "route", "join"
             else:
-                stage = "route" if topic in layout.repartitions else "join"
-            taken[stage] += 1
-            if timestamp is not None and timestamp < oldest.get(stage, 1e18):
-                oldest[stage] = timestamp
+                stage, label = "join", "moved" if topic in layout.side_of else "join"
+            taken[label] += 1
+            if timestamp is not None and timestamp < oldest.get(label, 1e18):
+                oldest[label] = timestamp
             key = (topic, partition)
             record = InputRecord(
                 topic, partition, offset, message.key(), message.value(), timestamp
@@ -256,7 +261,7 @@ class Stages:
         for (_model_id, name, source), n in effects.counts.items():
             if name == "wrong_partition":
                 self.misplaced_log.record(
-                    f"({n} on join partition {source[1:]})",
+                    f"({n} on join partition {source.partition})",
                     "their keys belong elsewhere by Kafka's default partitioner (murmur2), so "
                     "they may never meet their other half: have every producer key by "
                     "request_id with that partitioner (librdkafka and kcat: "

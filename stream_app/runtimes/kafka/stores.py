@@ -7,8 +7,9 @@ changelogs (:mod:`stream_app.runtimes.kafka.changelog`).
   :class:`~pipeline.detect.StateChange`), to ``<app id>-detect-store`` on the store partition of
   the model's ``observations`` partition; restored pieces wait here, grouped by model id, until
   the detection processor loads the model;
-- the counter totals of each partition (``i3``: join partition 3, ``o1``: observations
-  partition 1), under ``COUNTS_KEY`` in the store of that partition.
+- the counter totals of each partition (:class:`~pipeline.effects.PartitionTag`: a join
+  partition, or an observations partition), under ``COUNTS_KEY`` in the store of that
+  partition.
 
 :meth:`StateStores.write` puts the changes since the last commit into the open transaction;
 :meth:`StateStores.restore` fills newly assigned partitions from their changelogs.
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.detect import StateChange, split_state_key
+from pipeline.effects import CountKey, PartitionTag
 from pipeline.state import ChangeTrackingStore
 from stream_app.runtimes.kafka.changelog import (
     COUNTS_KEY,
@@ -38,8 +40,8 @@ from stream_app.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
-Counts = Mapping[tuple[str | None, str, str], int]
-"""Counter deltas: (model id or None, counter name, source partition tag) -> n."""
+Counts = Mapping[CountKey, int]
+"""Counter deltas: (model id or None, counter name, the partition that owns it) -> n."""
 
 
 @dataclass
@@ -48,7 +50,7 @@ class Restored:
     and the counter totals of each partition."""
 
     join_partitions: set[int] = field(default_factory=set)
-    totals: dict[str, Totals] = field(default_factory=dict)
+    totals: dict[PartitionTag, Totals] = field(default_factory=dict)
 
 
 class StateStores:
@@ -69,8 +71,8 @@ class StateStores:
         self.legacy: dict[str, tuple[int, bytes]] = {}
         """Models whose state an older driftstream wrote whole under the model id: its
         partition and key, tombstoned with the model's first pieces."""
-        self.totals: dict[str, Totals] = {}
-        self.changed_totals: set[str] = set()
+        self.totals: dict[PartitionTag, Totals] = {}
+        self.changed_totals: set[PartitionTag] = set()
 
     # -- what the processors use ---------------------------------------------------------
 
@@ -117,10 +119,10 @@ class StateStores:
             self.detect_log.write(partition, key.encode(), piece)
         for source in self.changed_totals:
             if (totals := self.totals.get(source)) is not None:
-                writer = self.join_log if source[0] == "i" else self.detect_log
-                writer.write(int(source[1:]), COUNTS_KEY, encode_totals(totals))
+                writer = self.join_log if source.stage == "input" else self.detect_log
+                writer.write(source.partition, COUNTS_KEY, encode_totals(totals))
 
-    def committed(self) -> dict[str, dict[tuple[str | None, str], int]]:
+    def committed(self) -> dict[PartitionTag, dict[tuple[str | None, str], int]]:
         """After a commit: the totals of the partitions whose counters it wrote."""
         done = {
             s: dict(totals)
@@ -147,7 +149,8 @@ class StateStores:
             self.join_log.restored(partition, part.chunks)
             self.joins[partition] = ChangeTrackingStore(join_entries(part))
             restored.join_partitions.add(partition)
-            restored.totals[f"i{partition}"] = self.totals[f"i{partition}"] = part.totals
+            tag = PartitionTag.of_input(partition)
+            restored.totals[tag] = self.totals[tag] = part.totals
         for partition, part in restore(self.kafka, self.detect_store, observations).items():
             records += part.records
             self.detect_log.restored(partition, part.chunks)
@@ -157,7 +160,8 @@ class StateStores:
                 self.piece_partition[model_id] = partition
                 if not piece:
                     self.legacy[model_id] = (partition, key)
-            restored.totals[f"o{partition}"] = self.totals[f"o{partition}"] = part.totals
+            tag = PartitionTag.of_observations(partition)
+            restored.totals[tag] = self.totals[tag] = part.totals
         log.info(
             "restored %d input and %d observations partitions from %d changelog records in %.1fs",
             len(joins),
@@ -174,9 +178,9 @@ class StateStores:
         self.detect_log.forget(observations)
         for partition in joins:
             self.joins.pop(partition, None)
-            self.totals.pop(f"i{partition}", None)
+            self.totals.pop(PartitionTag.of_input(partition), None)
         for partition in observations:
-            self.totals.pop(f"o{partition}", None)
+            self.totals.pop(PartitionTag.of_observations(partition), None)
         for model_id, partition in list(self.piece_partition.items()):
             if partition in observations:
                 del self.piece_partition[model_id]

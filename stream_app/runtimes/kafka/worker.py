@@ -197,7 +197,8 @@ class KafkaWorker:
                 if now - last_commit >= interval:
                     await self._commit_in_thread()
                     last_commit, took = time.monotonic(), time.monotonic() - now
-                    interval = commit_interval(took, least, most)
+                    behind = len(messages) >= worker.batch_size  # a backlog: stretch
+                    interval = commit_interval(took, least, most) if behind else least
                 if now - last_flush >= worker.redis_flush_seconds and (
                     flushing is None or flushing.done()
                 ):
