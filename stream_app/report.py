@@ -9,9 +9,11 @@ panel also shows, dashed, the accuracy estimated from the scores of the recent p
 (the ``estimated_accuracy`` signal), which needs no labels. Every
 panel has a vertical line at each alert (when it was detected, in event time) and, when the
 true drift start is known (simulated traffic), a dotted line there. Below the group, a model
-whose concept alerts carry an explanation gets the contributions of the top slices of its latest
-explained one (at most ``MAX_SLICE_BARS``) as horizontal bars, named as the alerts line names
-them; its title says the alert's signal and time, and whether the change is broad.
+whose alerts carry an explanation (concept alerts, and the label-free ``estimated_accuracy``,
+whose error is the one estimated from the scores) gets the contributions of the top slices of
+its latest explained one (at most ``MAX_SLICE_BARS``) as horizontal bars, named as the alerts
+line names them; its title says the alert's signal and time, and whether the change is broad.
+The bars come in the explanation's order: by contribution beyond the slice's share of traffic.
 
 The threshold defaults to the model's baseline accuracy (the median of its points before its
 first concept alert) minus ``THRESHOLD_MARGIN``: where a person would start to worry.
