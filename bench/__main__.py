@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 
-from bench.report import parser, progress
+from bench.results import parser, progress
 
 BENCHMARKS = (
     "broker",

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from bench.report import best_rates, machine, parser, publish, table, written
+from bench.results import best_rates, machine, parser, publish, table, written
 from schemas.codec import decode, encode
 from schemas.events import Event, LabelEvent, PredictionEvent
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.harness import Bench, bench_topics, create_topic, shared_services
-from bench.report import load_average, machine, parser, progress, publish, table, written
+from bench.results import load_average, machine, parser, progress, publish, table, written
 from bench.traffic import Shape, generate
 from stream_app.services.kafka import fetch_kafka_jars
 

@@ -52,7 +52,7 @@ from typing import Any
 
 from bench.baseline_loop import LABEL, PREDICTION
 from bench.harness import rss_bytes
-from bench.report import load_average, machine, parser, progress, publish, table, written
+from bench.results import load_average, machine, parser, progress, publish, table, written
 from bench.traffic import Shape, generate
 from detectors.config import DetectorConfig
 from pipeline.backtest import Backtest

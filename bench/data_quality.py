@@ -30,7 +30,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from bench.report import load_average, machine, parser, progress, publish, table, written
+from bench.results import load_average, machine, parser, progress, publish, table, written
 from detectors.config import BankConfig, DetectorConfig
 from detectors.registry import DetectorSpec
 from pipeline.backtest import Backtest

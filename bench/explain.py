@@ -43,11 +43,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bench.report import load_average, machine, parser, progress, publish, table, written
+from bench.results import load_average, machine, parser, progress, publish, table, written
 from detectors.bank import decode_piece
 from detectors.config import DetectorConfig
 from detectors.explain import SliceExplainer
-from detectors.join import JoinedOutcome
+from detectors.join_buffer import JoinedOutcome
 from detectors.signals import Signal, SignalValue
 from pipeline.backtest import Backtest
 from pipeline.effects import Observation

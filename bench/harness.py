@@ -23,7 +23,7 @@ from typing import Any
 from confluent_kafka import Consumer, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bench.report import progress
+from bench.results import progress
 from bench.traffic import Request
 from producers.kafka_producer import EventProducer
 from stream_app.live_state import LiveStateKeys, read_live_state

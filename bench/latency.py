@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from confluent_kafka import Consumer, Message
 
 from bench.harness import Bench, bench_topics, preload, read_topic, shared_services
-from bench.report import (
+from bench.results import (
     STACK,
     load_average,
     machine,
@@ -48,7 +48,7 @@ from bench.report import (
     written,
 )
 from bench.traffic import Request, Shape, generate, index_at, request_index
-from detectors.join import JoinedOutcome
+from detectors.join_buffer import JoinedOutcome
 from pipeline.detect import DEFAULT_LATENESS_SECONDS
 from pipeline.observations import decode_observation
 from producers.kafka_producer import EventProducer

@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.harness import bench_topics, preload, rss_bytes, shared_services
-from bench.report import STACK, load_average, machine, parser, progress, publish, table, written
+from bench.results import STACK, load_average, machine, parser, progress, publish, table, written
 from bench.traffic import Shape, generate
-from detectors.join import JoinBuffer, JoinEntry
+from detectors.join_buffer import JoinBuffer, JoinEntry
 from pipeline.state import ChangeTrackingStore
 from schemas.codec import decode
 from schemas.events import PredictionEvent

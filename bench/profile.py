@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.harness import bench_topics, preload, shared_services
-from bench.report import STACK, load_average, machine, parser, progress, publish, table, written
+from bench.results import STACK, load_average, machine, parser, progress, publish, table, written
 from bench.throughput import SHAPE, measure_worker
 from bench.traffic import generate
 
@@ -35,14 +35,14 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "join core and its store",
         (
-            "detectors/join.py",
+            "detectors/join_buffer.py",
             "pipeline/join.py",
             "pipeline/edge.py",
             "pipeline/state.py",
             "stream_app/runtimes/faust/join_stage.py",
         ),
     ),
-    ("event-time merge of the inputs", ("pipeline/order.py",)),
+    ("event-time merge of the inputs", ("pipeline/partition_merge.py",)),
     ("detectors (bank, signals, river)", ("detectors/", "river/", "pipeline/detect.py")),
     ("changelog writes and restore", ("stream_app/runtimes/kafka/changelog.py",)),
     ("Redis live state", ("stream_app/live_state.py", "redis/")),

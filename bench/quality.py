@@ -32,8 +32,8 @@ from typing import Any
 
 from river import drift
 
-from bench.report import load_average, machine, parser, progress, publish, table, written
-from detectors.join import JoinBuffer
+from bench.results import load_average, machine, parser, progress, publish, table, written
+from detectors.join_buffer import JoinBuffer
 from pipeline.backtest import Backtest
 from producers.scenarios import Scenario
 from producers.simulator import ModelTraffic, simulate

@@ -42,11 +42,11 @@ from bench.harness import (
     shared_services,
     time_bounds,
 )
-from bench.report import STACK, load_average, machine, parser, progress, publish, table, written
+from bench.results import STACK, load_average, machine, parser, progress, publish, table, written
 from bench.traffic import Shape, generate
 from bench.tutorial import LoopResult, run_tutorial
+from stream_app.runtimes import RUNTIMES, Engine
 from stream_app.services.process import wait_until
-from stream_app.settings import Engine
 
 SECTION = "## Throughput"
 COMMAND = ".venv/bin/python -m bench.throughput"
@@ -61,7 +61,7 @@ class WorkerResult:
     CPU seconds per pair of its process, and its alerts."""
 
     engine: Engine
-    hop: bool
+    repartition: bool
     pairs: int
     seconds: float
     join_seconds: float | None
@@ -75,7 +75,7 @@ def measure_worker(
     name: str,
     profile: Path | None,
     engine: Engine = "kafka",
-    hop: bool = True,
+    repartition: bool = True,
 ) -> WorkerResult:
     """Run a worker over the pre-loaded topics until it has detected on ``pairs`` outcomes
     (the join stage's time only when that is all of them).
@@ -86,7 +86,7 @@ def measure_worker(
     timeout = 300 + pairs / 20  # a loaded machine: at least 20 pairs/s
     flush = {
         "DRIFTSTREAM_WORKER__REDIS_FLUSH_SECONDS": FLUSH_SECONDS,
-        "DRIFTSTREAM_JOIN__REPARTITION": str(hop).lower(),
+        "DRIFTSTREAM_JOIN__REPARTITION": str(repartition).lower(),
     }
     with bench.worker(name, engine, **flush) as worker:
         assert worker.process is not None
@@ -139,7 +139,7 @@ def measure_worker(
     start = min(starts)
     join_seconds = observed[1] - start if total <= pairs else None
     return WorkerResult(
-        engine, hop, pairs, end - start, join_seconds, cpu / (done - first_count), alerts
+        engine, repartition, pairs, end - start, join_seconds, cpu / (done - first_count), alerts
     )
 
 
@@ -190,7 +190,7 @@ def run_round(pairs: int, faust_pairs: int, number: int) -> Round:
         progress(f"round {number}: Kafka-native worker {pairs / workers[0].seconds:,.0f} pairs/s")
     with bench_topics(base, "throughput-nohop") as bench:  # its own observations, as below
         preload(bench, generate(SHAPE, pairs))  # murmur2, as the worker's check expects
-        workers.append(measure_worker(bench, pairs, "kafka", profile=None, hop=False))
+        workers.append(measure_worker(bench, pairs, "kafka", profile=None, repartition=False))
         progress(f"round {number}: without the hop {pairs / workers[-1].seconds:,.0f} pairs/s")
     if faust_pairs:
         with bench_topics(base, "throughput-faust") as bench:
@@ -202,9 +202,6 @@ def run_round(pairs: int, faust_pairs: int, number: int) -> Round:
                 f"round {number}: Faust worker {faust_pairs / workers[-1].seconds:,.0f} pairs/s"
             )
     return Round(tutorial, workers)
-
-
-RUNTIME_NAMES: dict[Engine, str] = {"kafka": "Kafka-native", "faust": "Faust"}
 
 
 def render(rounds: Sequence[Round], pairs: int, faust_pairs: int, load_before: str) -> str:
@@ -225,7 +222,7 @@ def render(rounds: Sequence[Round], pairs: int, faust_pairs: int, load_before: s
             )
         )
         for w in r.workers:
-            runtime = RUNTIME_NAMES[w.engine] + ("" if w.hop else " (no repartition hop)")
+            runtime = RUNTIMES[w.engine].title + ("" if w.repartition else " (no repartition hop)")
             rate, cpu = w.pairs / w.seconds, 1 / w.cpu_per_pair
             if w.join_seconds is not None:
                 join_rate = w.pairs / w.join_seconds
@@ -242,13 +239,13 @@ def render(rounds: Sequence[Round], pairs: int, faust_pairs: int, load_before: s
                     w.alerts,
                 )
             )
-    default = [w for r in rounds for w in r.workers if w.engine == "kafka" and w.hop]
+    default = [w for r in rounds for w in r.workers if w.engine == "kafka" and w.repartition]
     best = max(w.pairs / w.seconds for w in default)
     per_cpu = max(
         (1 / w.cpu_per_pair) / (pairs / r.tutorial.cpu_seconds)
         for r in rounds
         for w in r.workers
-        if w.engine == "kafka" and w.hop
+        if w.engine == "kafka" and w.repartition
     )
     lines = [
         SECTION,

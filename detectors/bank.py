@@ -16,7 +16,7 @@ hooks, signals, summary figures and state (each source its own piece, ``source/<
 
 >>> import random
 >>> from datetime import datetime, timedelta, timezone
->>> from detectors.join import JoinedOutcome
+>>> from detectors.join_buffer import JoinedOutcome
 >>> rng = random.Random(1)
 >>> bank = DetectorBank("fraud")
 >>> t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -47,7 +47,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from detectors.config import BankConfig
-from detectors.join import JoinedOutcome
+from detectors.join_buffer import JoinedOutcome
 from detectors.monitor import Firing, Monitor, monitor_for, monitor_from_state
 from detectors.policy import AlertPolicy
 from detectors.signals import (

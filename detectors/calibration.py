@@ -56,7 +56,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from detectors.join import JoinedOutcome
+from detectors.join_buffer import JoinedOutcome
 from detectors.positive_class import PositiveClassRates
 from detectors.signals import ESTIMATED_ACCURACY, Signal
 from schemas.events import PredictionEvent

@@ -44,7 +44,7 @@ State at the defaults (10 features, ``window`` 1,000, 2,048 slots): the slot tab
 The estimates' explainer keeps no slot table and a ring of 500: about 17 KB.
 
 >>> from datetime import datetime, timezone
->>> from detectors.join import JoinedOutcome
+>>> from detectors.join_buffer import JoinedOutcome
 >>> from schemas.events import PredictionEvent
 >>> explainer = SliceExplainer(window=1000, reference=100)
 >>> t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -90,7 +90,7 @@ from schemas.events import (
 
 if TYPE_CHECKING:
     from detectors.config import BankConfig
-    from detectors.join import JoinedOutcome
+    from detectors.join_buffer import JoinedOutcome
     from detectors.monitor import Firing
     from detectors.sources import Emit, Figure, SignalSource
     from schemas.events import PredictionEvent

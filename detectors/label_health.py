@@ -54,7 +54,7 @@ from detectors.signals import LABEL_COVERAGE, LABEL_DELAY, Signal
 
 if TYPE_CHECKING:
     from detectors.config import BankConfig
-    from detectors.join import JoinedOutcome
+    from detectors.join_buffer import JoinedOutcome
     from detectors.sources import Emit, Figure
     from schemas.events import PredictionEvent
 

@@ -29,13 +29,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from detectors.join import OutcomeValue
+from detectors.join_buffer import OutcomeValue
 from detectors.signals import Signal
 from detectors.window import RecentWindow
 
 if TYPE_CHECKING:
     from detectors.config import BankConfig
-    from detectors.join import JoinedOutcome
+    from detectors.join_buffer import JoinedOutcome
     from detectors.sources import Emit, Figure
 
 

@@ -13,7 +13,7 @@ A source (:class:`SignalSource`) declares
 - ``signals``: the signals it emits, up front (the bank's columns come in this order, sources
   in registry order, so alerts of one observation come in the same order in any batch);
 - ``on_prediction`` / ``on_outcome``: its hook for a :class:`~schemas.events.PredictionEvent`
-  and for a :class:`~detectors.join.JoinedOutcome`, or ``None`` for a kind it does not take
+  and for a :class:`~detectors.join_buffer.JoinedOutcome`, or ``None`` for a kind it does not take
   (then it is not called for it, and a batch without the other kind does not save it). A hook
   takes the observation and ``emit``: ``emit(signal, value)`` puts a value of one of its
   signals into the batch's column, at the observation being applied. A hook is called once
@@ -58,7 +58,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 from detectors.calibration import PerformanceEstimate
 from detectors.config import BankConfig
 from detectors.explain import EstimateExplainer, SliceExplainer
-from detectors.join import JoinedOutcome
+from detectors.join_buffer import JoinedOutcome
 from detectors.label_health import LabelHealth
 from detectors.monitor import Firing
 from detectors.positive_class import PositiveClassRates

@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 from detectors.bank import BankSummary, DetectorBank
 from detectors.config import DetectorConfig
 from detectors.history import HistoryPoint
-from detectors.join import JoinBuffer, JoinEntry
+from detectors.join_buffer import JoinBuffer, JoinEntry
 from pipeline.detect import DEFAULT_LATENESS_SECONDS, DetectProcessor
 from pipeline.effects import Effects, Observation
 from pipeline.join import JoinProcessor

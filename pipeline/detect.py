@@ -33,7 +33,7 @@ at-least-once safeguard: the alert ids already on the alerts topic, so a bank re
 older state does not publish an alert twice.
 
 >>> from datetime import UTC, datetime, timedelta
->>> from detectors.join import JoinedOutcome
+>>> from detectors.join_buffer import JoinedOutcome
 >>> from pipeline.observations import encode_observation
 >>> t = datetime(2026, 1, 1, tzinfo=UTC)
 >>> def outcome(i, error):
@@ -67,7 +67,7 @@ from typing import Any, NamedTuple
 
 from detectors.bank import DetectorBank, SnapshotFormatError, decode_piece, encode_piece
 from detectors.config import BankConfig, DetectorConfig
-from detectors.join import JoinedOutcome
+from detectors.join_buffer import JoinedOutcome
 from pipeline.edge import dead_letter
 from pipeline.effects import Effects, InputRecord, Observation, PartitionTag
 from pipeline.event_order import EventTimeOrder, OrderKey

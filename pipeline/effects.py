@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-from detectors.join import JoinedOutcome
+from detectors.join_buffer import JoinedOutcome
 from schemas.events import DriftAlert, PredictionEvent
 
 OutputStream = Literal["observations", "alerts", "deadletter"]

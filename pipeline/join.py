@@ -1,13 +1,13 @@
 """The join processor: input records in, observations, dead letters and counts out.
 
 For each record of ``predictions`` or ``labels`` it runs the edge checks
-(:mod:`pipeline.edge`), the partition's :class:`~detectors.join.JoinBuffer` and the
+(:mod:`pipeline.edge`), the partition's :class:`~detectors.join_buffer.JoinBuffer` and the
 forwarding rules, and appends to :class:`~pipeline.effects.Effects`:
 
 - a valid prediction seen for the first time is forwarded to ``observations`` (the data
   signals see each request once; a duplicate is counted, not forwarded);
-- a match is forwarded once as a :class:`~detectors.join.JoinedOutcome`, under the prediction's
-  model;
+- a match is forwarded once as a :class:`~detectors.join_buffer.JoinedOutcome`, under the
+  prediction's model;
 - entries that expire (event time) are counted per model: ``expired_predictions``,
   ``orphan_labels``; entries the per-partition cap evicts are counted in ``evicted``;
 - anything invalid goes to ``deadletter`` with its reason;
@@ -23,7 +23,7 @@ runtime, a view of a Faust table in the Faust runtime. Counts are tagged with th
 
 With ``positions=True`` (a runtime that delivers records again after a crash: Faust) the join
 remembers where each side came from, so a record read again repeats what it did
-(:func:`~detectors.join.join_step`); a transactional runtime restores state and offsets
+(:func:`~detectors.join_buffer.join_step`); a transactional runtime restores state and offsets
 together and needs no positions.
 
 >>> from datetime import UTC, datetime
@@ -50,7 +50,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from datetime import datetime
 
-from detectors.join import JoinBuffer, JoinEntry, expired_side
+from detectors.join_buffer import JoinBuffer, JoinEntry, expired_side
 from pipeline.edge import dead_letter, parse_input
 from pipeline.effects import CounterName, Effects, InputRecord, PartitionTag
 from pipeline.observations import encode_observation, forwarded_prediction

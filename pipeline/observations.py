@@ -2,14 +2,15 @@
 
 Keyed by model id, so one worker sees all of a model's observations in order. A value is a
 one-byte tag and a JSON body: ``P`` + the PredictionEvent as received (for the data-drift
-signals), or ``O`` + a :class:`~detectors.join.JoinedOutcome` (for the concept-drift signals).
+signals), or ``O`` + a :class:`~detectors.join_buffer.JoinedOutcome` (for the concept-drift
+signals).
 """
 
 from __future__ import annotations
 
 from pydantic import TypeAdapter
 
-from detectors.join import JoinedOutcome
+from detectors.join_buffer import JoinedOutcome
 from schemas.codec import decode, encode
 from schemas.events import PredictionEvent
 

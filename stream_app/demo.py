@@ -39,7 +39,7 @@ from schemas.events import DriftAlert, LabelEvent, PredictionEvent
 from stream_app.alerts_feed import format_alert, read_alerts
 from stream_app.live_state import LiveStateKeys, read_latest_point, read_live_state
 from stream_app.preflight import redis_client
-from stream_app.report import live_series, write_report
+from stream_app.report_chart import live_series, write_report
 from stream_app.services import ServiceStatus, local_services
 from stream_app.services.base import LocalService
 from stream_app.services.process import wait_until

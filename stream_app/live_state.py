@@ -169,7 +169,7 @@ class PendingChanges:
             self.history[model_id][:0] = points
         self.alerts[:0] = older.alerts
 
-    def lasting(self) -> PendingChanges:
+    def counts_and_fields(self) -> PendingChanges:
         """The counts and fields alone (what a Redis that lost its data can be given again)."""
         return PendingChanges(
             counts=defaultdict(Counter, {m: Counter(c) for m, c in self.counts.items()}),
@@ -288,13 +288,14 @@ class LiveStateWriter:
         if self.stats.stale:
             log.warning("Redis is back; live state caught up")
             self.count(None, "redis_outages")
-        written = batch.lasting()
+        written = batch.counts_and_fields()
         lost = self._written
         written.absorb_older(lost)
         if results[0] is None and self.stats.flushes:  # our key is gone: so is what we wrote
             log.warning("Redis lost the live state; writing it again")
             self.count(None, "redis_rebuilds")
-            again = written.lasting()  # every field at its newest value (this batch's or older)
+            # every field at its newest value (this batch's or older)
+            again = written.counts_and_fields()
             again.counts = lost.counts  # and the counts sent before this batch, which are gone
             self._pending.absorb_older(again)
         self._written = written

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from detectors.join import JoinedOutcome, join_step
+from detectors.join_buffer import JoinedOutcome, join_step
 from schemas.events import LabelEvent, PredictionEvent
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -14,7 +14,7 @@ from typing import Any
 from confluent_kafka import Message
 
 from detectors.config import DetectorConfig
-from detectors.join import JoinedOutcome
+from detectors.join_buffer import JoinedOutcome
 from pipeline.backtest import Backtest
 from pipeline.observations import decode_observation
 from producers.kafka_producer import EventProducer

@@ -21,7 +21,6 @@ signal has enough values.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated
@@ -38,11 +37,11 @@ from detectors.config import CalibratedSignal, DetectorConfig, DetectorFile
 from detectors.registry import DetectorSpec
 from detectors.signals import Signal
 from pipeline.effects import Effects
-from pipeline.join import JoinProcessor
 from producers.event_file import scan_event_lines
 from schemas.errors import InvalidEvent
 from schemas.events import LabelEvent, PredictionEvent
 from stream_app.cli.console import SkippedLines, console, errors, fail, load_settings
+from stream_app.processors import detector_config, join_processor
 from stream_app.settings import Settings
 
 MIN_REFERENCE_VALUES = 500
@@ -73,7 +72,7 @@ def calibrate(
 ) -> None:
     """Choose each signal's detector settings for a false-alarm budget, from a reference."""
     settings = load_settings()
-    config = DetectorConfig.from_settings(settings.detectors)
+    config = detector_config(settings)
     skipped = SkippedLines()
     values = signal_values(_events(reference, skipped), settings, config)
     rows = [
@@ -176,12 +175,7 @@ def signal_values(
 ) -> SignalValues:
     """Every signal's values, per model, as the replay's join and banks make them (the
     detectors are not run)."""
-    join = JoinProcessor(
-        "predictions",
-        ttl_seconds=settings.join.ttl_seconds,
-        max_pending=settings.join.max_pending,
-        max_future_seconds=math.inf,  # a recording, whatever its time
-    )
+    join = join_processor(settings, "predictions", recording=True)
     effects = Effects()
     banks: dict[str, DetectorBank] = {}
     values: SignalValues = {}

@@ -19,7 +19,7 @@ its ``file:line`` and skipped (counted in the summary), as the worker dead-lette
 and goes on. ``--json`` prints one JSON document (alerts and per-model summary) instead.
 ``--report PNG`` also draws the models' accuracy, precision, recall and alerted signals over
 event time, a point every ``--report-every`` observations of a model
-(:mod:`stream_app.report`: the picture ``driftstream report`` draws from a live worker's Redis
+(:mod:`stream_app.report_chart`: the picture ``driftstream report`` draws from a live worker's Redis
 history).
 Exit codes: 0 done, 2 the file cannot be read or an option is invalid.
 """
@@ -47,6 +47,7 @@ from schemas.errors import InvalidEvent
 from schemas.events import DriftAlert, LabelEvent, PredictionEvent
 from stream_app.alerts_feed import format_alert
 from stream_app.cli.console import SkippedLines, console, errors, fail, load_settings
+from stream_app.processors import replay_of
 from stream_app.settings import Settings
 
 PROGRESS_MIN_BYTES = 4 * 1024 * 1024
@@ -96,12 +97,10 @@ def replay(
 ) -> None:
     """Replay a recorded stream through the detectors, offline; print alerts and a summary."""
     settings = load_settings()
-    backtest = Backtest(
-        ttl_seconds=settings.join.ttl_seconds,
-        max_pending=settings.join.max_pending,
-        config=_detector_config(settings, concept_detectors, data_detectors, cooldown, detectors),
+    backtest = replay_of(
+        settings,
+        _detector_config(settings, concept_detectors, data_detectors, cooldown, detectors),
         history_every=report_every if report else 0,
-        lateness_seconds=settings.worker.lateness_seconds,
     )
     started = time.monotonic()
     skipped = _run(backtest, file, show_alerts=not json_output)
@@ -118,7 +117,7 @@ def replay(
 
 def _write_report(backtest: Backtest, file: Path, out: Path) -> None:
     """Draw every model with a detector bank (a model with labels only has none)."""
-    from stream_app.report import ModelSeries, write_report
+    from stream_app.report_chart import ModelSeries, write_report
 
     series = [
         ModelSeries(

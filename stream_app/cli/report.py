@@ -8,7 +8,7 @@ Examples::
 
 The points are the ``model:{id}:history`` streams the worker writes to Redis (one per second
 of a model that changed, the latest 3,600); the alerts are the ``alerts:{id}`` streams. The
-figure is drawn by :mod:`stream_app.report`. Exit codes: 0 written, 2 Redis did not answer or
+figure is drawn by :mod:`stream_app.report_chart`. Exit codes: 0 written, 2 Redis did not answer or
 a model is unknown, 3 no model in Redis yet.
 """
 
@@ -45,7 +45,7 @@ def report(
 
     from stream_app.live_state import LiveStateKeys
     from stream_app.preflight import redis_client
-    from stream_app.report import live_series, write_report
+    from stream_app.report_chart import live_series, write_report
 
     settings = load_settings()
     keys = LiveStateKeys(settings.redis.key_prefix)

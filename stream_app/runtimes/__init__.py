@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from stream_app.settings import Settings
 
 Engine = str
-"""The name of a runtime in :data:`RUNTIMES`."""
+"""The name of a runtime in :data:`RUNTIMES`: users choose one as the *engine*
+(``worker.engine``, ``--engine``), the code calls what it names a runtime."""
 Runner = Callable[["Settings", "WorkerMetrics", str], None]
 """Runs a worker in the foreground until SIGINT/SIGTERM: the settings, the worker's metrics
 (it serves their registry), the log level (crit, error, warn, info or debug)."""
@@ -30,11 +31,12 @@ Runner = Callable[["Settings", "WorkerMetrics", str], None]
 
 @dataclass(frozen=True)
 class Runtime:
-    """A runtime: its runner (``module:function``, imported when chosen) and a one-line
-    description (the CLI's help)."""
+    """A runtime: its runner (``module:function``, imported when chosen), its name in prose
+    (benchmark tables) and a one-line description (the CLI's help)."""
 
     name: Engine
     runner_path: str
+    title: str
     description: str
 
     def runner(self) -> Runner:
@@ -50,11 +52,13 @@ RUNTIMES: dict[Engine, Runtime] = {
         Runtime(
             "kafka",
             "stream_app.runtimes.kafka.worker:run_kafka_worker",
+            "Kafka-native",
             "confluent-kafka in batches, exactly once with Kafka transactions (the default)",
         ),
         Runtime(
             "faust",
             "stream_app.runtimes.faust.worker:run_faust_worker",
+            "Faust",
             "faust-streaming agents, at-least-once made idempotent, for teams that run Faust",
         ),
     )

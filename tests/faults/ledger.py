@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from confluent_kafka import Producer
 
-from detectors.join import JoinedOutcome
+from detectors.join_buffer import JoinedOutcome
 from pipeline.observations import decode_observation
 from pipeline.partitioner import partition_for
 from producers.simulator import ModelTraffic, simulate

@@ -17,7 +17,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from detectors.config import DetectorConfig
-from detectors.join import JoinBuffer
+from detectors.join_buffer import JoinBuffer
 from pipeline.detect import DetectProcessor, observation_key
 from pipeline.effects import Effects, InputRecord, Observation
 from pipeline.observations import encode_observation

@@ -16,7 +16,7 @@ import pytest
 
 from detectors.bank import DetectorBank
 from detectors.config import BankConfig, DetectorConfig
-from detectors.join import JoinedOutcome
+from detectors.join_buffer import JoinedOutcome
 from schemas.events import DriftAlert, PredictionEvent
 from stream_app.settings import DetectorSettings
 

@@ -18,7 +18,7 @@ from detectors.bank import (
     decode_piece,
 )
 from detectors.config import BankConfig
-from detectors.join import JoinedOutcome
+from detectors.join_buffer import JoinedOutcome
 from schemas.events import DriftAlert, PredictionEvent
 from tests.unit.test_bank import stream
 

@@ -6,7 +6,7 @@ import statistics
 from pathlib import Path
 
 from bench.profile import aggregate, category
-from bench.report import percentile, table, write_section
+from bench.results import percentile, table, write_section
 from bench.traffic import Shape, generate, index_at, request_index
 from producers.simulator import ModelTraffic, simulate
 from schemas.codec import decode, encode

@@ -1,6 +1,6 @@
 """``python -m bench --quick`` is a smoke run: its sections go to a scratch file, not to
 docs/benchmarks.md, unless ``--output`` names a file (each benchmark's own ``--quick`` alike:
-``bench.report.parser``)."""
+``bench.results.parser``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 import bench.__main__ as run_all
-from bench.report import DOCUMENT, QUICK_DOCUMENT, parser
+from bench.results import DOCUMENT, QUICK_DOCUMENT, parser
 
 
 def benchmark_argvs(monkeypatch: pytest.MonkeyPatch, *argv: str) -> list[list[str]]:

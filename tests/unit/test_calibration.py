@@ -17,7 +17,7 @@ import pytest
 from detectors.bank import DetectorBank
 from detectors.calibration import ScoreCalibration
 from detectors.config import BankConfig
-from detectors.join import JoinedOutcome
+from detectors.join_buffer import JoinedOutcome
 from schemas.events import DriftAlert, PredictionEvent
 from tests.factories import T0
 

@@ -9,7 +9,7 @@ import pytest
 
 from detectors.bank import DetectorBank
 from detectors.config import BankConfig
-from detectors.join import JoinedOutcome
+from detectors.join_buffer import JoinedOutcome
 from detectors.label_health import LabelHealth
 from detectors.monitor import SignalMonitor
 from detectors.registry import DetectorSpec, build_detector

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from detectors.bank import DetectorBank
-from detectors.config import BankConfig, DetectorConfig
-from detectors.join import JoinedOutcome
+from detectors.config import BankConfig
+from detectors.join_buffer import JoinedOutcome
 from pipeline.detect import ModelDetection, RecentIdentities, observation_identity
 from pipeline.effects import Effects, Observation, PartitionTag
 from schemas.events import DriftAlert
 from stream_app.runtimes.faust.detect_stage import DetectionStage
+from stream_app.settings import Settings
 from tests.factories import outcome, prediction
 
 
@@ -39,7 +40,7 @@ def drifting_outcomes(n: int = 600) -> list[JoinedOutcome]:
 
 
 def stage(table: TableStandIn, published: list[DriftAlert] | None = None) -> DetectionStage:
-    return DetectionStage(table, DetectorConfig(), 10_000, lambda: published or [])
+    return DetectionStage(table, Settings(), lambda: published or [])
 
 
 def observe(

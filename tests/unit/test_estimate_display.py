@@ -21,7 +21,7 @@ from detectors.history import HistoryPoint
 from stream_app.cli import app
 from stream_app.live_state import LiveStateKeys, LiveStateWriter
 from stream_app.metrics import WorkerMetrics
-from stream_app.report import ModelSeries, report_figure
+from stream_app.report_chart import ModelSeries, report_figure
 from tests.factories import T0
 from tests.monitoring import samples
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from detectors.bank import DetectorBank
 from detectors.config import DetectorConfig
-from detectors.join import JoinedOutcome
+from detectors.join_buffer import JoinedOutcome
 from pipeline.detect import DetectProcessor, observation_key, split_state_key
 from pipeline.effects import Effects, InputRecord, Observation
 from pipeline.event_order import EventTimeOrder

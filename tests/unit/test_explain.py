@@ -12,7 +12,7 @@ from bench.explain import first_explained, names_the_change
 from detectors.bank import decode_piece, encode_piece
 from detectors.config import BankConfig
 from detectors.explain import MAX_FEATURES, SliceExplainer
-from detectors.join import JoinedOutcome
+from detectors.join_buffer import JoinedOutcome
 from producers.scenarios import CONCEPT_CATEGORY_VALUE, Scenario
 from schemas.events import Explanation, PredictionEvent
 from stream_app.alerts_feed import format_alert

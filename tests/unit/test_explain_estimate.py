@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from detectors.bank import DetectorBank
 from detectors.config import BankConfig
 from detectors.explain import EstimateExplainer
-from detectors.join import JoinedOutcome
+from detectors.join_buffer import JoinedOutcome
 from schemas.events import DriftAlert, PredictionEvent
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -10,7 +10,7 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.join import JoinBuffer, JoinEntry, join_step
+from detectors.join_buffer import JoinBuffer, JoinEntry, join_step
 from schemas.events import LabelEvent, PredictionEvent
 from tests.factories import T0, label, prediction
 

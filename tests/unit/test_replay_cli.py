@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-import stream_app.report
+import stream_app.report_chart
 from pipeline.backtest import Backtest
 from producers.event_file import EventFileWriter, read_event_file
 from producers.simulator import ModelTraffic, simulate
@@ -19,7 +19,7 @@ from schemas.errors import InvalidEvent
 from schemas.events import DriftAlert
 from stream_app.alerts_feed import format_alert
 from stream_app.cli.replay import BATCH_EVENTS, replay
-from stream_app.report import ModelSeries, write_report
+from stream_app.report_chart import ModelSeries, write_report
 
 app = typer.Typer()
 app.command()(replay)
@@ -119,7 +119,7 @@ def test_report_draws_the_replayed_model_with_its_alerts(
         drawn.append(models)
         return write_report(models, out, **options)
 
-    monkeypatch.setattr(stream_app.report, "write_report", spy)
+    monkeypatch.setattr(stream_app.report_chart, "write_report", spy)
     out = tmp_path / "replay.png"
     result = run(str(path), "--json", "--report", str(out), "--report-every", "200")
     assert result.exit_code == 0, result.output

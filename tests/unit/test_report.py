@@ -20,7 +20,7 @@ from pipeline.backtest import Backtest
 from producers.simulator import ModelTraffic, simulate
 from schemas.events import DriftAlert
 from stream_app.alerts_feed import slice_name
-from stream_app.report import (
+from stream_app.report_chart import (
     CONTRIBUTION_LABEL,
     MAX_SIGNAL_PANELS,
     MAX_SLICE_BARS,

@@ -30,7 +30,7 @@ import pytest
 
 from detectors.bank import BankSummary, DetectorBank, decode_piece, encode_piece
 from detectors.config import BankConfig
-from detectors.join import JoinedOutcome
+from detectors.join_buffer import JoinedOutcome
 from detectors.signals import ABS_ERROR, ERROR_RATE, Signal, SignalValue
 from detectors.sources import SOURCE_PIECE, SOURCES, SignalSource
 from schemas.events import PredictionEvent

@@ -26,16 +26,15 @@ from typing import Any
 
 import faust
 
-from detectors.config import DetectorConfig
 from pipeline.detect import (
-    DEFAULT_LATENESS_SECONDS,
-    DetectProcessor,
     ModelDetection,
     PublishedAlerts,
     split_state_key,
 )
 from pipeline.effects import Effects, PartitionTag
 from schemas.events import DriftAlert
+from stream_app.processors import detect_processor
+from stream_app.settings import Settings
 
 
 class DetectionStage:
@@ -45,18 +44,15 @@ class DetectionStage:
     def __init__(
         self,
         table: Any,
-        config: DetectorConfig,
-        dedupe_window: int,
+        settings: Settings,
         published: Any,
-        lateness_seconds: float = DEFAULT_LATENESS_SECONDS,
     ) -> None:
         self.table = table
         self._pieces: dict[str, dict[str, bytes]] | None = None
-        self.processor = DetectProcessor(
-            config,
-            dedupe_window=dedupe_window,
+        self.processor = detect_processor(
+            settings,
+            dedupe_window=settings.worker.dedupe_window,
             load=self._load,
-            lateness_seconds=lateness_seconds,
             hold=False,  # Faust commits what it handed over: a held record would be lost
         )
         self.published = PublishedAlerts(published)

@@ -14,7 +14,7 @@ from collections.abc import Iterator, MutableMapping
 
 from pydantic import TypeAdapter
 
-from detectors.join import JoinEntry
+from detectors.join_buffer import JoinEntry
 
 _TAGGED_ENTRY = TypeAdapter(tuple[int, JoinEntry])
 """Table values are JSON ``[partition, entry]``: unlike pickle, reading a changelog record can

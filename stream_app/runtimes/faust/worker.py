@@ -29,13 +29,12 @@ import faust
 from faust.exceptions import ConsumerNotStarted
 from mode.utils.logging import level_number
 
-from detectors.config import DetectorConfig
 from pipeline.effects import Effects, InputRecord
-from pipeline.join import JoinProcessor
 from stream_app.alerts_feed import recent_alerts
 from stream_app.credential_watch import CredentialWatch
 from stream_app.live_sinks import open_live_state
 from stream_app.metrics import Partition, WorkerMetrics
+from stream_app.processors import join_processor
 from stream_app.runtimes.faust.app import create_app
 from stream_app.runtimes.faust.detect_stage import DetectionStage, SaveOnCommit
 from stream_app.runtimes.faust.join_stage import PartitionView
@@ -101,20 +100,14 @@ def mount_agents(
     }
     join_table = app.Table("join", partitions=partitions, key_type=bytes, value_type=bytes)
     bank_table = app.Table("detectors", partitions=partitions, key_type=bytes, value_type=bytes)
-    join = JoinProcessor(
+    join = join_processor(
+        settings,
         names.predictions,
-        ttl_seconds=settings.join.ttl_seconds,
-        max_pending=settings.join.max_pending,
-        max_future_seconds=settings.join.max_future_seconds,
         store_for=lambda partition: PartitionView(join_table, partition),
         positions=True,
     )
     detection = DetectionStage(
-        bank_table,
-        DetectorConfig.from_settings(settings.detectors),
-        worker.dedupe_window,
-        lambda: recent_alerts(settings, worker.alerts_lookback),
-        worker.lateness_seconds,
+        bank_table, settings, lambda: recent_alerts(settings, worker.alerts_lookback)
     )
     app.sensors.add(SaveOnCommit(detection))
     input_topics = (names.predictions, names.labels, names.observations)

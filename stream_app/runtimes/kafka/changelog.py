@@ -3,7 +3,7 @@
 Two stores, each a compacted topic with one partition per partition of the stream it belongs to:
 
 - ``<app id>-join-store``: per input partition, the join entries (key: request id, value: the
-  :class:`~detectors.join.JoinEntry` as JSON; a tombstone once it expired or matched and aged
+  :class:`~detectors.join_buffer.JoinEntry` as JSON; a tombstone once it expired or matched and aged
   out) and the partition's counters (key ``COUNTS_KEY``);
 - ``<app id>-detect-store``: per ``observations`` partition, each model's detection snapshot
   (key: model id, value: :meth:`pipeline.detect.ModelDetection.snapshot`) and the partition's
@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from pydantic import TypeAdapter
 
-from detectors.join import JoinEntry
+from detectors.join_buffer import JoinEntry
 from stream_app.settings import KafkaSettings
 
 log = logging.getLogger(__name__)

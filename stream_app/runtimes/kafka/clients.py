@@ -31,12 +31,12 @@ class Layout:
 
     names: Topics
     app_id: str
-    hop: bool
+    repartition: bool
     join_store: str = field(init=False)
     detect_store: str = field(init=False)
     repartitions: dict[str, str] = field(init=False)
     """Input topic -> its repartition topic."""
-    side_of: dict[str, str] = field(init=False)
+    input_of: dict[str, str] = field(init=False)
     """Repartition topic -> the input topic it moves."""
     join_topic: str = field(init=False)
     """The topic whose partitions own the join buffers and the join store's partitions."""
@@ -45,8 +45,8 @@ class Layout:
 
     def __post_init__(self) -> None:
         self.join_store, self.detect_store = store_topics(self.app_id)
-        self.repartitions = repartition_topics(self.app_id, self.names) if self.hop else {}
-        self.side_of = {moved: topic for topic, moved in self.repartitions.items()}
+        self.repartitions = repartition_topics(self.app_id, self.names) if self.repartition else {}
+        self.input_of = {moved: topic for topic, moved in self.repartitions.items()}
         self.join_topic = self.repartitions.get(self.names.predictions, self.names.predictions)
         self.outputs = {
             "observations": self.names.observations,

@@ -15,7 +15,7 @@ into the open transaction.
 - **detect**: observations go through the :class:`~pipeline.detect.DetectProcessor`.
 
 The route and join stages take their records merged by event time across partitions
-(:class:`~pipeline.order.EventTimeMerge`; both by the events' own time). A partition with
+(:class:`~pipeline.partition_merge.EventTimeMerge`; both by the events' own time). A partition with
 nothing held holds the others back while the consumer's position is behind its end.
 """
 
@@ -27,16 +27,14 @@ from typing import Any
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from detectors.config import DetectorConfig
 from pipeline.dead_letters import cut
-from pipeline.detect import DetectProcessor
 from pipeline.effects import Effects, InputRecord
-from pipeline.join import JoinProcessor
-from pipeline.order import EventTimeMerge
+from pipeline.partition_merge import EventTimeMerge
 from pipeline.partitioner import partition_for
 from schemas.errors import InvalidEvent
 from schemas.events import LabelEvent, PredictionEvent
 from stream_app.metrics import WorkerMetrics
+from stream_app.processors import detect_processor, join_processor
 from stream_app.runtimes.kafka.checkpoint import Checkpoint, Key
 from stream_app.runtimes.kafka.clients import ClientErrors, Layout
 from stream_app.runtimes.kafka.stores import StateStores
@@ -49,11 +47,11 @@ log = logging.getLogger(__name__)
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 Parsed = tuple[InputRecord, PredictionEvent | LabelEvent | InvalidEvent]
-Held = tuple[Key, Parsed]  # the Kafka partition a join record was read from
+JoinInput = tuple[Key, Parsed]  # the Kafka partition a join record was read from
 Routed = tuple[Message, Parsed]
 ORIGIN = "driftstream-origin"  # where a repartition record was first written
 SIZES = "driftstream-sizes"  # key and value sizes of an input cut to be moved
-MOVED = (ORIGIN, SIZES)
+MOVE_HEADERS = (ORIGIN, SIZES)
 TAKEN = ("join", "moved", "detect")
 """The stages of the metrics (``driftstream_consumed_messages_total``): input records taken,
 records another worker routed here through a repartition topic, observations."""
@@ -78,23 +76,14 @@ class Stages:
         self.producer = producer
         self.stores = stores
         self.errors = errors
-        join = settings.join
-        self.join = JoinProcessor(
-            layout.names.predictions,
-            ttl_seconds=join.ttl_seconds,
-            max_pending=join.max_pending,
-            max_future_seconds=join.max_future_seconds,
-            store_for=stores.join_store_of,
+        self.join = join_processor(
+            settings, layout.names.predictions, store_for=stores.join_store_of
         )
-        self.detect = DetectProcessor(
-            DetectorConfig.from_settings(settings.detectors),
-            load=stores.load,
-            lateness_seconds=settings.worker.lateness_seconds,
-        )
+        self.detect = detect_processor(settings, load=stores.load)
         self.checkpoint: Checkpoint | None = None  # set by the worker, which makes it after
         self.effects = Effects()
         self.route_merge: EventTimeMerge[Key, Routed] = EventTimeMerge()
-        self.merge: EventTimeMerge[Key, Held] = EventTimeMerge()
+        self.merge: EventTimeMerge[Key, JoinInput] = EventTimeMerge()
         self.repartition_partitions = 0
         self.local_joins: set[int] = set()
         """The join partitions this worker holds (restored): records routed there are joined
@@ -111,7 +100,7 @@ class Stages:
         """The topics' partition counts, once known (at start)."""
         inputs = {topic: partitions[topic] for topic in self.layout.names.inputs}
         log.info("input partitions: %s", ", ".join(f"{t} {n}" for t, n in inputs.items()))
-        if not self.layout.hop:
+        if not self.layout.repartition:
             self.join.input_partitions = inputs
         self.repartition_partitions = partitions[self.layout.join_topic]
 
@@ -122,7 +111,7 @@ class Stages:
         stages' into their merges; then what the merges release."""
         effects, now, offsets = self.effects, datetime.now(UTC), self.offsets
         layout = self.layout
-        runs: dict[Key, list[tuple[datetime, Held]]] = {}
+        runs: dict[Key, list[tuple[datetime, JoinInput]]] = {}
         route_runs: dict[Key, list[tuple[datetime, Routed]]] = {}
         taken = dict.fromkeys(TAKEN, 0)  # by the metrics' stage
         oldest: dict[str, float] = {}
@@ -141,7 +130,7 @@ class Stages:
             elif topic in layout.repartitions:
                 stage, label = "route", "join"
             else:
-                stage, label = "join", "moved" if topic in layout.side_of else "join"
+                stage, label = "join", "moved" if topic in layout.input_of else "join"
             taken[label] += 1
             if timestamp is not None and timestamp < oldest.get(label, 1e18):
                 oldest[label] = timestamp
@@ -155,7 +144,7 @@ class Stages:
                 at = _event_time(parsed, route_run, self.route_merge, key)
                 route_run.append((at, (message, (record, parsed))))
             elif stage == "join":
-                if (side := layout.side_of.get(topic)) is not None:  # a repartition topic
+                if (side := layout.input_of.get(topic)) is not None:  # a repartition topic
                     record = _moved(record, side, message)
                 parsed = self.join.parse(record, now)
                 run = runs.setdefault(key, [])
@@ -305,7 +294,9 @@ def _moved(record: InputRecord, side: str, message: Message) -> InputRecord:
     """A repartition record as the input record of ``side`` it was: where it was first written
     and its sizes if it was cut (for the dead letter it may become)."""
     headers: list[tuple[str, bytes]] = message.headers() or []  # type: ignore[assignment]
-    found = {name: value.decode(errors="replace") for name, value in headers if name in MOVED}
+    found = {
+        name: value.decode(errors="replace") for name, value in headers if name in MOVE_HEADERS
+    }
     sizes = found.get(SIZES, "").split()
     return record._replace(
         topic=side,

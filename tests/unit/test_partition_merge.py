@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.order import EventTimeMerge
+from pipeline.partition_merge import EventTimeMerge
 
 Runs = dict[int, list[int]]
 
