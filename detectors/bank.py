@@ -33,7 +33,7 @@ hooks, signals, summary figures and state (each source its own piece, ``source/<
 >>> summary = bank.summary()
 >>> summary.status, round(summary.error_rate, 2), summary.signals["error_rate"].status
 ('drift', 0.29, 'drift')
->>> summary.precision, summary.recall  # every label is 0: no positive class "1" to recall
+>>> summary.figures["precision"], summary.figures["recall"]  # all labels 0: no "1" to recall
 (0.0, None)
 """
 
@@ -59,7 +59,7 @@ from detectors.signals import (
     PredictionSignals,
     Signal,
 )
-from detectors.sources import SOURCES, AlertAnnotator, SignalSource, SourceColumns
+from detectors.sources import SOURCES, AlertAnnotator, Figure, SignalSource, SourceColumns
 from schemas.events import DriftAlert, PredictionEvent
 
 Status = Literal["ok", "warning", "drift"]
@@ -90,16 +90,17 @@ class BankSummary:
     """The live view of one model (what the Redis writer stores).
 
     ``error_rate``/``accuracy`` (classification) and ``mean_absolute_error`` (regression) are
-    over the last ``recent_window`` outcomes, and so are ``precision`` and ``recall`` of the
-    configured ``positive_label`` (None while undefined: no positive predicted, or none
-    actual); ``status`` is the worst signal status. ``event_time`` is the latest time the bank
-    has seen: a prediction's time, or the time an outcome became known. The ``estimated_*``
-    rates are over the last ``recent_window`` predictions, labelled or not, from their scores
-    (None before the calibration is frozen, and for models without scores). ``quality``
-    holds each tracked feature's data-quality counts; ``late_for_volume`` counts the
-    predictions that came after their interval's volume was given out, and
-    ``labels_past_horizon`` the outcomes that came too late for ``label_coverage``, and
-    ``label_horizon_seconds`` how long after its prediction a label counts as arrived (learned
+    over the last ``recent_window`` outcomes; ``status`` is the worst signal status.
+    ``event_time`` is the latest time the bank has seen: a prediction's time, or the time an
+    outcome became known. The ``estimated_accuracy`` is over the last ``recent_window``
+    predictions, labelled or not, from their scores (None before the calibration is frozen, and
+    for models without scores). ``quality`` holds each tracked feature's data-quality counts.
+    ``figures`` are the signal sources' (:data:`~detectors.sources.FIGURES`): the realised
+    ``precision`` and ``recall`` of the configured ``positive_label`` (None while undefined: no
+    positive predicted, or none actual), their ``estimated_`` counterparts, ``late_for_volume``
+    (predictions that came after their interval's volume was given out),
+    ``labels_past_horizon`` (outcomes too late for ``label_coverage``) and
+    ``label_horizon_seconds`` (how long after its prediction a label counts as arrived, learned
     from the model's delays: :mod:`detectors.label_health`).
     ``incident_id`` is the model's latest incident (None before any alert).
     """
@@ -114,17 +115,11 @@ class BankSummary:
     status: Status
     last_alert_id: str | None
     signals: dict[str, SignalSummary]
-    precision: float | None = None
-    recall: float | None = None
     event_time: datetime | None = None
     estimated_accuracy: float | None = None
-    estimated_precision: float | None = None
-    estimated_recall: float | None = None
     quality: dict[str, FeatureQuality] = field(default_factory=dict)
-    late_for_volume: int = 0
-    labels_past_horizon: int = 0
-    label_horizon_seconds: float | None = None
     incident_id: str | None = None
+    figures: dict[str, Figure] = field(default_factory=dict)
 
 
 class DetectorBank:
@@ -289,7 +284,7 @@ class DetectorBank:
         signals = {name: self._signal_summary(monitor) for name, monitor in self._monitors.items()}
         statuses = {summary.status for summary in signals.values()}
         error_rate = self._estimate(ERROR_RATE)
-        figures: dict[str, Any] = {}  # the sources': precision, late_for_volume, ...
+        figures: dict[str, Figure] = {}  # the sources': precision, late_for_volume, ...
         for source in self._sources.values():
             figures.update(source.summary())
         return BankSummary(
@@ -307,7 +302,7 @@ class DetectorBank:
             event_time=self._event_time,
             estimated_accuracy=self._estimate(ESTIMATED_ACCURACY),
             quality={name: replace(counts) for name, counts in self._signals.quality.items()},
-            **figures,
+            figures=figures,
         )
 
     # -- state ---------------------------------------------------------------------------

@@ -53,6 +53,7 @@ prediction, and its summary figures are ``estimated_precision`` and ``estimated_
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -207,6 +208,12 @@ class PerformanceEstimate:
 
     name: ClassVar[str] = "source/estimate"
     signals: ClassVar[tuple[Signal, ...]] = (ESTIMATED_ACCURACY,)
+    figures: ClassVar[Mapping[str, str | None]] = {
+        "estimated_precision": "Precision of the positive class estimated from the scores of "
+        "recent predictions.",
+        "estimated_recall": "Recall of the positive class estimated from the scores of recent "
+        "predictions.",
+    }
 
     def __init__(self, positive_label: str, calibration_outcomes: int, recent_window: int) -> None:
         self.calibration = ScoreCalibration(calibration_outcomes)

@@ -260,6 +260,7 @@ class _SliceBins:
     and fills it. ``slots``: the predictions that can wait for their outcome."""
 
     signals: ClassVar[tuple[Signal, ...]] = ()
+    figures: ClassVar[Mapping[str, str | None]] = {}
 
     def __init__(self, window: int, reference: int = REFERENCE, slots: int = SLOTS) -> None:
         self.window, self.reference, self.slots = window, reference, slots

@@ -9,7 +9,7 @@ replay show the same quantities. The time axis is event time.
 >>> from detectors.bank import BankSummary
 >>> summary = BankSummary(model_id="m", model_version="1", predictions=10, outcomes=8,
 ...     error_rate=0.25, accuracy=0.75, mean_absolute_error=None, status="ok",
-...     last_alert_id=None, signals={}, precision=0.5, recall=None,
+...     last_alert_id=None, signals={}, figures={"precision": 0.5, "recall": None},
 ...     event_time=datetime(2026, 1, 1, tzinfo=timezone.utc))
 >>> point = HistoryPoint.of(summary)
 >>> point.accuracy, point.precision, point.recall
@@ -56,8 +56,8 @@ class HistoryPoint:
             predictions=summary.predictions,
             outcomes=summary.outcomes,
             accuracy=summary.accuracy,
-            precision=summary.precision,
-            recall=summary.recall,
+            precision=summary.figures.get("precision"),
+            recall=summary.figures.get("recall"),
             error_rate=summary.error_rate,
             mean_absolute_error=summary.mean_absolute_error,
             signals={name: signal.estimate for name, signal in summary.signals.items()},

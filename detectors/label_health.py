@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -95,6 +96,11 @@ class LabelHealth:
 
     name: ClassVar[str] = "source/label_health"
     signals: ClassVar[tuple[Signal, ...]] = (LABEL_COVERAGE, LABEL_DELAY)
+    figures: ClassVar[Mapping[str, str | None]] = {
+        "labels_past_horizon": None,
+        "label_horizon_seconds": "How long after its prediction a label counts as arrived for "
+        "label_coverage (learned from the model's label delays).",
+    }
 
     def __init__(
         self,

@@ -27,6 +27,7 @@ signal: it takes classification outcomes, and its summary figures are the realis
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from detectors.join_buffer import OutcomeValue
@@ -52,6 +53,10 @@ class PositiveClassRates:
 
     name: ClassVar[str] = "source/positive_class"
     signals: ClassVar[tuple[Signal, ...]] = ()
+    figures: ClassVar[Mapping[str, str | None]] = {
+        "precision": "Precision of the positive class over recent outcomes.",
+        "recall": "Recall of the positive class over recent outcomes.",
+    }
     on_prediction: ClassVar[None] = None
 
     def __init__(self, positive_label: str, size: int) -> None:

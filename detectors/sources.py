@@ -18,8 +18,10 @@ A source (:class:`SignalSource`) declares
   takes the observation and ``emit``: ``emit(signal, value)`` puts a value of one of its
   signals into the batch's column, at the observation being applied. A hook is called once
   per observation: it must emit while it is called (``emit`` is of that batch only);
-- ``summary()``: its figures by name, each a field of
-  :class:`~detectors.bank.BankSummary` (``late_for_volume``, ``precision``, ...);
+- ``figures``: the figures its ``summary()`` gives, by name, each with what it is (the help
+  of its gauge ``driftstream_model_<name>``), or ``None`` for one kept in Redis only; the
+  bank's :class:`~detectors.bank.BankSummary` carries them in ``figures``, the Redis model
+  hash under their names (:data:`FIGURES`: every registered source's);
 - ``state()``: its state as plain values (numbers, strings, bytes, lists, tuples, dicts: the
   bank's piece reader refuses any object), and the class method ``from_state(state)``, a
   source that goes on exactly where that one was. The bank saves each source as its own piece,
@@ -53,7 +55,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 from detectors.calibration import PerformanceEstimate
 from detectors.config import BankConfig
@@ -100,8 +102,12 @@ class SignalSource(Protocol):
         """Take a joined outcome (emitting values), or None if it takes none."""
         ...
 
+    figures: ClassVar[Mapping[str, str | None]]
+    """The figures of its :meth:`summary`: name -> what it is (its gauge's help), or None for a
+    figure kept in Redis only."""
+
     def summary(self) -> dict[str, Figure]:
-        """Its figures, each named as the :class:`~detectors.bank.BankSummary` field it fills."""
+        """Its figures by name, as :attr:`figures` declares them."""
         ...
 
     def state(self) -> dict[str, Any]:
@@ -149,6 +155,11 @@ SOURCES: tuple[type[SignalSource], ...] = (
     EstimateExplainer,
 )
 """The registered sources, in the order of their signals' columns (one line per family)."""
+
+FIGURES: dict[str, str | None] = {
+    name: help_text for source in SOURCES for name, help_text in source.figures.items()
+}
+"""Every registered source's summary figures: name -> its gauge's help (None: Redis only)."""
 
 
 class SourceColumns:

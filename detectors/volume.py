@@ -29,6 +29,7 @@ out (mostly empty, they would read as a drop). It is the bank's signal source ``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -73,6 +74,7 @@ class TrafficVolume:
 
     name: ClassVar[str] = "source/volume"
     signals: ClassVar[tuple[Signal, ...]] = (VOLUME,)
+    figures: ClassVar[Mapping[str, str | None]] = {"late_for_volume": None}
     on_outcome: ClassVar[None] = None
 
     def __init__(

@@ -225,16 +225,12 @@ class LiveStateWriter:
             "error_rate": summary.error_rate,
             "accuracy": summary.accuracy,
             "estimated_accuracy": summary.estimated_accuracy,  # from scores, labelled or not
-            "estimated_precision": summary.estimated_precision,
-            "estimated_recall": summary.estimated_recall,
             "mean_absolute_error": summary.mean_absolute_error,
             "last_alert_id": summary.last_alert_id,
             "incident_id": summary.incident_id,
             "predictions_applied": summary.predictions,  # each once, unlike the event counts
             "outcomes_applied": summary.outcomes,
-            "late_for_volume": summary.late_for_volume,
-            "labels_past_horizon": summary.labels_past_horizon,
-            "label_horizon_seconds": summary.label_horizon_seconds,
+            **summary.figures,  # the signal sources': precision, late_for_volume, ...
         }
         values = {name: value for name, value in rates.items() if value is not None}
         self.set_model(summary.model_id, {**values, "updated_at": updated_at.isoformat()})

@@ -46,6 +46,7 @@ from prometheus_client import (
 )
 
 from detectors.bank import BankSummary, Status
+from detectors.sources import FIGURES
 from schemas.events import DriftAlert
 from stream_app.live_state import WriterStats
 from stream_app.settings import WorkerSettings
@@ -158,34 +159,18 @@ class WorkerMetrics:
         self.mean_absolute_error = gauge(
             "model_mean_absolute_error", "Mean absolute error over recent outcomes.", model
         )
-        self.precision = gauge(
-            "model_precision", "Precision of the positive class over recent outcomes.", model
-        )
-        self.recall = gauge(
-            "model_recall", "Recall of the positive class over recent outcomes.", model
-        )
         self.status = gauge("model_status", "Model status: 0 ok, 1 warning, 2 drift.", model)
         self.estimated_accuracy = gauge(
             "model_estimated_accuracy",
             "Accuracy estimated from the scores of recent predictions, labelled or not.",
             model,
         )
-        self.estimated_precision = gauge(
-            "model_estimated_precision",
-            "Precision of the positive class estimated from the scores of recent predictions.",
-            model,
-        )
-        self.estimated_recall = gauge(
-            "model_estimated_recall",
-            "Recall of the positive class estimated from the scores of recent predictions.",
-            model,
-        )
-        self.label_horizon = gauge(
-            "model_label_horizon_seconds",
-            "How long after its prediction a label counts as arrived for label_coverage "
-            "(learned from the model's label delays).",
-            model,
-        )
+        self.figures = {
+            name: gauge(f"model_{name}", help_text, model)
+            for name, help_text in FIGURES.items()
+            if help_text is not None
+        }
+        """The signal sources' figures that have a help text (precision, ...), by name."""
         signal = ("model", "signal", "kind")
         self.signal_estimate = gauge(
             "signal_estimate",
@@ -282,13 +267,9 @@ class WorkerMetrics:
             (self.accuracy, summary.accuracy),
             (self.error_rate, summary.error_rate),
             (self.mean_absolute_error, summary.mean_absolute_error),
-            (self.precision, summary.precision),
-            (self.recall, summary.recall),
             (self.status, STATUS_VALUES[summary.status]),
             (self.estimated_accuracy, summary.estimated_accuracy),
-            (self.estimated_precision, summary.estimated_precision),
-            (self.estimated_recall, summary.estimated_recall),
-            (self.label_horizon, summary.label_horizon_seconds),
+            *((gauge, summary.figures.get(name)) for name, gauge in self.figures.items()),
         ):
             if value is None:
                 gauge.remove(model)
@@ -310,12 +291,8 @@ class WorkerMetrics:
             self.accuracy,
             self.error_rate,
             self.mean_absolute_error,
-            self.precision,
-            self.recall,
             self.estimated_accuracy,
-            self.estimated_precision,
-            self.estimated_recall,
-            self.label_horizon,
+            *self.figures.values(),
             self.status,
             self.signal_estimate,
             self.signal_status,

@@ -217,10 +217,11 @@ def test_summary_has_rolling_precision_and_recall_of_the_configured_positive_cla
     bank = DetectorBank("churn", config.for_model("churn"))
     feed(bank, steps)
     summary = bank.summary()
-    assert summary.precision == pytest.approx(true_positives / len(predicted))
-    assert summary.recall == pytest.approx(true_positives / len(actual))
+    assert summary.figures["precision"] == pytest.approx(true_positives / len(predicted))
+    assert summary.figures["recall"] == pytest.approx(true_positives / len(actual))
     assert summary.event_time == max(o.label_time for _, o in steps)
-    assert DetectorBank("churn").summary().precision is None  # default "1": never predicted
+    never_predicted = DetectorBank("churn").summary()  # the default positive label "1"
+    assert never_predicted.figures["precision"] is None
 
 
 def test_positive_label_is_compared_as_text() -> None:
@@ -229,7 +230,7 @@ def test_positive_label_is_compared_as_text() -> None:
     bank = DetectorBank("churn", config)
     _, outcome = stream()[0]
     bank.observe_outcome(replace(outcome, prediction="1", label=1))
-    assert (bank.summary().precision, bank.summary().recall) == (1.0, 1.0)
+    assert (bank.summary().figures["precision"], bank.summary().figures["recall"]) == (1.0, 1.0)
 
 
 def test_regression_outcomes_feed_abs_error_without_binary_detectors() -> None:
@@ -243,7 +244,7 @@ def test_regression_outcomes_feed_abs_error_without_binary_detectors() -> None:
     assert summary.signals["abs_error"].detectors == {"adwin": "ok"}
     assert summary.error_rate is None
     assert summary.mean_absolute_error is not None
-    assert (summary.precision, summary.recall) == (None, None)
+    assert (summary.figures["precision"], summary.figures["recall"]) == (None, None)
 
 
 def test_events_of_another_model_are_refused() -> None:

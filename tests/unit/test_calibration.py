@@ -105,8 +105,10 @@ def test_estimate_matches_the_realised_rates_while_the_scores_keep_their_distrib
     summary = bank.summary()
     assert summary.accuracy is not None
     assert summary.estimated_accuracy == pytest.approx(summary.accuracy, abs=0.03)
-    assert summary.estimated_precision == pytest.approx(summary.precision, abs=0.04)
-    assert summary.estimated_recall == pytest.approx(summary.recall, abs=0.04)
+    assert summary.figures["estimated_precision"] == pytest.approx(
+        summary.figures["precision"], abs=0.04
+    )
+    assert summary.figures["estimated_recall"] == pytest.approx(summary.figures["recall"], abs=0.04)
     assert summary.signals["estimated_accuracy"].kind == "data"
 
 

@@ -207,7 +207,7 @@ def test_what_comes_too_late_for_volume_and_label_health_is_counted_in_the_summa
     )
     bank.observe_outcome(late_label)
     summary = bank.summary()
-    assert (summary.late_for_volume, summary.labels_past_horizon) == (1, 1)
+    assert (summary.figures["late_for_volume"], summary.figures["labels_past_horizon"]) == (1, 1)
 
 
 def _poisson_rates(rng: np.random.Generator, means: list[float], interval: float) -> list[float]:

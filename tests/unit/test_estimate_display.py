@@ -36,12 +36,14 @@ SUMMARY = BankSummary(
     status="ok",
     last_alert_id=None,
     signals={},
-    precision=0.7,
-    recall=0.6,
     event_time=T0,
     estimated_accuracy=0.75,
-    estimated_precision=0.65,
-    estimated_recall=0.55,
+    figures={
+        "precision": 0.7,
+        "recall": 0.6,
+        "estimated_precision": 0.65,
+        "estimated_recall": 0.55,
+    },
 )
 
 
