@@ -26,7 +26,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from bench.results import progress
 from bench.traffic import Request
 from producers.kafka_producer import EventProducer
-from stream_app.live_state import LiveStateKeys, read_live_state
+from stream_app.live_state.keys import LiveStateKeys
+from stream_app.live_state.reader import read_live_state
 from stream_app.preflight import redis_client
 from stream_app.services import services_up
 from stream_app.settings import Engine, Settings, TopicSettings

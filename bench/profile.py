@@ -45,7 +45,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("event-time merge of the inputs", ("pipeline/partition_merge.py",)),
     ("detectors (bank, signals, river)", ("detectors/", "river/", "pipeline/detect.py")),
     ("changelog writes and restore", ("stream_app/runtimes/kafka/changelog.py",)),
-    ("Redis live state", ("stream_app/live_state.py", "redis/")),
+    ("Redis live state", ("stream_app/live_state/", "redis/")),
     ("Prometheus metrics", ("stream_app/metrics.py", "prometheus_client/")),
     ("the runtime's own lines", ("stream_app/",)),
     ("Faust tables and changelog", ("faust/tables/", "faust/stores/")),

@@ -37,7 +37,8 @@ from producers.pacing import paced
 from producers.simulator import ModelTraffic, simulate
 from schemas.events import DriftAlert, LabelEvent, PredictionEvent
 from stream_app.alerts_feed import format_alert, read_alerts
-from stream_app.live_state import LiveStateKeys, read_latest_point, read_live_state
+from stream_app.live_state.keys import LiveStateKeys
+from stream_app.live_state.reader import read_latest_point, read_live_state
 from stream_app.preflight import redis_client
 from stream_app.report_chart import live_series, write_report
 from stream_app.services import ServiceStatus, local_services

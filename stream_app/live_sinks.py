@@ -15,7 +15,8 @@ import redis.asyncio
 
 from detectors.bank import BankSummary
 from schemas.events import DriftAlert
-from stream_app.live_state import LiveStateKeys, LiveStateWriter
+from stream_app.live_state.keys import LiveStateKeys
+from stream_app.live_state.writer import LiveStateWriter
 from stream_app.metrics import MetricsLiveState, WorkerMetrics
 from stream_app.settings import Settings
 

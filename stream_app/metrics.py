@@ -48,7 +48,7 @@ from prometheus_client import (
 from detectors.bank import BankSummary, Status
 from detectors.sources import FIGURES
 from schemas.events import DriftAlert
-from stream_app.live_state import WriterStats
+from stream_app.live_state.writer import WriterStats
 from stream_app.settings import WorkerSettings
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,8 @@ from detectors.history import HistoryPoint
 from detectors.signals import CATEGORY_PREFIX, ESTIMATED_ACCURACY
 from schemas.events import DriftAlert, Explanation, SliceContribution
 from stream_app.alerts_feed import slice_name
-from stream_app.live_state import LiveStateKeys, read_history, read_model_alerts
+from stream_app.live_state.keys import LiveStateKeys
+from stream_app.live_state.reader import read_history, read_model_alerts
 
 MAX_SIGNAL_PANELS = 3
 """Data signals drawn per model (the first ones to alert)."""

@@ -21,7 +21,8 @@ from producers.kafka_producer import EventProducer
 from producers.pacing import paced
 from schemas.codec import decode
 from schemas.events import DriftAlert, LabelEvent, PredictionEvent
-from stream_app.live_state import LiveStateKeys, read_live_state
+from stream_app.live_state.keys import LiveStateKeys
+from stream_app.live_state.reader import read_live_state
 from stream_app.preflight import redis_client
 from stream_app.services.process import wait_until
 from stream_app.settings import Engine, Settings

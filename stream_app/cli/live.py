@@ -101,7 +101,8 @@ def state(
     """Print the live per-model state from Redis, and each model's data-quality problems."""
     import redis
 
-    from stream_app.live_state import LiveStateKeys, read_live_state
+    from stream_app.live_state.keys import LiveStateKeys
+    from stream_app.live_state.reader import read_live_state
     from stream_app.preflight import redis_client
 
     settings = load_settings()

@@ -43,7 +43,7 @@ def report(
     """Draw the live models' accuracy, precision and recall over time, with their alerts."""
     import redis
 
-    from stream_app.live_state import LiveStateKeys
+    from stream_app.live_state.keys import LiveStateKeys
     from stream_app.preflight import redis_client
     from stream_app.report_chart import live_series, write_report
 

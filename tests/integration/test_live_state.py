@@ -15,14 +15,14 @@ import redis.asyncio.client
 from detectors.bank import DetectorBank
 from detectors.config import BankConfig
 from schemas.events import DriftAlert, WindowStats
-from stream_app.live_state import (
-    LiveStateKeys,
-    LiveStateWriter,
+from stream_app.live_state.keys import LiveStateKeys
+from stream_app.live_state.reader import (
     read_history,
     read_latest_point,
     read_live_state,
     read_model_alerts,
 )
+from stream_app.live_state.writer import LiveStateWriter
 from stream_app.settings import Settings
 from tests.factories import prediction
 

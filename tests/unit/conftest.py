@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 import stream_app.cli.live
-import stream_app.live_state
+import stream_app.live_state.reader
 import stream_app.preflight
 from stream_app.cli import app
 
@@ -24,7 +24,7 @@ def state_of(monkeypatch: pytest.MonkeyPatch) -> Any:
         yield None
 
     def run(view: dict[str, dict[str, Any]]) -> list[str]:
-        monkeypatch.setattr(stream_app.live_state, "read_live_state", lambda *a: view)
+        monkeypatch.setattr(stream_app.live_state.reader, "read_live_state", lambda *a: view)
         result = CliRunner().invoke(app, ["state"], env={"COLUMNS": "200"})
         assert result.exit_code == 0, result.output
         return result.stdout.splitlines()

@@ -14,12 +14,13 @@ from prometheus_client import generate_latest
 from typer.testing import CliRunner
 
 import stream_app.cli.live
-import stream_app.live_state
+import stream_app.live_state.reader
 import stream_app.preflight
 from detectors.bank import BankSummary
 from detectors.history import HistoryPoint
 from stream_app.cli import app
-from stream_app.live_state import LiveStateKeys, LiveStateWriter
+from stream_app.live_state.keys import LiveStateKeys
+from stream_app.live_state.writer import LiveStateWriter
 from stream_app.metrics import WorkerMetrics
 from stream_app.report_chart import ModelSeries, report_figure
 from tests.factories import T0
@@ -84,7 +85,7 @@ def test_state_shows_the_estimate_next_to_the_accuracy(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(stream_app.cli.live, "login_or_fail", lambda *a, **k: None)
     monkeypatch.setattr(stream_app.preflight, "redis_client", no_redis)
-    monkeypatch.setattr(stream_app.live_state, "read_live_state", lambda *a: view)
+    monkeypatch.setattr(stream_app.live_state.reader, "read_live_state", lambda *a: view)
     result = CliRunner().invoke(app, ["state"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()

@@ -7,7 +7,8 @@ from typing import Any
 
 from schemas.events import DriftAlert, Explanation
 from stream_app.alerts_feed import format_explanation
-from stream_app.live_state import LiveStateKeys, LiveStateWriter
+from stream_app.live_state.keys import LiveStateKeys
+from stream_app.live_state.writer import LiveStateWriter
 from tests.event_examples import ALERT, EXPLANATION
 
 EXPLAINED = DriftAlert.model_validate({**ALERT, "explanation": EXPLANATION})

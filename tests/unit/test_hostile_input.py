@@ -16,7 +16,7 @@ from pipeline.edge import parse_input
 from pipeline.effects import InputRecord
 from schemas.errors import InvalidEvent
 from stream_app.cli import app
-from stream_app.live_state import LiveStateKeys
+from stream_app.live_state.keys import LiveStateKeys
 from stream_app.settings import Settings
 from tests.hostile import HostileGenerator
 

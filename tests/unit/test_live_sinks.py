@@ -12,7 +12,8 @@ from prometheus_client import generate_latest
 from detectors.bank import DetectorBank
 from schemas.events import DriftAlert
 from stream_app.live_sinks import FanOut, LiveSink, live_state
-from stream_app.live_state import LiveStateKeys, LiveStateWriter
+from stream_app.live_state.keys import LiveStateKeys
+from stream_app.live_state.writer import LiveStateWriter
 from stream_app.metrics import MetricsLiveState, WorkerMetrics
 from tests.event_examples import ALERT
 from tests.factories import prediction

@@ -16,7 +16,7 @@ each:
   compacted changelogs (large values as chunks) and their restore;
 - :mod:`~stream_app.runtimes.kafka.checkpoint`: every offset, and the commit in numbered steps;
 - :mod:`~stream_app.runtimes.kafka.stages`: route, join, detect;
-- :mod:`~stream_app.runtimes.kafka.live_view`: committed state to Redis and Prometheus;
+- :mod:`~stream_app.runtimes.kafka.live_feed`: committed state to Redis and Prometheus;
 - this module: the loop, the rebalances, the rollback.
 
 Every ``commit_interval_seconds`` (stretched under load) one Kafka transaction commits,
@@ -28,7 +28,7 @@ crash nothing committed is lost and nothing uncommitted is visible to ``read_com
 readers: each labelled prediction yields one outcome record and each alert is on the alerts
 topic once.
 
-Only committed state reaches Redis and Prometheus (:mod:`~stream_app.runtimes.kafka.live_view`).
+Only committed state reaches Redis and Prometheus (:mod:`~stream_app.runtimes.kafka.live_feed`).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from stream_app.runtimes.kafka.clients import (
     make_consumer,
     producer_config,
 )
-from stream_app.runtimes.kafka.live_view import LiveView
+from stream_app.runtimes.kafka.live_feed import LiveStateFeed
 from stream_app.runtimes.kafka.stages import Stages
 from stream_app.runtimes.kafka.stores import StateStores
 from stream_app.runtimes.kafka.transactions import (
@@ -101,7 +101,7 @@ class KafkaWorker:
             self.stages.detect,
         )
         self.stages.checkpoint = self.checkpoint
-        self.view = LiveView(settings, metrics, self.consumer, layout)
+        self.feed = LiveStateFeed(settings, metrics, self.consumer, layout)
         self.credentials = CredentialWatch(settings.kafka)
 
     # -- rebalances (called from inside consume(), in its thread) ------------------------
@@ -184,9 +184,9 @@ class KafkaWorker:
             while not self.stopping:
                 messages = await asyncio.to_thread(self.consumer.consume, worker.batch_size, 0.05)
                 self.producer.poll(0)  # serves the producer's callbacks
-                self.view.count("unreadable_topic", self.errors.take_unreadable())
-                self.view.count("stuck_commits", self.failures.take_count())
-                self.view.publish(self.checkpoint.take_committed())
+                self.feed.count("unreadable_topic", self.errors.take_unreadable())
+                self.feed.count("stuck_commits", self.failures.take_count())
+                self.feed.publish(self.checkpoint.take_committed())
                 if messages:
                     last_record = time.monotonic()
                     stages.process(messages)
@@ -202,14 +202,14 @@ class KafkaWorker:
                 if now - last_flush >= worker.redis_flush_seconds and (
                     flushing is None or flushing.done()
                 ):
-                    self.view.refresh(stages.detect, self.assigned)
-                    flushing = asyncio.create_task(self.view.flush())
+                    self.feed.refresh(stages.detect, self.assigned)
+                    flushing = asyncio.create_task(self.feed.flush())
                     last_flush = now
                 if now - last_check >= settings.kafka.credential_check_seconds:
                     last_check = now
                     await self.credentials.check()
                 if now - last_record >= IDLE_WARNING_SECONDS:
-                    self.view.warn_idle(now - last_record, self.assigned)
+                    self.feed.warn_idle(now - last_record, self.assigned)
                     last_record = now
         finally:
             await self._shut_down(flushing)
@@ -258,11 +258,11 @@ class KafkaWorker:
             await asyncio.to_thread(self.checkpoint.commit, 1)
         except KafkaException as exc:
             log.warning("final commit failed (%s); the next worker redoes it", exc)
-        self.view.publish(self.checkpoint.take_committed())
+        self.feed.publish(self.checkpoint.take_committed())
         if flushing is not None:
             await flushing
-        self.view.refresh(self.stages.detect, self.assigned, seconds=float("inf"))  # all due
-        await self.view.flush()
+        self.feed.refresh(self.stages.detect, self.assigned, seconds=float("inf"))  # all due
+        await self.feed.flush()
         await asyncio.to_thread(self.consumer.close)
         self.producer.flush(10)
         log.info("worker stopped")

@@ -31,7 +31,7 @@ SUMMARY_SECONDS = 0.05
 """The longest a flush spends on models' summaries; the models left wait for the next."""
 
 
-class LiveView:
+class LiveStateFeed:
     """The worker's Redis live state and metrics (loop thread only)."""
 
     def __init__(

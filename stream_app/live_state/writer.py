@@ -1,29 +1,5 @@
-"""The live per-model view in Redis, written in batches off the event path.
-
-The worker records what happened (``count``, ``set_model``, ``set_summary``, ``add_alert``) in
-memory; ``flush`` sends it all in one pipeline, typically once a second. Counters are sent as
-``HINCRBY`` deltas, so several workers add up; states are overwritten. When Redis is down the
-flush fails, the view is "stale" (logged once per outage and counted), nothing blocks, and the
-pending changes go out with the next successful flush. A Redis that comes back empty (restarted
-without persistence, flushed) is noticed by a per-writer key that has vanished: the writer then
-writes again everything it wrote since it started. Key layout (prefix ``driftstream:``):
-
-- ``models``: set of model ids seen
-- ``pipeline``: hash of counts that belong to no model (dead-lettered, evicted, failed flushes)
-- ``model:{id}``: hash of counts, rolling accuracy / error rate, status, last alert id, latest
-  incident id, updated_at, and of the latest explained concept alert its id
-  (``last_explained_alert_id``), signal (``last_explained_signal``) and explanation
-  (``last_explanation``: an :class:`~schemas.events.Explanation` as JSON)
-- ``model:{id}:signals``: hash of per-signal estimate and detector status (JSON per signal)
-- ``model:{id}:quality``: hash of per-feature data-quality counts (JSON per feature: missing,
-  wrong_type, out_of_range, unseen_category)
-- ``model:{id}:history``: capped stream, one entry per flush of a model that changed (field
-  ``point``: a :class:`~detectors.history.HistoryPoint` as JSON: event time, counts, rolling
-  accuracy, precision, recall, error rate, MAE, every signal's estimate); what
-  ``driftstream report`` draws
-- ``alerts`` and ``alerts:{id}``: capped streams of alerts (JSON in field ``alert``)
-- ``writer:{id}``: one key per running writer (expires a day after its last flush)
-"""
+"""The writer the workers record into: changes held in memory, sent in one pipeline a flush
+(how it counts, survives an outage and rebuilds a lost Redis: :mod:`stream_app.live_state`)."""
 
 from __future__ import annotations
 
@@ -33,64 +9,19 @@ import uuid
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-import redis
 import redis.asyncio
 from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
 from detectors.bank import BankSummary
 from detectors.history import HistoryPoint
-from schemas.codec import decode, encode
+from schemas.codec import encode
 from schemas.events import DriftAlert
+from stream_app.live_state.keys import LiveStateKeys
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LiveStateKeys:
-    """Redis key names under one prefix."""
-
-    prefix: str
-
-    @property
-    def models(self) -> str:
-        return f"{self.prefix}models"
-
-    @property
-    def alerts(self) -> str:
-        return f"{self.prefix}alerts"
-
-    @property
-    def pipeline(self) -> str:
-        return f"{self.prefix}pipeline"
-
-    def model(self, model_id: str) -> str:
-        return f"{self.prefix}model:{model_id}"
-
-    def signals(self, model_id: str) -> str:
-        return f"{self.prefix}model:{model_id}:signals"
-
-    def quality(self, model_id: str) -> str:
-        return f"{self.prefix}model:{model_id}:quality"
-
-    def history(self, model_id: str) -> str:
-        return f"{self.prefix}model:{model_id}:history"
-
-    def model_alerts(self, model_id: str) -> str:
-        return f"{self.prefix}alerts:{model_id}"
-
-    def writer(self, writer_id: str) -> str:
-        return f"{self.prefix}writer:{writer_id}"
-
-    def sources(self, model_id: str | None) -> str:
-        """The per-partition totals behind a model's (or the pipeline's) exact counters."""
-        return (
-            f"{self.prefix}pipeline:sources"
-            if model_id is None
-            else (f"{self.prefix}model:{model_id}:sources")
-        )
 
 
 SUM_SOURCES = """
@@ -334,63 +265,3 @@ class LiveStateWriter:
             for stream in (self.keys.alerts, self.keys.model_alerts(alert.model_id)):
                 pipe.xadd(stream, entry, maxlen=self.stream_length, approximate=True)
         return pipe
-
-
-def read_live_state(
-    client: redis.Redis, keys: LiveStateKeys, model_id: str | None = None
-) -> dict[str, dict[str, Any]]:
-    """The Redis view of every model (or one): its hash plus its decoded signals (under
-    ``"signals"``) and quality counts (``"quality"``, by feature), and the pipeline counts
-    under ``"_pipeline"`` when all models are asked for. ``client`` must decode responses."""
-
-    def read_hash(key: str) -> dict[str, str]:
-        return cast(dict[str, str], client.hgetall(key))
-
-    model_ids = [model_id] if model_id else sorted(cast(set[str], client.smembers(keys.models)))
-    view: dict[str, dict[str, Any]] = {}
-    for mid in model_ids:
-        model: dict[str, Any] = read_hash(keys.model(mid))
-        signals = read_hash(keys.signals(mid))
-        quality = read_hash(keys.quality(mid))
-        if model or signals or quality:
-            view[mid] = {
-                **model,
-                "signals": {k: json.loads(v) for k, v in signals.items()},
-                "quality": {k: json.loads(v) for k, v in quality.items()},
-            }
-    if model_id is None:
-        view["_pipeline"] = read_hash(keys.pipeline)
-    return view
-
-
-def read_history(client: redis.Redis, keys: LiveStateKeys, model_id: str) -> list[HistoryPoint]:
-    """A model's history points in Redis, oldest first. ``client`` must decode responses."""
-    return [
-        HistoryPoint.from_json(fields["point"])
-        for fields in _entries(client, keys.history(model_id))
-    ]
-
-
-def read_latest_point(
-    client: redis.Redis, keys: LiveStateKeys, model_id: str
-) -> HistoryPoint | None:
-    """A model's latest history point in Redis (None before its first). ``client`` must
-    decode responses."""
-    entries = cast(
-        list[tuple[str, dict[str, str]]], client.xrevrange(keys.history(model_id), count=1)
-    )
-    return HistoryPoint.from_json(entries[0][1]["point"]) if entries else None
-
-
-def read_model_alerts(client: redis.Redis, keys: LiveStateKeys, model_id: str) -> list[DriftAlert]:
-    """A model's alerts in Redis (the latest ``stream_length``), oldest first. ``client``
-    must decode responses."""
-    return [
-        decode(DriftAlert, fields["alert"].encode())
-        for fields in _entries(client, keys.model_alerts(model_id))
-    ]
-
-
-def _entries(client: redis.Redis, stream: str) -> list[dict[str, str]]:
-    entries = cast(list[tuple[str, dict[str, str]]], client.xrange(stream))
-    return [fields for _id, fields in entries]
