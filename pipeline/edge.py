@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pipeline.dead_letters import dead_letter_record
-from pipeline.effects import Effects, InputRecord, PartitionTag
+from pipeline.effects import DeadLettered, Effects, InputRecord, PartitionTag
 from schemas.codec import MAX_EVENT_BYTES, decode, oversize
 from schemas.errors import InvalidEvent
 from schemas.events import LabelEvent, PredictionEvent
@@ -59,4 +59,5 @@ def dead_letter(record: InputRecord, reason: str, effects: Effects, source: Part
     count it under ``source`` (the partition whose state owns the count)."""
     letter = dead_letter_record(record.key, record.value, reason, record.source, record.sizes)
     effects.emit("deadletter", letter.key, letter.value, letter.headers)
+    effects.dead_letters.append(DeadLettered(record.source, reason))
     effects.count(None, "deadlettered", source=source)

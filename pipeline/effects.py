@@ -103,6 +103,14 @@ class Output(NamedTuple):
     headers: list[tuple[str, bytes]] | None = None
 
 
+class DeadLettered(NamedTuple):
+    """A record sent to the dead-letter stream: where it came from and why (what its
+    ``driftstream-source`` and ``driftstream-reason`` headers say), for a runtime's log."""
+
+    source: str
+    reason: str
+
+
 CountKey = tuple[str | None, CounterName, PartitionTag]
 """(model id or None for the pipeline as a whole, counter name, the partition that owns it)."""
 
@@ -118,6 +126,7 @@ class Effects:
       whose state owns the count (:class:`PartitionTag`), so a runtime can keep exact totals
       in that partition's state;
     - ``alerts``: the alerts of ``outputs`` as objects, for the live view;
+    - ``dead_letters``: the dead letters of ``outputs``, each with its source and reason;
     - ``changed_models``: models whose detector state changed (their summaries are due).
     """
 
@@ -125,6 +134,7 @@ class Effects:
     observations: list[Observation] = field(default_factory=list)
     counts: Counter[CountKey] = field(default_factory=Counter)
     alerts: list[DriftAlert] = field(default_factory=list)
+    dead_letters: list[DeadLettered] = field(default_factory=list)
     changed_models: set[str] = field(default_factory=set)
 
     def emit(
@@ -148,4 +158,5 @@ class Effects:
         self.observations.clear()
         self.counts.clear()
         self.alerts.clear()
+        self.dead_letters.clear()
         self.changed_models.clear()

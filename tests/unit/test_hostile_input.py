@@ -13,10 +13,11 @@ from typer.testing import CliRunner
 
 from pipeline.dead_letters import MAX_KEY_BYTES, MAX_VALUE_BYTES, dead_letter_record
 from pipeline.edge import parse_input
-from pipeline.effects import InputRecord
+from pipeline.effects import Effects, InputRecord
 from schemas.errors import InvalidEvent
 from stream_app.cli import app
 from stream_app.live_state.keys import LiveStateKeys
+from stream_app.processors import join_processor
 from stream_app.settings import Settings
 from tests.hostile import HostileGenerator
 
@@ -101,3 +102,19 @@ def test_dead_letters_keep_small_messages_whole_and_cut_huge_ones() -> None:
     assert headers["driftstream-truncated"] == b"key 20000 bytes, value 1040000 bytes"
     assert headers["driftstream-source"] == b"t/0/2"
     assert dead_letter_record(None, None, "R: none", "t/0/3").value is None
+
+
+def test_what_a_runtime_logs_of_a_dead_letter_is_what_its_headers_say() -> None:
+    """A runtime logs each dead letter from ``Effects.dead_letters`` (typed), never by decoding
+    the record's headers again: both must name the same source and reason."""
+    join = join_processor(Settings(), "predictions")
+    effects = Effects()
+    for offset, value in enumerate([b"{not json", b'{"request_id": "r1"}', b"\xff"]):
+        join.process(InputRecord("predictions", 2, offset, b"k", value), effects, datetime.now(UTC))
+    letters = [output for output in effects.outputs if output.stream == "deadletter"]
+    told = [
+        (dict(o.headers or [])["driftstream-source"], dict(o.headers or [])["driftstream-reason"])
+        for o in letters
+    ]
+    assert len(letters) == 3
+    assert [(s.encode(), r.encode()) for s, r in effects.dead_letters] == told

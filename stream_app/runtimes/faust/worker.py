@@ -127,12 +127,9 @@ def mount_agents(
 
     async def carry_out(effects: Effects) -> None:
         """Send the outputs through Faust and record the counts and alerts."""
+        for letter in effects.dead_letters:
+            dead_letter_log.record(letter.source, letter.reason)
         for output in effects.outputs:
-            if output.stream == "deadletter":
-                headers = dict(output.headers or [])
-                dead_letter_log.record(
-                    headers["driftstream-source"].decode(), headers["driftstream-reason"].decode()
-                )
             await outputs[output.stream].send(
                 key=output.key, value=output.value, headers=output.headers
             )

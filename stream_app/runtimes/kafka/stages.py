@@ -238,12 +238,9 @@ class Stages:
     def produce(self) -> None:
         """Produce the outputs in the open transaction and fold the counts into the state."""
         effects, topics = self.effects, self.layout.outputs
+        for letter in effects.dead_letters:
+            self.dead_letter_log.record(letter.source, letter.reason)
         for output in effects.outputs:
-            if output.stream == "deadletter":
-                headers = dict(output.headers or [])
-                self.dead_letter_log.record(
-                    headers["driftstream-source"].decode(), headers["driftstream-reason"].decode()
-                )
             self.producer.send(
                 topics[output.stream], output.key, output.value, headers=output.headers
             )
