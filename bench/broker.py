@@ -23,7 +23,7 @@ from pathlib import Path
 from bench.harness import Bench, bench_topics, create_topic, shared_services
 from bench.results import load_average, machine, parser, progress, publish, table, written
 from bench.traffic import Shape, generate
-from stream_app.services.kafka import fetch_kafka_jars
+from stream_app.local.services.kafka import fetch_kafka_jars
 
 SECTION = "## Broker ceiling"
 COMMAND = ".venv/bin/python -m bench.broker"

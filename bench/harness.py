@@ -28,8 +28,8 @@ from bench.traffic import Request
 from producers.kafka_producer import EventProducer
 from stream_app.live_state.keys import LiveStateKeys
 from stream_app.live_state.reader import read_live_state
+from stream_app.local.services import services_up
 from stream_app.preflight import redis_client
-from stream_app.services import services_up
 from stream_app.settings import Engine, Settings, TopicSettings
 from stream_app.topics import Topics, ensure_topics
 from stream_app.worker_process import WorkerProcess

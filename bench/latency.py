@@ -54,7 +54,7 @@ from pipeline.observations import decode_observation
 from producers.kafka_producer import EventProducer
 from schemas.codec import decode
 from schemas.events import DriftAlert
-from stream_app.services.process import wait_until
+from stream_app.local.services.process import wait_until
 from stream_app.settings import Settings
 
 SECTION = "## Latency"

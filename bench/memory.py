@@ -27,7 +27,7 @@ from detectors.join_buffer import JoinBuffer, JoinEntry
 from pipeline.state import ChangeTrackingStore
 from schemas.codec import decode
 from schemas.events import PredictionEvent
-from stream_app.services.process import wait_until
+from stream_app.local.services.process import wait_until
 
 SECTION = "## Memory"
 COMMAND = ".venv/bin/python -m bench.memory"

@@ -45,8 +45,8 @@ from bench.harness import (
 from bench.results import STACK, load_average, machine, parser, progress, publish, table, written
 from bench.traffic import Shape, generate
 from bench.tutorial import LoopResult, run_tutorial
+from stream_app.local.services.process import wait_until
 from stream_app.runtimes import RUNTIMES, Engine
-from stream_app.services.process import wait_until
 
 SECTION = "## Throughput"
 COMMAND = ".venv/bin/python -m bench.throughput"

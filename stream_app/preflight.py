@@ -9,7 +9,7 @@ under the key prefix (which also proves an ACL user may use our keys). Either ra
 what failed, and never a secret.
 
 It also makes the Redis client every command uses (:func:`redis_client`), so the local services
-(``stream_app.services``), which check what they start with these functions, sit above it.
+(``stream_app.local.services``), which check what they start with these functions, sit above it.
 """
 
 from __future__ import annotations

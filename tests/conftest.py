@@ -9,9 +9,9 @@ import pytest
 import redis
 from hypothesis import settings as hypothesis_settings
 
+from stream_app.local.services import services_up
 from stream_app.preflight import redis_client
 from stream_app.runtimes import ENGINES
-from stream_app.services import services_up
 from stream_app.settings import Engine, Settings, TopicSettings
 from stream_app.topics import Topics, delete_topics, ensure_topics
 

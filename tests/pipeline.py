@@ -23,8 +23,8 @@ from schemas.codec import decode
 from schemas.events import DriftAlert, LabelEvent, PredictionEvent
 from stream_app.live_state.keys import LiveStateKeys
 from stream_app.live_state.reader import read_live_state
+from stream_app.local.services.process import wait_until
 from stream_app.preflight import redis_client
-from stream_app.services.process import wait_until
 from stream_app.settings import Engine, Settings
 from stream_app.topics import Topics
 from stream_app.worker_process import WorkerProcess

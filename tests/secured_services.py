@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from stream_app.services import local_services, services_up
+from stream_app.local.services import local_services, services_up
 from stream_app.settings import KafkaSettings, LocalServicesSettings, RedisSettings, Settings
 
 KAFKA_USER = "driftstream-test"

@@ -24,7 +24,7 @@ def demo(
     Exits non-zero if the detectors did not do their job: an alert on the stable model, or
     none on a drifting one. Ctrl-C stops the worker and the services the demo started.
     """
-    from stream_app.demo import run_demo
+    from stream_app.local.demo import run_demo
 
     try:
         scores = run_demo(console, duration=duration, rate=rate, seed=seed, report=report)

@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from stream_app.cli.console import console, fail, load_settings, say
-from stream_app.services import (
+from stream_app.local.services import (
     ServiceError,
     ServiceStatus,
     services_down,

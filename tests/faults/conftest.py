@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from stream_app.services import LocalKafka, LocalRedis, local_services, services_up
-from stream_app.services.base import LocalService
+from stream_app.local.services import LocalKafka, LocalRedis, local_services, services_up
+from stream_app.local.services.base import LocalService
 from stream_app.settings import KafkaSettings, RedisSettings, Settings
 from tests.conftest import RUN_ID, scoped_settings
 

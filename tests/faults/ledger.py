@@ -15,7 +15,7 @@ from pipeline.partitioner import partition_for
 from producers.simulator import ModelTraffic, simulate
 from schemas.codec import decode, encode
 from schemas.events import LabelEvent, PredictionEvent
-from stream_app.services.process import wait_until
+from stream_app.local.services.process import wait_until
 from stream_app.settings import Engine, Settings
 from stream_app.topics import Topics
 from tests.integration.kafka_io import consume, topic_size

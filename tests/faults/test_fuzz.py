@@ -18,7 +18,7 @@ from confluent_kafka import Producer
 
 from schemas.codec import encode
 from schemas.events import LabelEvent, PredictionEvent
-from stream_app.services.process import wait_until
+from stream_app.local.services.process import wait_until
 from stream_app.settings import Settings
 from stream_app.topics import Topics
 from stream_app.worker_process import WorkerProcess

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from producers.simulator import ModelTraffic
-from stream_app.services.process import wait_until
+from stream_app.local.services.process import wait_until
 from stream_app.settings import Engine, JoinSettings, Settings
 from stream_app.topics import Topics, ensure_topics
 from stream_app.worker_process import WorkerProcess

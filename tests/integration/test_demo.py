@@ -18,8 +18,8 @@ from confluent_kafka.admin import AdminClient
 
 from stream_app.live_state.keys import LiveStateKeys
 from stream_app.live_state.reader import read_model_alerts
+from stream_app.local.services.process import is_alive, wait_until
 from stream_app.preflight import redis_client
-from stream_app.services.process import is_alive, wait_until
 from stream_app.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -23,7 +23,7 @@ from pipeline.effects import Effects, InputRecord, Observation
 from pipeline.observations import encode_observation
 from producers.simulator import ModelTraffic, simulate
 from schemas.events import PredictionEvent
-from stream_app.services.process import wait_until
+from stream_app.local.services.process import wait_until
 from stream_app.settings import Settings
 from stream_app.topics import Topics, ensure_topics
 from tests.integration.kafka_io import consume

@@ -24,9 +24,9 @@ from confluent_kafka.admin import (
 
 from producers.simulator import ModelTraffic, simulate
 from schemas.events import PredictionEvent
+from stream_app.local.services.process import wait_until
 from stream_app.runtimes.kafka.changelog import CHUNK_BYTES, ChangelogWriter, restore
 from stream_app.runtimes.kafka.transactions import TransactionalProducer
-from stream_app.services.process import wait_until
 from stream_app.settings import Settings
 from stream_app.topics import Topics, app_id, ensure_topics, store_topics
 from stream_app.worker_process import WorkerProcess

@@ -21,8 +21,8 @@ from confluent_kafka import Producer
 from detectors.signals import FeatureQuality
 from producers.simulator import ModelTraffic, simulate
 from schemas.events import LabelEvent, PredictionEvent
+from stream_app.local.services.process import wait_until
 from stream_app.metrics import WorkerMetrics, serving_metrics
-from stream_app.services.process import wait_until
 from stream_app.settings import Settings, WorkerSettings
 from stream_app.topics import Topics, repartition_topics
 from stream_app.worker_process import WorkerProcess

@@ -21,7 +21,7 @@ from producers.simulator import ModelTraffic, simulate
 from schemas.codec import encode
 from schemas.events import LabelEvent, PredictionEvent
 from stream_app.cli import app
-from stream_app.services.process import wait_until
+from stream_app.local.services.process import wait_until
 from stream_app.settings import Settings
 from stream_app.topics import Topics, partition_counts, repartition_topics
 from tests.integration.kafka_io import consume, topic_size

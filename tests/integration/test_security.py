@@ -25,8 +25,8 @@ from confluent_kafka.admin import (
 )
 from pydantic import SecretStr
 
+from stream_app.local.services.process import wait_until
 from stream_app.preflight import PreflightError, check_redis, redis_client
-from stream_app.services.process import wait_until
 from stream_app.settings import Settings, TopicSettings
 from stream_app.topics import ensure_topics
 from stream_app.worker_process import WorkerProcess

@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 from confluent_kafka import Consumer, Producer
 
-from stream_app.services import services_status, services_up
+from stream_app.local.services import services_status, services_up
 from stream_app.settings import Settings
 from stream_app.topics import Topics
 from tests.integration.kafka_io import consume

@@ -13,7 +13,7 @@ from confluent_kafka import Producer
 from producers.simulator import ModelTraffic, simulate
 from schemas.codec import encode
 from schemas.events import LabelEvent
-from stream_app.services.process import wait_until
+from stream_app.local.services.process import wait_until
 from stream_app.settings import Engine, Settings
 from stream_app.topics import Topics
 from stream_app.worker_process import WorkerProcess

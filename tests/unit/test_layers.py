@@ -29,6 +29,8 @@ LAYERS = ("schemas", "detectors", "pipeline", "producers", "stream_app", "bench"
 """The top-level packages, lowest first: each may import only those before it (and itself)."""
 
 CLI = "stream_app.cli"
+LOCAL = "stream_app.local"
+"""Local development (services without Docker, the demo), apart from the product."""
 CLI_SHARED = "stream_app.cli.console"
 """What the CLI commands share; a command imports no other command."""
 
@@ -238,6 +240,18 @@ def test_cli_commands_share_their_helpers_through_one_module_not_each_other() ->
     assert not commands, f"CLI commands importing each other (share through {CLI_SHARED}):\n" + (
         _listing(commands)
     )
+
+
+def test_the_product_needs_nothing_of_local_development() -> None:
+    """The runtimes, the processors and the live state import none of the local services and
+    the demo (``stream_app.local``): a worker in production runs without them."""
+    product = ("stream_app.runtimes", "stream_app.live_state", "stream_app.processors")
+    reaching = [
+        edge
+        for edge in _graph()
+        if edge.source.startswith(product) and edge.target.startswith(LOCAL)
+    ]
+    assert not reaching, f"the product importing {LOCAL}:\n" + _listing(reaching)
 
 
 def test_importing_the_settings_loads_no_detection_code() -> None:

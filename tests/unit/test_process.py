@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stream_app.services.process import ManagedProcess, is_alive
+from stream_app.local.services.process import ManagedProcess, is_alive
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)", "driftstream-test-sleeper"]
 

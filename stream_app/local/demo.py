@@ -39,11 +39,11 @@ from schemas.events import DriftAlert, LabelEvent, PredictionEvent
 from stream_app.alerts_feed import format_alert, read_alerts
 from stream_app.live_state.keys import LiveStateKeys
 from stream_app.live_state.reader import read_latest_point, read_live_state
+from stream_app.local.services import ServiceStatus, local_services
+from stream_app.local.services.base import LocalService
+from stream_app.local.services.process import wait_until
 from stream_app.preflight import redis_client
 from stream_app.report_chart import live_series, write_report
-from stream_app.services import ServiceStatus, local_services
-from stream_app.services.base import LocalService
-from stream_app.services.process import wait_until
 from stream_app.settings import Settings, TopicSettings
 from stream_app.topics import Topics, delete_topics, ensure_topics
 from stream_app.worker_process import WorkerProcess

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from stream_app.services.base import LocalService
-from stream_app.services.kafka import LocalKafka
-from stream_app.services.process import ServiceError
-from stream_app.services.redis import LocalRedis
+from stream_app.local.services.base import LocalService
+from stream_app.local.services.kafka import LocalKafka
+from stream_app.local.services.process import ServiceError
+from stream_app.local.services.redis import LocalRedis
 from stream_app.settings import Settings
 
 __all__ = [

@@ -5,8 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
+from stream_app.local.services.process import ManagedProcess, ServiceError, is_alive, wait_until
 from stream_app.preflight import PreflightError
-from stream_app.services.process import ManagedProcess, ServiceError, is_alive, wait_until
 from stream_app.settings import LocalServicesSettings
 
 Say = Callable[[str], None]

@@ -22,9 +22,9 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from stream_app.local.services.base import LocalService, Say
+from stream_app.local.services.process import ManagedProcess, ServiceError, write_private_file
 from stream_app.preflight import check_kafka
-from stream_app.services.base import LocalService, Say
-from stream_app.services.process import ManagedProcess, ServiceError, write_private_file
 from stream_app.settings import KafkaSettings, LocalServicesSettings
 
 SCRAM_HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}

@@ -12,9 +12,9 @@ from __future__ import annotations
 import shutil
 from urllib.parse import urlparse
 
+from stream_app.local.services.base import LocalService, Say
+from stream_app.local.services.process import ManagedProcess, ServiceError, write_private_file
 from stream_app.preflight import check_redis
-from stream_app.services.base import LocalService, Say
-from stream_app.services.process import ManagedProcess, ServiceError, write_private_file
 from stream_app.settings import LocalServicesSettings, RedisSettings
 
 
