@@ -21,10 +21,10 @@ provides (``store_for``): a ``dict`` in the replay, a
 runtime, a view of a Faust table in the Faust runtime. Counts are tagged with the partition
 (``i3``), whose state owns them.
 
-With ``positions=True`` (a runtime that delivers records again after a crash: Faust) the join
+With ``redelivery=True`` (a runtime that delivers records again after a crash: Faust) the join
 remembers where each side came from, so a record read again repeats what it did
 (:func:`~detectors.join_buffer.join_step`); a transactional runtime restores state and offsets
-together and needs no positions.
+together and needs none of it.
 
 >>> from datetime import UTC, datetime
 >>> from schemas.codec import encode
@@ -79,8 +79,9 @@ class JoinProcessor:
         partition, and how far ahead of the clock an event may be stamped.
     store_for
         The store of a partition's entries, asked once per partition (default: a ``dict``).
-    positions
-        Remember each side's record position, for a runtime that re-delivers records.
+    redelivery
+        The runtime delivers records again after a crash: remember each side's record
+        position, so a record read again repeats what it did.
     input_partitions
         The partition counts of the input topics, when the runtime reads them as they are
         (producers promise co-partitioning): records keyed off their partition are counted.
@@ -97,7 +98,7 @@ class JoinProcessor:
         max_pending: int,
         max_future_seconds: float,
         store_for: StoreFactory | None = None,
-        positions: bool = False,
+        redelivery: bool = False,
         input_partitions: Mapping[str, int] | None = None,
         forward: bool = True,
     ) -> None:
@@ -107,7 +108,7 @@ class JoinProcessor:
         self.max_pending = max_pending
         self.max_future_seconds = max_future_seconds
         self.store_for: StoreFactory = store_for or (lambda _partition: {})
-        self.positions = positions
+        self.redelivery = redelivery
         self.input_partitions = input_partitions or {}
         self.buffers: dict[int, JoinBuffer] = {}
         self._evicted: dict[int, int] = {}
@@ -165,7 +166,7 @@ class JoinProcessor:
             tag = PartitionTag.of_input(record.partition)
             effects.count(None, "wrong_partition", source=tag)
         position = None
-        if self.positions:
+        if self.redelivery:
             side = "p" if isinstance(parsed, PredictionEvent) else "l"
             position = f"{side}{record.partition}:{record.offset}"
         self.offer(parsed, record.partition, effects, position, received=record.value)

@@ -35,12 +35,12 @@ def join_processor(
     *,
     recording: bool = False,
     store_for: StoreFactory | None = None,
-    positions: bool = False,
+    redelivery: bool = False,
 ) -> JoinProcessor:
     """The join of ``predictions_topic`` with its labels, with the settings' TTL and limits.
 
     ``recording``: events are joined whatever their time (no ``join.max_future_seconds``);
-    ``store_for`` and ``positions`` as :class:`~pipeline.join.JoinProcessor` takes them.
+    ``store_for`` and ``redelivery`` as :class:`~pipeline.join.JoinProcessor` takes them.
     """
     join = settings.join
     return JoinProcessor(
@@ -49,7 +49,7 @@ def join_processor(
         max_pending=join.max_pending,
         max_future_seconds=math.inf if recording else join.max_future_seconds,
         store_for=store_for,
-        positions=positions,
+        redelivery=redelivery,
     )
 
 

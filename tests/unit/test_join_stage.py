@@ -20,7 +20,7 @@ def faust_join(table: dict[bytes, bytes], max_pending: int = 1_000_000) -> JoinP
         max_pending=max_pending,
         max_future_seconds=300,
         store_for=lambda partition: PartitionView(table, partition),
-        positions=True,
+        redelivery=True,
     )
 
 

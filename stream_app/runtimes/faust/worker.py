@@ -104,7 +104,7 @@ def mount_agents(
         settings,
         names.predictions,
         store_for=lambda partition: PartitionView(join_table, partition),
-        positions=True,
+        redelivery=True,
     )
     detection = DetectionStage(
         bank_table, settings, lambda: recent_alerts(settings, worker.alerts_lookback)
