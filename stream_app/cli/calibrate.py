@@ -41,6 +41,7 @@ from producers.event_file import scan_event_lines
 from schemas.errors import InvalidEvent
 from schemas.events import LabelEvent, PredictionEvent
 from stream_app.cli.console import SkippedLines, console, errors, fail, load_settings
+from stream_app.gc_tuning import collect_less_often
 from stream_app.processors import detector_config, join_processor
 from stream_app.settings import Settings
 
@@ -71,6 +72,7 @@ def calibrate(
     seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
 ) -> None:
     """Choose each signal's detector settings for a false-alarm budget, from a reference."""
+    collect_less_often()
     settings = load_settings()
     config = detector_config(settings)
     skipped = SkippedLines()

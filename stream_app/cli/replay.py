@@ -47,6 +47,7 @@ from schemas.errors import InvalidEvent
 from schemas.events import DriftAlert, LabelEvent, PredictionEvent
 from stream_app.alerts_feed import format_alert
 from stream_app.cli.console import SkippedLines, console, errors, fail, load_settings
+from stream_app.gc_tuning import collect_less_often
 from stream_app.processors import replay_of
 from stream_app.settings import Settings
 
@@ -96,6 +97,7 @@ def replay(
     ] = 100,
 ) -> None:
     """Replay a recorded stream through the detectors, offline; print alerts and a summary."""
+    collect_less_often()
     settings = load_settings()
     backtest = replay_of(
         settings,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from stream_app.gc_tuning import collect_less_often
 from stream_app.metrics import WorkerMetrics
 from stream_app.runtimes import runtime
 from stream_app.settings import Settings
@@ -13,5 +14,6 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
 
     Raises :class:`~stream_app.preflight.PreflightError` when Kafka refused its login while it ran.
     """
+    collect_less_often()
     metrics = WorkerMetrics.from_settings(settings.worker)
     runtime(settings.worker.engine).runner()(settings, metrics, loglevel)
