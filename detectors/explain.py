@@ -12,7 +12,8 @@ prediction time, into a ring of the latest ``window`` explained outcomes (numpy 
 
 The label-free ``estimated_accuracy`` (:mod:`detectors.calibration`) is explained the same way
 by :class:`EstimateExplainer` (``source/explain_estimate``), from a ring of predictions with
-their estimated error, each taken as soon as it is made.
+their estimated error, each taken as soon as it is made. In a bank the two share one set of bins
+(:meth:`EstimateExplainer.bind`): each prediction is binned once, its row read by both.
 
 When a concept signal (``error_rate``, ``abs_error``, ``estimated_accuracy``) fires,
 :meth:`SliceExplainer.annotate` splits its ring where the detector split its stream: the
@@ -36,8 +37,9 @@ a firing's: outcomes wait in a pending list and go into the ring up to the firin
 explained, and all of them when the bank ends the batch (:meth:`SliceExplainer.settle`) or the
 state is saved, so any split of a stream into batches gives the same explanations.
 
-Cost: per prediction, a bin per feature (a ``bisect`` or a dict look-up) and two hashes; per
-outcome, a hash look-up and an append; per explanation, four ``numpy.bincount`` over the ring.
+Cost: per prediction, a bin per feature (a ``bisect`` or a dict look-up; once for both
+explainers) and two hashes; per outcome, a hash look-up and an append; per explanation, four
+``numpy.bincount`` over the ring.
 State at the defaults (10 features, ``window`` 1,000, 2,048 slots): the slot table
 2,048 x (4 + 10) bytes, the ring 1,000 x (10 + 16) bytes, the bins' edges and categories: about
 56 KB at most, under 64 KiB; before the bins are fixed, the reference values (256 per feature).
@@ -253,21 +255,102 @@ class _Ring:
         return ring
 
 
+class _Bins:
+    """The features' bins, fixed from the first ``reference`` predictions (until then, their
+    values), and the row of the prediction binned last. A bank's two explainers share one
+    (:meth:`EstimateExplainer.bind`): each prediction is binned (or, in the reference, learnt)
+    once, by the first explainer to ask; the other takes its row."""
+
+    __slots__ = ("_event", "_readers", "_row", "features", "numbers", "reference", "seen", "texts")
+
+    def __init__(self, reference: int) -> None:
+        self.reference = reference
+        self.seen = 0  # predictions in the reference
+        self.numbers: dict[str, list[float]] = {}
+        self.texts: dict[str, dict[str, int]] = {}
+        self.features: list[_Feature] | None = None
+        self._event: PredictionEvent | None = None  # the prediction binned last
+        self._row: bytes | None = None  # its row
+        self._readers: tuple[object, ...] = ()  # the explainers that took that row
+
+    def row(self, event: PredictionEvent, reader: object) -> bytes | None:
+        """``event``'s bin per feature, for ``reader`` (None while the reference fixes the bins,
+        or without features): the last row if it is ``event``'s and ``reader`` has not taken it
+        yet, else ``event`` binned now (a prediction given twice is learnt twice, as apart)."""
+        if event is self._event and reader not in self._readers:
+            self._readers += (reader,)
+            return self._row
+        features = self.features
+        if features is None:
+            self._learn(event.features)
+            row = None
+        elif not features:
+            row = None
+        else:
+            values = event.features
+            row = bytes([feature.bin(values.get(feature.name)) for feature in features])
+        self._event, self._row, self._readers = event, row, (reader,)
+        return row
+
+    def _learn(self, values: Mapping[str, float | str | None]) -> None:
+        """Add a reference prediction; fix the bins after the last."""
+        for name in sorted(values):
+            if name not in self.numbers and len(self.numbers) >= MAX_FEATURES:
+                continue
+            numbers = self.numbers.setdefault(name, [])
+            texts = self.texts.setdefault(name, {})
+            value = values[name]
+            if type(value) is float:
+                numbers.append(value)
+            elif type(value) is str and (value in texts or len(texts) < MAX_REFERENCE_CATEGORIES):
+                texts[value] = texts.get(value, 0) + 1
+            elif type(value) is str:
+                texts[""] = texts.get("", 0) + 1  # a string all the same, never with a bin
+        self.seen += 1
+        if self.seen >= self.reference:
+            self.features = [
+                _fixed(name, self.numbers[name], self.texts[name]) for name in self.numbers
+            ]
+            self.numbers, self.texts = {}, {}
+
+    def state(self) -> dict[str, Any]:
+        """Plain values (:meth:`from_state`); the last row is not kept."""
+        features = self.features
+        return {
+            "reference": self.reference,
+            "seen": self.seen,
+            "numbers": {name: list(values) for name, values in self.numbers.items()},
+            "texts": {name: dict(counts) for name, counts in self.texts.items()},
+            "features": None
+            if features is None
+            else [(f.name, f.numeric, f.edges, f.categories) for f in features],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> _Bins:
+        bins = cls(state["reference"])
+        bins.seen = state["seen"]
+        bins.numbers = {name: list(values) for name, values in state["numbers"].items()}
+        bins.texts = {name: dict(counts) for name, counts in state["texts"].items()}
+        features = state["features"]
+        if features is not None:
+            bins.features = [_Feature(n, num, tuple(e), tuple(c)) for n, num, e, c in features]
+        return bins
+
+
 class _SliceBins:
-    """What both explainers keep (the features' bins, fixed from the first ``reference``
-    predictions; their rings of explained values, ``window`` each; the data alerts) and how
-    they explain a firing; the subclass says which ring explains a signal (:meth:`_ring_of`)
-    and fills it. ``slots``: the predictions that can wait for their outcome."""
+    """What both explainers keep (the features' bins, :class:`_Bins`, shared in a bank; their
+    rings of explained values, ``window`` each; the data alerts) and how they explain a firing;
+    the subclass says which ring explains a signal (:meth:`_ring_of`) and fills it. ``slots``:
+    the predictions that can wait for their outcome (the slot table is made once the bins are
+    fixed: :meth:`_table`)."""
 
     signals: ClassVar[tuple[Signal, ...]] = ()
     figures: ClassVar[Mapping[str, str | None]] = {}
 
     def __init__(self, window: int, reference: int = REFERENCE, slots: int = SLOTS) -> None:
-        self.window, self.reference, self.slots = window, reference, slots
-        self._seen = 0  # predictions in the reference
-        self._numbers: dict[str, list[float]] = {}
-        self._texts: dict[str, dict[str, int]] = {}
-        self._features: list[_Feature] | None = None
+        self.window, self.slots = window, slots
+        self._bins = _Bins(reference)
         self._task: str | None = None
         self._outcomes = 0  # of the model's task: the count of its concept signal's values
         self._estimates = 0  # the count of its estimated_accuracy values
@@ -310,7 +393,7 @@ class _SliceBins:
     def explain(self, signal: str, observed: int, after: int) -> Explanation | None:
         """The explanation of a change of ``signal`` at its ``observed``-th value, the last
         ``after`` values being after the change point (None: not enough outcomes explained)."""
-        features = self._features
+        features = self._bins.features
         if not features or (key := self._ring_of(signal)) is None:
             return None
         if (ring := self._rings.get(key)) is None:
@@ -386,17 +469,16 @@ class _SliceBins:
 
     def state(self) -> dict[str, Any]:
         """Plain values (:meth:`from_state`); the pending values go into their rings first."""
-        features = self._features
+        self._table()
+        bins = self._bins.state()
         return {
             "window": self.window,
-            "reference": self.reference,
+            "reference": bins["reference"],
             "slots": self.slots,
-            "seen": self._seen,
-            "numbers": {name: list(values) for name, values in self._numbers.items()},
-            "texts": {name: dict(counts) for name, counts in self._texts.items()},
-            "features": None
-            if features is None
-            else [(f.name, f.numeric, f.edges, f.categories) for f in features],
+            "seen": bins["seen"],
+            "numbers": bins["numbers"],
+            "texts": bins["texts"],
+            "features": bins["features"],
             "task": self._task,
             "outcomes": self._outcomes,
             "estimates": self._estimates,
@@ -410,12 +492,9 @@ class _SliceBins:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
         explainer = cls(state["window"], state["reference"], state["slots"])
-        explainer._seen = state["seen"]
-        explainer._numbers = {name: list(values) for name, values in state["numbers"].items()}
-        explainer._texts = {name: dict(counts) for name, counts in state["texts"].items()}
+        explainer._bins = _Bins.from_state(state)
         features = state["features"]
         if features is not None:
-            explainer._use([_Feature(n, num, tuple(e), tuple(c)) for n, num, e, c in features])
             explainer._tags = array("I", state["tags"])
             explainer._rows = bytearray(state["rows"])
             explainer._rings = {
@@ -428,54 +507,26 @@ class _SliceBins:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _learn(self, values: Mapping[str, float | str | None]) -> None:
-        """Add a reference prediction; fix the bins after the last."""
-        for name in sorted(values):
-            if name not in self._numbers and len(self._numbers) >= MAX_FEATURES:
-                continue
-            numbers = self._numbers.setdefault(name, [])
-            texts = self._texts.setdefault(name, {})
-            value = values[name]
-            if type(value) is float:
-                numbers.append(value)
-            elif type(value) is str and (value in texts or len(texts) < MAX_REFERENCE_CATEGORIES):
-                texts[value] = texts.get(value, 0) + 1
-            elif type(value) is str:
-                texts[""] = texts.get("", 0) + 1  # a string all the same, never with a bin
-        self._seen += 1
-        if self._seen >= self.reference:
-            self._use(
-                [_fixed(name, self._numbers[name], self._texts[name]) for name in self._numbers]
-            )
-            self._numbers, self._texts = {}, {}
-
-    def _use(self, features: list[_Feature]) -> None:
-        self._features = features
-        width = len(features)
-        self._tags = array("I", bytes(4 * self.slots))
-        self._rows = bytearray(self.slots * width)
+    def _table(self) -> bytearray:
+        """The slot table's rows (its tags in ``_tags``), made once the bins are fixed (empty
+        before, and without slots)."""
+        features = self._bins.features
+        if features is not None and len(self._tags) != self.slots:
+            self._tags = array("I", bytes(4 * self.slots))
+            self._rows = bytearray(self.slots * len(features))
+        return self._rows
 
     def _ring_of(self, signal: str) -> str | None:
         """The ring that explains ``signal`` (None: not explained here)."""
         raise NotImplementedError
 
-    def _bins_of(self, event: PredictionEvent) -> bytes | None:
-        """The prediction's bin per feature (None while the reference fixes the bins)."""
-        features = self._features
-        if features is None:
-            self._learn(event.features)
-            return None
-        if not features:
-            return None
-        values = event.features
-        return bytes([feature.bin(values.get(feature.name)) for feature in features])
-
     def _ring(self, key: str, window: int) -> _Ring:
         """The ring of ``key`` (a task, or ``estimated_accuracy``), made on first use."""
         ring = self._rings.get(key)
         if ring is None:
-            assert self._features is not None
-            ring = self._rings[key] = _Ring(window, len(self._features))
+            features = self._bins.features
+            assert features is not None
+            ring = self._rings[key] = _Ring(window, len(features))
         return ring
 
     def _since_base(self, moment: datetime) -> int:
@@ -507,16 +558,18 @@ class SliceExplainer(_SliceBins):
         return cls(min(2 * config.recent_window, MAX_WINDOW))
 
     def bind(self, sources: Mapping[str, SignalSource]) -> None:
-        """Reads no other source (:class:`EstimateExplainer` reads the estimate)."""
+        """Reads no other source (:class:`EstimateExplainer` reads the estimate, and shares
+        these bins)."""
 
     def on_prediction(self, event: PredictionEvent, emit: Emit) -> None:
         """Bin the prediction's features and let it wait for its outcome."""
-        if (row := self._bins_of(event)) is None:
+        if (row := self._bins.row(event, self)) is None:
             return
+        rows = self._rows or self._table()
         slot, tag = _hashes(event.request_id, self.slots)
         self._tags[slot] = tag
         width = len(row)
-        self._rows[slot * width : (slot + 1) * width] = row
+        rows[slot * width : (slot + 1) * width] = row
 
     def on_outcome(self, outcome: JoinedOutcome, emit: Emit) -> None:
         """Take the outcome's error into the pending outcomes, with its prediction's bins."""
@@ -525,16 +578,16 @@ class SliceExplainer(_SliceBins):
         if outcome.task != self._task:
             return  # a model of one task is explained; another task's outcomes are ignored
         self._outcomes += 1
-        features = self._features
-        if not features:
-            return
+        rows = self._rows
+        if not rows:
+            return  # no prediction waits yet
         slot, tag = _hashes(outcome.request_id, self.slots)
         if self._tags[slot] != tag:
             return
         self._tags[slot] = 0
-        width = len(features)
+        width = len(rows) // self.slots
         seconds = self._since_base(outcome.prediction_time)
-        row = bytes(self._rows[slot * width : (slot + 1) * width])
+        row = bytes(rows[slot * width : (slot + 1) * width])
         ring = self._ring(outcome.task, self.window)
         ring.pending.append((self._outcomes, outcome.error, seconds, row))
 
@@ -555,7 +608,8 @@ class EstimateExplainer(_SliceBins):
     ``estimated_accuracy`` alert is split and explained as a concept alert is: the slices
     whose estimated error rose. No slot table: nothing waits for a label. Its bins are fixed
     from the same first predictions as the outcomes' explainer's, so the two name the same
-    slices."""
+    slices; in a bank it shares that explainer's (:meth:`bind`), and a prediction is binned
+    once for both. Its piece still holds the bins: it is restored on its own."""
 
     name: ClassVar[str] = "source/explain_estimate"
     on_outcome: ClassVar[None] = None
@@ -570,19 +624,25 @@ class EstimateExplainer(_SliceBins):
         return cls(min(config.recent_window, MAX_WINDOW // 2))
 
     def bind(self, sources: Mapping[str, SignalSource]) -> None:
-        """The estimate whose ``estimated_accuracy`` it explains (none: it explains nothing)."""
+        """The estimate whose ``estimated_accuracy`` it explains (none: it explains nothing),
+        and the outcomes' explainer, whose bins it shares if they are equal to its own (they
+        are unless one of the two started afresh: a bank restored without its piece)."""
         estimate = sources.get(PerformanceEstimate.name)
         self._estimate = estimate if isinstance(estimate, PerformanceEstimate) else None
+        outcomes = sources.get(SliceExplainer.name)
+        if isinstance(outcomes, SliceExplainer) and outcomes._bins.state() == self._bins.state():
+            self._bins = outcomes._bins
 
     def on_prediction(self, event: PredictionEvent, emit: Emit) -> None:
         """Count the prediction's ``estimated_accuracy`` value, and take its estimated error
         with its bins into the ring."""
-        estimate = self._estimate
+        estimate, bins = self._estimate, self._bins
         if estimate is None or (correct := estimate.correct_of(event)) is None:
-            self._bins_of(event)  # the reference fills before the calibration freezes
+            if bins.features is None:
+                bins.row(event, self)  # the reference fills before the calibration freezes
             return
         self._estimates += 1
-        if (row := self._bins_of(event)) is not None:
+        if (row := bins.row(event, self)) is not None:
             seconds = self._since_base(event.timestamp)
             ring = self._ring(ESTIMATED, self.window)
             ring.pending.append((self._estimates, 1.0 - correct, seconds, row))

@@ -143,13 +143,25 @@ def slice_name(part: SliceContribution) -> str:
     return f"{low}{part.feature}{high}"
 
 
-def _slice(part: SliceContribution) -> str:
+def slice_change(part: SliceContribution) -> str:
+    """A slice's error before and after and its share of the traffic after, for people (the
+    alerts line, the report's bars); ``-`` for a side without outcomes.
+
+    >>> part = SliceContribution(feature="age", missing=True, share_before=0.1,
+    ...     share_after=0.114, error_before=None, error_after=0.7061, contribution=0.0634,
+    ...     from_error=0.05, from_share=0.0134)
+    >>> slice_change(part)
+    'error -→0.71 on 11% of traffic'
+    >>> _slice(part)
+    'age missing error -→0.71 on 11% of traffic (+0.063)'
+    """
     before = "-" if part.error_before is None else f"{part.error_before:.2f}"
     after = "-" if part.error_after is None else f"{part.error_after:.2f}"
-    return (
-        f"{slice_name(part)} error {before}→{after} on {part.share_after:.0%} of traffic "
-        f"({part.contribution:+.3f})"
-    )
+    return f"error {before}→{after} on {part.share_after:.0%} of traffic"
+
+
+def _slice(part: SliceContribution) -> str:
+    return f"{slice_name(part)} {slice_change(part)} ({part.contribution:+.3f})"
 
 
 def _shown(value: str) -> str:

@@ -147,7 +147,10 @@ def state(
 
 
 def _explained(fields: dict[str, Any]) -> str | None:
-    """Why the model's latest explained concept alert fired: its slices, or broad."""
+    """Why the model's latest explained alert fired, as one line: its signal (``error_rate``,
+    ``abs_error``, or the label-free ``estimated_accuracy``), its alert id and where the error
+    (for ``estimated_accuracy``, the estimated error) changed: its top slices, or broad. None
+    before any explained alert."""
     from schemas.events import Explanation
     from stream_app.alerts_feed import format_explanation
 

@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from detectors.bank import DetectorBank
+import pytest
+
+from detectors import explain
+from detectors.bank import BANK_PIECE, DetectorBank, decode_piece, encode_piece
+from detectors.calibration import PerformanceEstimate
 from detectors.config import BankConfig
-from detectors.explain import EstimateExplainer
+from detectors.explain import REFERENCE, EstimateExplainer, SliceExplainer
 from detectors.join_buffer import JoinedOutcome
+from detectors.signals import Signal, SignalValue
 from schemas.events import DriftAlert, PredictionEvent
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -85,3 +91,121 @@ def test_batches_give_the_same_explanation_in_a_piece_of_its_own_under_20_kib() 
     assert alerts == one_at_a_time
     piece = bank.state_pieces()[EstimateExplainer.name]
     assert 5_000 < len(piece) < 20 * 1024
+
+
+BINS = ("reference", "seen", "numbers", "texts", "features")
+"""The keys of an explainer's state that hold its bins."""
+
+
+def ignore(_signal: Signal, _value: SignalValue) -> None:
+    """``emit`` for the explainers, which emit nothing."""
+
+
+def observations(count: int) -> list[PredictionEvent | JoinedOutcome]:
+    rng = random.Random(11)
+    taken: list[PredictionEvent | JoinedOutcome] = []
+    for i in range(count):
+        event, outcome = request(i, rng)
+        taken += [event] if outcome is None else [event, outcome]
+    return taken
+
+
+def explainer_states(bank: DetectorBank) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The outcomes' and the estimates' explainer's state, from the bank's pieces."""
+    pieces = bank.state_pieces()
+    return (
+        decode_piece(SliceExplainer.name, pieces[SliceExplainer.name]),
+        decode_piece(EstimateExplainer.name, pieces[EstimateExplainer.name]),
+    )
+
+
+def test_a_bank_bins_each_prediction_once_for_both_explainers_restored_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The two explainers share the bins: each prediction after the reference is binned once
+    (one ``bin`` per feature), also after the bank is restored from its pieces, and both
+    pieces still hold the same bins."""
+    binned = 0
+    bin_of = explain._Feature.bin
+
+    def counted(feature: explain._Feature, value: float | str | None) -> int:
+        nonlocal binned
+        binned += 1
+        return bin_of(feature, value)
+
+    monkeypatch.setattr(explain._Feature, "bin", counted)
+    stream = observations(3000)
+    cut = len(stream) // 2
+    bank = DetectorBank("m", BankConfig())
+    bank.observe(stream[:cut])
+    bank = DetectorBank.from_pieces("m", bank.state_pieces(), BankConfig())
+    bank.observe(stream[cut:])
+    outcomes, estimates = explainer_states(bank)
+    assert estimates["estimates"] > 1000, "the estimates' explainer took predictions"
+    assert {key: outcomes[key] for key in BINS} == {key: estimates[key] for key in BINS}
+    width = len(outcomes["features"])
+    assert width == 2
+    assert binned == width * (3000 - REFERENCE)
+
+
+def test_bound_explainers_take_each_the_row_of_the_prediction_given_in_any_order() -> None:
+    """Explainers bound as a bank binds them, given each prediction in either order (and now and
+    then twice), end where explainers binning apart end (given a copy the second time): neither
+    takes the row of another prediction, and a prediction given twice counts twice."""
+    config = BankConfig()
+    estimate = PerformanceEstimate.for_bank(config, arrival_order=False)
+    shared = (
+        SliceExplainer.for_bank(config, arrival_order=False),
+        EstimateExplainer.for_bank(config, arrival_order=False),
+    )
+    apart = (
+        SliceExplainer.for_bank(config, arrival_order=False),
+        EstimateExplainer.for_bank(config, arrival_order=False),
+    )
+    shared[1].bind({source.name: source for source in (estimate, *shared)})
+    apart[1].bind({estimate.name: estimate})
+    order = random.Random(3)
+    for at, observation in enumerate(observations(7000)):
+        if isinstance(observation, JoinedOutcome):
+            for taker in (estimate, shared[0], apart[0]):
+                taker.on_outcome(observation, ignore)
+            continue
+        for again in range(2 if at % 97 == 0 else 1):
+            first = order.randrange(2)
+            for explainer in (shared[first], shared[1 - first]):
+                explainer.on_prediction(observation, ignore)
+            copy = observation.model_copy() if again else observation
+            for explainer in apart:
+                explainer.on_prediction(copy, ignore)
+    assert shared[1].state()["estimates"] > 1000
+    for bound, alone in zip(shared, apart, strict=True):
+        assert bound.state() == alone.state()
+    explanation = shared[1].explain("estimated_accuracy", observed=5600, after=1700)
+    assert explanation is not None
+    assert explanation == apart[1].explain("estimated_accuracy", observed=5600, after=1700)
+    assert (explanation.slices[0].feature, explanation.slices[0].value) == ("country", "c")
+
+
+def test_a_bank_restored_without_the_estimates_piece_gives_that_explainer_bins_of_its_own() -> None:
+    """A bank restored from pieces saved before the estimates' explainer was registered: that
+    explainer starts afresh, its bins fixed from the predictions after the restore, not the
+    outcomes' explainer's (which it does not share, they differ)."""
+    stream = observations(4000)
+    cut = len(stream) // 2
+    bank = DetectorBank("m", BankConfig())
+    bank.observe(stream[:cut])
+    pieces = bank.state_pieces()
+    del pieces[EstimateExplainer.name]
+    state = decode_piece(BANK_PIECE, pieces[BANK_PIECE])
+    state["sources"].remove(EstimateExplainer.name)
+    pieces[BANK_PIECE] = encode_piece(BANK_PIECE, state)
+    restored = DetectorBank.from_pieces("m", pieces, BankConfig())
+    restored.observe(stream[cut:])
+    alone = EstimateExplainer.for_bank(BankConfig(), arrival_order=False)
+    for observation in stream[cut:]:
+        if isinstance(observation, PredictionEvent):
+            alone.on_prediction(observation, ignore)
+    outcomes, estimates = explainer_states(restored)
+    assert estimates["features"] is not None
+    assert estimates["features"] != outcomes["features"]
+    assert {key: estimates[key] for key in BINS} == {key: alone.state()[key] for key in BINS}

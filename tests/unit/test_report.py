@@ -19,7 +19,7 @@ from detectors.history import HistoryPoint
 from pipeline.backtest import Backtest
 from producers.simulator import ModelTraffic, simulate
 from schemas.events import DriftAlert
-from stream_app.alerts_feed import slice_name
+from stream_app.alerts_feed import format_explanation, slice_name
 from stream_app.report_chart import (
     CONTRIBUTION_LABEL,
     MAX_SIGNAL_PANELS,
@@ -232,6 +232,27 @@ def test_the_latest_explained_alert_shows_its_top_slices_as_bars(slices: int) ->
     assert panel.get_xlabel() == CONTRIBUTION_LABEL
     assert [t.get_text().split()[0] for t in panel.texts] == [f"{s.contribution:+.3f}" for s in top]
     assert len(time_panels(figure)) == 2  # the rates and feature:amount
+
+
+def test_a_bar_says_what_the_alerts_line_says_of_its_slice() -> None:
+    """Right of each bar: its contribution, then the slice's error before and after (``-``
+    for a side without outcomes) and its share of the traffic, worded as the alerts line."""
+    points = [
+        HistoryPoint(T0 + timedelta(minutes=m), m, m, 0.9, 0.9, 0.9, None, None, {})
+        for m in range(12)
+    ]
+    alert = DriftAlert.model_validate(ALERT | {"explanation": EXPLANATION})
+    (panel,) = explanation_panels(report_figure([ModelSeries("fraud", points, [alert])], title="t"))
+    assert [t.get_text() for t in panel.texts] == [
+        "+0.090  (error 0.08→0.71 on 14% of traffic)",
+        "+0.090  (error 0.08→0.71 on 14% of traffic)",
+        "+0.090  (error -→0.71 on 14% of traffic)",
+    ]
+    assert alert.explanation is not None
+    assert format_explanation(alert.explanation) == (
+        "where: country=NL error 0.08→0.71 on 14% of traffic (+0.090);"
+        " 500<=amount error 0.08→0.71 on 14% of traffic (+0.090) | data alerts: category:country"
+    )
 
 
 def test_a_broad_change_says_so_and_a_model_without_explanation_gets_no_bars(
