@@ -242,6 +242,9 @@ SHAPED_CONFIGS = {
 }
 """Today's detectors against those before issue 28 (the volume ADWIN, 10 s intervals, a label
 horizon fixed at 600 s), on the same streams."""
+WITHOUT_SILENCE = {"before: ADWIN on 10 s volume, fixed 600 s horizon"}
+"""Configurations whose silence alerts are left out: the silence of a model (``volume``,
+detector ``silence``) came with issue 28 and cannot be configured away."""
 
 Rate = Callable[[float], float]
 
@@ -261,6 +264,10 @@ class Shaped:
     labels_stop: bool = False
     burst: float = 1.0
     """Mean requests per arrival (geometric), at the same instant: a bursty stream."""
+    companion: float = 0.0
+    """The rate of a second model, ``other``, sending steadily all along (its alerts are not
+    counted): the event-time clock across models that sees ``m`` go silent. With one, the
+    delay runs from ``m``'s last prediction before the change."""
 
 
 def _steady(rate: float) -> Rate:
@@ -321,6 +328,22 @@ SHAPED = (
         burst=20.0,
     ),
     Shaped(
+        "silent model at 10/s, another at 1/s",
+        "volume",
+        800.0,
+        lambda t: 0.0 if t >= 600 else 10.0,
+        600.0,
+        companion=1.0,
+    ),
+    Shaped(
+        "silent model at 0.2/s, another at 1/s",
+        "volume",
+        4600.0,
+        lambda t: 0.0 if t >= 4000 else 0.2,
+        4000.0,
+        companion=1.0,
+    ),
+    Shaped(
         "diurnal: 0.1-0.4/s over a day, 2 days",
         None,
         2 * 86400.0,
@@ -337,7 +360,12 @@ def shaped_events(stream: Shaped, seed: int) -> Iterator[PredictionEvent | Label
     peak = max(stream.rate(t) for t in range(0, int(stream.seconds), 60)) * 1.5 or 1.0
     pending: list[tuple[float, int, LabelEvent]] = []
     t, i = 0.0, 0
+    other = rng.expovariate(stream.companion) if stream.companion else math.inf
     while (t := t + rng.expovariate(peak)) < stream.seconds:
+        while other <= t:
+            i += 1
+            yield _prediction("other", i, other)
+            other += rng.expovariate(stream.companion)
         if rng.random() * peak >= stream.rate(t):
             continue
         size = (
@@ -349,14 +377,7 @@ def shaped_events(stream: Shaped, seed: int) -> Iterator[PredictionEvent | Label
             yield heapq.heappop(pending)[2]
         for _ in range(size):
             i += 1
-            yield PredictionEvent(
-                request_id=f"r{i}",
-                model_id="m",
-                model_version="1",
-                timestamp=T0 + timedelta(seconds=t),
-                features={},
-                prediction=1,
-            )
+            yield _prediction("m", i, t)
             stopped = stream.labels_stop and stream.change is not None and t >= stream.change
             if stream.delay is not None and not stopped and rng.random() < 0.8:
                 known = t + stream.delay(rng)
@@ -371,6 +392,17 @@ def shaped_events(stream: Shaped, seed: int) -> Iterator[PredictionEvent | Label
         yield heapq.heappop(pending)[2]
 
 
+def _prediction(model: str, i: int, seconds: float) -> PredictionEvent:
+    return PredictionEvent(
+        request_id=f"r{i}",
+        model_id=model,
+        model_version="1",
+        timestamp=T0 + timedelta(seconds=seconds),
+        features={},
+        prediction=1,
+    )
+
+
 @dataclass(frozen=True)
 class ShapedRun:
     """What one configuration did on one shaped stream."""
@@ -380,6 +412,11 @@ class ShapedRun:
     alerts_after: int
     late_false_alarms: int = 0
     """Of a quiet stream's false alarms, those in its second half (after a diurnal cycle)."""
+    silences: int = 0
+    """Its silence alerts (any time)."""
+    raised_seconds: float | None = None
+    """With a companion: how long after the silent model's last prediction the replay raised
+    its silence, in the event time of the event whose processing raised it."""
 
 
 def run_shaped(index: int, seed: int) -> dict[str, ShapedRun]:
@@ -388,10 +425,20 @@ def run_shaped(index: int, seed: int) -> dict[str, ShapedRun]:
     stream = SHAPED[index]
     events = list(shaped_events(stream, seed))
     runs = {}
+    change = None if stream.change is None else T0 + timedelta(seconds=stream.change)
+    if stream.companion and change is not None:  # from the silent model's last prediction
+        change = max(
+            e.timestamp
+            for e in events
+            if isinstance(e, PredictionEvent) and e.model_id == "m" and e.timestamp < change
+        )
     for name, config in SHAPED_CONFIGS.items():
         backtest = Backtest(ttl_seconds=3600, max_pending=1_000_000, config=config)
-        alerts = backtest.process_many(events) + backtest.finish()
-        change = None if stream.change is None else T0 + timedelta(seconds=stream.change)
+        alerts = [
+            a
+            for a in backtest.process_many(events) + backtest.finish()
+            if a.model_id == "m" and (a.detector != "silence" or name not in WITHOUT_SILENCE)
+        ]
         before = [a for a in alerts if change is None or a.event_time < change]
         half = T0 + timedelta(seconds=stream.seconds / 2)
         after = [a for a in alerts if change is not None and a.event_time >= change]
@@ -403,8 +450,24 @@ def run_shaped(index: int, seed: int) -> dict[str, ShapedRun]:
             else (min(hits) - change).total_seconds(),
             alerts_after=len(hits),
             late_false_alarms=sum(change is None and a.event_time >= half for a in before),
+            silences=sum(a.detector == "silence" for a in alerts),
+            raised_seconds=_raised(events, config, change)
+            if stream.companion and change is not None and name not in WITHOUT_SILENCE
+            else None,
         )
     return runs
+
+
+def _raised(
+    events: Sequence[PredictionEvent | LabelEvent], config: DetectorConfig, last: datetime
+) -> float | None:
+    """The replay again, one event at a time: when (event time, after ``last``) the silence of
+    ``m`` came out."""
+    backtest = Backtest(ttl_seconds=3600, max_pending=1_000_000, config=config)
+    for event in events:
+        if any(a.model_id == "m" and a.detector == "silence" for a in backtest.process(event)):
+            return (event.timestamp - last).total_seconds()
+    return None
 
 
 def measure_shaped(seeds: int, jobs: int) -> dict[tuple[int, str], list[ShapedRun]]:
@@ -451,17 +514,28 @@ def render_shaped(runs: dict[tuple[int, str], list[ShapedRun]], seeds: int) -> l
                     ),
                 ]
             )
+    raised = {
+        stream.name: [r.raised_seconds for r in got if r.raised_seconds is not None]
+        for index, stream in enumerate(SHAPED)
+        if stream.companion
+        for name, got in [(n, runs[index, n]) for n in SHAPED_CONFIGS if n not in WITHOUT_SILENCE]
+    }
+    quiet = [index for index, stream in enumerate(SHAPED) if stream.change is None]
+    silences = sum(r.silences for index in quiet for r in runs[index, "driftstream default"])
+    quiet_streams = sum(len(runs[index, "driftstream default"]) for index in quiet)
     return [
         "Streams shaped unlike the simulator's (issue 28), generated here: Poisson arrivals at"
         " the rate shown (the bursty one: arrivals of a geometric number of requests, mean 20,"
-        " at 0.5 per second), 80% labelled, label delays exponential (2 s, 30 s) or uniform"
-        " 25-35 min; the changes at 200 s (4 h for the 30 min labels); seeds"
-        f" 0-{seeds - 1} (0-9 for the stable stream). Each goes through the replay at today's"
-        " defaults and at those before issue 28 (ADWIN on `volume` at fixed 10 s intervals, a"
-        " label horizon fixed at 600 s). Delay: event-time seconds from the change to the first"
-        " alert on the signal; alerts: the most alerts of that signal after the change in one"
-        " stream; false alarms: alerts of any signal before the change (all of a quiet"
-        " stream's).",
+        " at 0.5 per second), 80% labelled (not the silent-model streams), label delays"
+        " exponential (2 s, 30 s) or uniform 25-35 min; the changes at 200 s (4 h for the 30"
+        " min labels; the silent models stop at 600 s and 4,000 s while a second model sends"
+        f" one request a second to the end); seeds 0-{seeds - 1} (0-9 for the stable stream)."
+        " Each goes through the replay at today's defaults and at those before issue 28 (ADWIN"
+        " on `volume` at fixed 10 s intervals, a label horizon fixed at 600 s, no silence"
+        " alerts). Delay: event-time seconds from the change (for a silent model: from its last"
+        " prediction) to the first alert on the signal; alerts: the most alerts of that signal"
+        " after the change in one stream; false alarms: alerts of any signal before the change"
+        " (all of a quiet stream's).",
         "",
         *table(
             ["stream", "signal", "detectors", "delay", "alerts", "false alarms"],
@@ -469,9 +543,21 @@ def render_shaped(runs: dict[tuple[int, str], list[ShapedRun]], seeds: int) -> l
             numeric="...r.r",
         ),
         "",
-        "A drop to zero is seen when the model's next prediction closes its empty intervals:"
-        " the replay and the runtimes give a model's volume its own event-time clock, so a"
-        " model that stays silent is not seen until it sends again.",
+        "A model that stops is **silent** (a `volume` alert of detector `silence`) once event"
+        " time is a gap past its last prediction: the gap Poisson traffic at its learned"
+        " effective rate leaves once in 10,000 days, at least 30 s (30 s at 10/s, 95 s"
+        " at 0.2/s); the alert is stamped there, whether the model's next prediction reveals it"
+        " (the drop to zero: 30 s, where the `volume` values see it only when traffic resumes,"
+        " 60 s) or the detection processor's event-time clock across the models of its"
+        " partition does, less the lateness (2 s). Raised, in the event time of the other"
+        " model's event that revealed it, after the last prediction: "
+        + "; ".join(
+            f"{name}: {_spread(values, 0, ' s')}" for name, values in raised.items() if values
+        )
+        + f". Silence alerts on the quiet streams: {silences} in {quiet_streams} streams."
+        " Silence of every model at once is not seen by event time (no clock goes on), nor by"
+        " the wall clock (not done: a worker cannot yet tell an idle stream from a stalled"
+        " consumer).",
     ]
 
 

@@ -43,7 +43,7 @@ import io
 import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from detectors.config import BankConfig
@@ -54,13 +54,22 @@ from detectors.signals import (
     ABS_ERROR,
     ERROR_RATE,
     ESTIMATED_ACCURACY,
+    VOLUME,
     Column,
     FeatureQuality,
     PredictionSignals,
     Signal,
 )
-from detectors.sources import SOURCES, AlertAnnotator, Figure, SignalSource, SourceColumns
-from schemas.events import DriftAlert, PredictionEvent
+from detectors.sources import (
+    SOURCES,
+    AlertAnnotator,
+    Figure,
+    SignalSource,
+    SilenceWatch,
+    SourceColumns,
+)
+from detectors.volume import Silence
+from schemas.events import DriftAlert, PredictionEvent, WindowStats
 
 Status = Literal["ok", "warning", "drift"]
 
@@ -176,6 +185,11 @@ class DetectorBank:
         self._prediction_pieces = {s.name for s in sources if s.on_prediction is not None}
         self._outcome_pieces = {s.name for s in sources if s.on_outcome is not None}
         self._annotators = [s for s in sources if isinstance(s, AlertAnnotator)]
+        watches = [s for s in sources if isinstance(s, SilenceWatch)]  # the traffic volume
+        self._watch = watches[0] if watches else None
+        self._watch_piece = watches[0].name if watches else BANK_PIECE
+        self._found: list[Silence] = [] if self._watch is None else self._watch.found
+        self._revealed: list[tuple[int, str | None, Silence]] = []
         for annotator in self._annotators:
             annotator.bind(self._sources)
         self._tail_signals = [
@@ -213,9 +227,16 @@ class DetectorBank:
                 monitor = self._monitor(column.signal)
                 for index, firing in monitor.update_many(column.values):  # type: ignore[arg-type]
                     fired.append((column.at[index], rank, index, firing))
+        revealed, self._revealed = self._revealed, []
+        silences = {at: (version, silence) for at, version, silence in revealed}
+        fired += [(at, -1, 0, _silence_firing(silence)) for at, _, silence in revealed]
         fired.sort(key=lambda item: item[:3])
         alerts: list[DriftAlert] = []
-        for at, _rank, _index, firing in fired:
+        for at, rank, _index, firing in fired:
+            if rank < 0:  # the silence that this observation revealed, before it
+                version, silence = silences[at]
+                alerts.append(self._silence_alert(firing, silence, version, detected_at))
+                continue
             observation = observations[at]
             if isinstance(observation, JoinedOutcome):
                 version, event_time = observation.model_version, observation.prediction_time
@@ -234,6 +255,51 @@ class DetectorBank:
             annotator.settle()
         return alerts
 
+    @property
+    def silence_deadline(self) -> datetime | None:
+        """When the model is silent unless a prediction comes (the traffic volume's
+        :class:`~detectors.volume.Silence`); None while its rate is not learned, or when this
+        gap was alerted already."""
+        deadline = None if self._watch is None else self._watch.silence_deadline()
+        return None if deadline is None else datetime.fromtimestamp(deadline, UTC)
+
+    def advance(self, clock: datetime, detected_at: datetime | None = None) -> list[DriftAlert]:
+        """Event time across models reached ``clock`` (a clock other than this model's own
+        predictions: the detection processor's): the alert of the silence it reveals, if the
+        model's :attr:`silence_deadline` is before it. The alert is the one the model's next
+        prediction would raise: stamped at the deadline, whatever the clock."""
+        silence = None if self._watch is None else self._watch.silence_at(clock.timestamp())
+        if silence is None:
+            return []
+        assert self._watch is not None
+        alert = self._silence_alert(
+            _silence_firing(silence), silence, self.model_version, detected_at
+        )
+        for annotator in self._annotators:
+            annotator.settle()
+        self._changed |= {BANK_PIECE, self._watch_piece}
+        return [alert]
+
+    def _silence_alert(
+        self,
+        firing: Firing,
+        silence: Silence,
+        version: str | None,
+        detected_at: datetime | None,
+    ) -> DriftAlert:
+        """The alert of a silence: on ``volume``, detector ``silence``, at the moment the gap
+        became one (event time and, unless given, ``detected_at``); one per silence, so no
+        cooldown."""
+        at = datetime.fromtimestamp(silence.at, UTC)
+        assert version is not None  # a silence follows intervals of predictions
+        alert = self._policy.consider(
+            firing, firing.observed, version, at, detected_at or at, cooldown=False
+        )
+        assert alert is not None
+        for annotator in self._annotators:
+            alert = annotator.annotate(firing, alert)
+        return alert
+
     def apply(self, observations: Sequence[Observation]) -> list[Column]:
         """Count a batch of observations and take them one by one through the signal sources
         (:mod:`detectors.sources`); every signal's column of values, which :meth:`observe`
@@ -243,6 +309,7 @@ class DetectorBank:
         at_prediction: list[int] = []
         tail = SourceColumns(self._tail_signals)
         emit = tail.emit
+        found, revealed = self._found, []
         on_prediction, on_outcome = self._on_prediction, self._on_outcome
         outcomes_before = self.outcomes
         for index, observation in enumerate(observations):
@@ -258,16 +325,20 @@ class DetectorBank:
                 emit(concept, observation.error)
                 continue
             self.predictions += 1
-            self.model_version = observation.model_version
+            version, self.model_version = self.model_version, observation.model_version
             self._saw(observation.timestamp)
             predictions.append(observation)
             at_prediction.append(index)
             for prediction_hook in on_prediction:
                 prediction_hook(observation, emit)
+            if found:  # this prediction came after its model's silence: the silence's alert
+                revealed += [(index, version, silence) for silence in found]
+                found.clear()
         columns = self._signals.columns(predictions) if predictions else []
         if len(predictions) < len(observations):  # ``at`` of a prediction column: among them
             columns = [Column(c.signal, c.values, _Among(at_prediction, c.at)) for c in columns]
         columns += tail.columns()
+        self._revealed = revealed
         if observations:
             self._changed.add(BANK_PIECE)
             if predictions:
@@ -423,6 +494,8 @@ class DetectorBank:
                 detectors[name] = "warning"
             else:
                 detectors[name] = "ok"
+        if monitor.signal.name == VOLUME.name and self._watch is not None:
+            detectors[SILENCE_DETECTOR] = "drift" if self._watch.silent else "ok"
         statuses = set(detectors.values())
         return SignalSummary(
             signal=monitor.signal.name,
@@ -446,6 +519,24 @@ class _Among(Sequence[int]):
     def __getitem__(self, index: int) -> int:  # type: ignore[override]
         return self.among[self.inner[index]]
 
+
+def _silence_firing(silence: Silence) -> Firing:
+    """A silence as a firing of ``volume``'s ``silence`` detector: from the learned rate (per
+    second, over the intervals it was learned from) to nothing."""
+    return Firing(
+        signal=VOLUME,
+        detector=SILENCE_DETECTOR,
+        severity="critical",
+        before=WindowStats(mean=silence.rate, n=silence.intervals),
+        after=WindowStats(mean=0.0, n=0),
+        events_since_drift_start=0,
+        observed=silence.intervals,
+    )
+
+
+SILENCE_DETECTOR = "silence"
+"""The detector name of a silence alert (on ``volume``): the model stopped sending while event
+time went on (:class:`~detectors.volume.Silence`)."""
 
 _OUTCOME_SIGNALS = (ERROR_RATE, ABS_ERROR)
 """The concept signals of outcomes; their columns come after the signal sources'."""

@@ -93,11 +93,15 @@ class AlertPolicy:
         model_version: str,
         event_time: datetime,
         detected_at: datetime,
+        *,
+        cooldown: bool = True,
     ) -> DriftAlert | None:
-        """The alert for ``firing`` at the signal's ``observed``-th value, or None (cooldown)."""
+        """The alert for ``firing`` at the signal's ``observed``-th value, or None (cooldown;
+        ``cooldown=False`` for a firing that comes once per episode by itself, as a model's
+        silence)."""
         pair = self._pairs.setdefault((firing.signal.name, firing.detector), _PairHistory())
         last = pair.last_critical_at if firing.severity == "critical" else pair.last_alert_at
-        if last is not None and observed - last < self.cooldown_events:
+        if cooldown and last is not None and observed - last < self.cooldown_events:
             return None
         identity = alert_id(self.model_id, firing.signal.name, firing.detector, pair.alerts)
         gap = timedelta(seconds=self.incident_gap_seconds)

@@ -65,7 +65,7 @@ from detectors.label_health import LabelHealth
 from detectors.monitor import Firing
 from detectors.positive_class import PositiveClassRates
 from detectors.signals import Column, Signal, SignalValue
-from detectors.volume import TrafficVolume
+from detectors.volume import Silence, TrafficVolume
 from schemas.events import DriftAlert, PredictionEvent
 
 Emit = Callable[[Signal, SignalValue], None]
@@ -143,6 +143,32 @@ class AlertAnnotator(Protocol):
     def bind(self, sources: Mapping[str, SignalSource]) -> None:
         """The bank's sources, by name, once they are made or restored (an annotator may read
         another source's figures, as the explainer reads the estimate's)."""
+        ...
+
+
+@runtime_checkable
+class SilenceWatch(Protocol):
+    """A source that sees its model go silent (:class:`~detectors.volume.TrafficVolume`): the
+    silence is decided from the model's own state, its latest prediction and the gap its rate
+    allows, so it is the same whether the model's next prediction reveals it (the source puts
+    it in :attr:`found` while that prediction is applied; the bank takes it from there) or an
+    event-time clock across models does (:meth:`silence_at`, through the bank's
+    ``advance``)."""
+
+    found: list[Silence]
+    """Silences revealed by the predictions being applied (the bank empties it)."""
+
+    @property
+    def silent(self) -> bool:
+        """Whether the model is in a silence found already (none came since)."""
+        ...
+
+    def silence_deadline(self) -> float | None:
+        """When the model is silent if nothing comes (epoch seconds); None: not armed."""
+        ...
+
+    def silence_at(self, clock: float) -> Silence | None:
+        """The silence a clock (epoch seconds) past the deadline reveals, once per gap."""
         ...
 
 

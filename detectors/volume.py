@@ -18,6 +18,19 @@ out (mostly empty, they would read as a drop). It is the bank's signal source ``
 (:mod:`detectors.sources`): it takes predictions only, and its summary figure is
 ``late_for_volume``.
 
+**Silence.** An interval closes only when a later prediction comes, so a model that stops
+sending is not in the ``volume`` values until it sends again. The source also learns the
+model's rate (:attr:`TrafficVolume.rate`, a moving mean of the rates it hands out, from
+:data:`SILENCE_INTERVALS` of them on) and, with the dispersion, the gap ``G``
+(:meth:`TrafficVolume.silence_gap`) that a Poisson stream at that *effective* rate (rate over
+dispersion: bursts count as one) leaves once in :data:`SILENCE_DAYS` days, at least
+:data:`SILENCE_FLOOR_SECONDS` and the grace. The model is **silent** once event time is ``G``
+past its latest prediction ``t``: a :class:`Silence` at ``t + G``, decided from the model's
+own state only, so it is the same whichever way it is revealed: by the model's own next
+prediction (then in :attr:`TrafficVolume.found`, for the bank) or by an event-time clock
+across models (:meth:`TrafficVolume.silence_at`, which the bank's ``advance`` asks). One per
+gap: a later prediction re-arms it.
+
 >>> from datetime import datetime, timedelta, timezone
 >>> t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 >>> volume = TrafficVolume(interval_seconds=10, grace_seconds=5)
@@ -29,7 +42,9 @@ out (mostly empty, they would read as a drop). It is the bank's signal source ``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -58,6 +73,36 @@ stage's lateness (the Kafka-native runtime and the replay)."""
 ARRIVAL_ORDER_GRACE_SECONDS = 600.0
 """The default grace where they come in arrival order (the Faust runtime): a backlog is read
 partition by partition, minutes of event time apart."""
+SILENCE_INTERVALS = 10
+"""Intervals handed out before the model's rate is trusted for a silence (the volume CUSUM's
+grace period)."""
+SILENCE_RATE_WEIGHT = 0.1
+"""The weight of an interval's rate in the learned rate once it has 10 (it follows a diurnal
+swing within a few intervals; the zeros of a gap pull it down, so a model that comes back is
+judged cautiously until its rate is learned again)."""
+SILENCE_DAYS = 10_000.0
+"""A silence is a gap that Poisson traffic at the model's effective rate leaves once in this many
+days (at 0.2 per second: 95 s; at one request every 8.7 minutes: 2.1 h)."""
+SILENCE_FLOOR_SECONDS = 30.0
+"""The shortest silence, whatever the rate: timestamps of different models come from different
+clocks, and a fast model's pause of a few seconds is no outage."""
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """A model went silent: no prediction for ``gap`` seconds after its latest, at ``last``
+    (epoch seconds), at the learned ``rate`` (predictions per second, from ``intervals``
+    intervals). It is silent from :attr:`at` on."""
+
+    last: float
+    gap: float
+    rate: float
+    intervals: int
+
+    @property
+    def at(self) -> float:
+        """When the silence is established: ``last + gap`` (epoch seconds)."""
+        return self.last + self.gap
 
 
 class TrafficVolume:
@@ -100,10 +145,25 @@ class TrafficVolume:
         """Whether the rate so far wants a longer interval than the current one."""
         self._counts_seen = (0, 0.0, 0.0)
         """The first closed intervals' counts at the current length: n, sum, sum of squares."""
+        self.rate = 0.0
+        """The learned rate: a moving mean of the rates handed out (predictions per second)."""
+        self.rated = 0
+        """Intervals handed out."""
+        self._spread: float | None = None
+        """The latest dispersion measured on :data:`DISPERSION_INTERVALS` intervals or more
+        (kept when the interval lengthens and the sample starts again)."""
+        self._gap: float | None = None
+        """:meth:`silence_gap`, as of the latest interval handed out."""
+        self._silent_at: float | None = None
+        """The latest prediction's time when its gap was found a silence (one per gap)."""
+        self.found: list[Silence] = []
+        """Silences the model's own predictions revealed, for the bank to take (not state)."""
 
     def observe(self, time: datetime) -> list[float]:
         """Count a prediction at ``time``; the rates of the intervals it closed, oldest first."""
-        seconds = time.timestamp()
+        return self._observe(time.timestamp())
+
+    def _observe(self, seconds: float) -> list[float]:
         interval = int(seconds // self.interval_seconds)
         if self._first is None:
             self._first = self._next = interval
@@ -123,7 +183,8 @@ class TrafficVolume:
                 if n < DISPERSION_SAMPLE:  # then fixed: a surge is not taken for dispersion
                     self._counts_seen = (n + 1, total + count, squares + count * count)
                 if not self._too_short:
-                    rates.append(count / self.interval_seconds)
+                    rates.append(rate := count / self.interval_seconds)
+                    self._learn(rate)
             self._next += 1
             empty = 0 if count else empty + 1
             if empty == MAX_EMPTY_INTERVALS:  # a long gap: skip ahead to the traffic
@@ -131,6 +192,49 @@ class TrafficVolume:
             if self.adaptive:
                 self._adapt()
         return rates
+
+    def _learn(self, rate: float) -> None:
+        """Take a handed-out rate into the learned rate, the dispersion and the silence gap."""
+        self.rated += 1
+        self.rate += max(1 / self.rated, SILENCE_RATE_WEIGHT) * (rate - self.rate)
+        if self._counts_seen[0] >= DISPERSION_INTERVALS:
+            self._spread = self.dispersion()
+        self._gap = self.silence_gap()
+
+    def silence_gap(self) -> float | None:
+        """How long without a prediction makes the model silent (seconds): the gap Poisson
+        traffic at its effective rate (the learned rate over the dispersion) leaves once in
+        :data:`SILENCE_DAYS` days, at least :data:`SILENCE_FLOOR_SECONDS` and the grace; None
+        until :data:`SILENCE_INTERVALS` intervals and a dispersion are known, or while the
+        learned rate is 0."""
+        if self.rated < SILENCE_INTERVALS or self._spread is None or self.rate <= 0:
+            return None
+        effective = self.rate / self._spread
+        gaps_per_day = effective * 86_400 * SILENCE_DAYS
+        gap = math.log(gaps_per_day) / effective if gaps_per_day > 1 else math.inf
+        return max(SILENCE_FLOOR_SECONDS, self.grace_seconds, gap)
+
+    def silence_deadline(self) -> float | None:
+        """When the model is silent if nothing comes (epoch seconds); None if its gap is not
+        known yet or this gap was found a silence already."""
+        if self._gap is None or self._silent_at == self._clock:
+            return None
+        return self._clock + self._gap
+
+    @property
+    def silent(self) -> bool:
+        """Whether the gap since the latest prediction was found a silence."""
+        return self._silent_at is not None and self._silent_at == self._clock
+
+    def silence_at(self, clock: float) -> Silence | None:
+        """The silence that an event-time ``clock`` (epoch seconds) past the deadline reveals,
+        once per gap; None if it is not past."""
+        deadline = self.silence_deadline()
+        if deadline is None or clock <= deadline:
+            return None
+        assert self._gap is not None
+        self._silent_at = self._clock
+        return Silence(self._clock, self._gap, self.rate, self.rated)
 
     def _closed_before(self) -> int:
         return int((self._clock - self.grace_seconds) // self.interval_seconds)
@@ -179,8 +283,13 @@ class TrafficVolume:
         return cls(config.volume_interval_seconds, grace, adaptive=config.volume_adaptive_interval)
 
     def on_prediction(self, event: PredictionEvent, emit: Emit) -> None:
-        """Count a prediction; emit the ``volume`` of each interval it closed."""
-        for rate in self.observe(event.timestamp):
+        """Count a prediction; emit the ``volume`` of each interval it closed. A prediction
+        that comes after the deadline reveals the silence before it (in :attr:`found`)."""
+        seconds = event.timestamp.timestamp()
+        gap = self._gap  # silence_at's own test first: it is on every prediction
+        if gap is not None and seconds > self._clock + gap and (found := self.silence_at(seconds)):
+            self.found.append(found)
+        for rate in self._observe(seconds):
             emit(VOLUME, rate)
 
     def summary(self) -> dict[str, Figure]:
@@ -189,7 +298,9 @@ class TrafficVolume:
 
     def state(self) -> dict[str, Any]:
         """The counts and clocks as plain values (:meth:`from_state`)."""
-        return {**vars(self), "_counts": list(self._counts.items())}
+        state = {**vars(self), "_counts": list(self._counts.items())}
+        del state["found"]
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> TrafficVolume:

@@ -18,6 +18,13 @@ transactional runtime commits no further than, so a crash loses nothing held. A 
 re-delivers records instead (``hold=False``) applies each at once and counts one stamped more
 than the lateness behind its kind's latest.
 
+A model that stops sending while others go on is seen by the event-time clock across the
+models of an ``observations`` partition (its latest prediction time, less the lateness): when
+it passes a model's :attr:`~detectors.bank.DetectorBank.silence_deadline` (on the model's own
+clock), the model's bank raises its silence alert (:meth:`~detectors.bank.DetectorBank.advance`),
+stamped at the deadline, so the alert is the one its next prediction would raise, at any
+batching (:meth:`DetectProcessor._check_silence`).
+
 State per model (:class:`ModelDetection`) is the bank, the watermarks and the last offset read
 (so an observation read again after a crash is skipped if it was applied, held again if not)
 and, for a runtime that re-delivers records after a crash, the identities of the last
@@ -57,17 +64,19 @@ older state does not publish an alert twice.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from detectors.bank import DetectorBank, SnapshotFormatError, decode_piece, encode_piece
 from detectors.config import BankConfig, DetectorConfig
 from detectors.join_buffer import JoinedOutcome
+from detectors.volume import SILENCE_FLOOR_SECONDS
 from pipeline.edge import dead_letter
 from pipeline.effects import Effects, InputRecord, Observation, PartitionTag
 from pipeline.event_order import EventTimeOrder, OrderKey
@@ -161,6 +170,17 @@ class KindOrder(EventTimeOrder[Observation]):
         return late, [observation]
 
 
+ObservationKind = Literal["prediction", "outcome"]
+KINDS: tuple[ObservationKind, ObservationKind] = ("prediction", "outcome")
+"""Both kinds, in this order: a piece saved before the kinds were named keyed them by
+``False`` and ``True``, which index this tuple."""
+
+
+def kind_of(observation: Observation) -> ObservationKind:
+    """``"outcome"`` for a joined outcome, ``"prediction"`` for a prediction."""
+    return "outcome" if isinstance(observation, JoinedOutcome) else "prediction"
+
+
 @dataclass
 class ModelDetection:
     """A model's bank, the event-time order of each kind of its observations, the last offset
@@ -169,8 +189,8 @@ class ModelDetection:
 
     bank: DetectorBank
     recent: RecentIdentities | None
-    orders: dict[bool, KindOrder]
-    """By kind: True for outcomes, False for predictions."""
+    orders: dict[ObservationKind, KindOrder]
+    """The event-time order of each kind of its observations."""
     last_offset: int = -1
 
     @classmethod
@@ -178,7 +198,7 @@ class ModelDetection:
         cls, bank: DetectorBank, dedupe_window: int | None, lateness: timedelta, hold: bool
     ) -> ModelDetection:
         recent = None if dedupe_window is None else RecentIdentities(dedupe_window)
-        return cls(bank, recent, {kind: KindOrder(lateness, hold) for kind in (False, True)})
+        return cls(bank, recent, {kind: KindOrder(lateness, hold) for kind in KINDS})
 
     def take_state_changes(self) -> dict[str, bytes]:
         """The pieces of its state that changed since the last call: the bank's, and its own
@@ -217,7 +237,8 @@ class ModelDetection:
         bank = DetectorBank.from_pieces(model_id, pieces, config, arrival_order=not hold)
         model = cls.new(bank, dedupe_window, lateness, hold)
         model.last_offset = own["last_offset"]
-        for kind, (latest, frontier) in own["marks"].items():
+        for saved_kind, (latest, frontier) in own["marks"].items():
+            kind = KINDS[saved_kind] if isinstance(saved_kind, bool) else saved_kind  # saved before
             model.orders[kind].resume(
                 (
                     None if latest is None else datetime.fromisoformat(latest),
@@ -236,7 +257,7 @@ class ModelDetection:
     ) -> tuple[bool, list[Observation]] | None:
         """Put one observation read at ``offset`` in its kind's order: whether it is late and
         what goes to the bank now; None when it was read again and was applied before."""
-        order = self.orders[isinstance(observation, JoinedOutcome)]
+        order = self.orders[kind_of(observation)]
         if offset <= self.last_offset and order.applied(*observation_key(observation)):
             return None
         self.last_offset = max(self.last_offset, offset)
@@ -319,6 +340,14 @@ class DetectProcessor:
         self._arrivals = itertools.count()  # offsets for observations handed over directly
         self._released: dict[str, list[Observation]] = {}  # what goes to the banks next
         self._late: dict[str, list[Observation]] = {}  # the late ones among them, by model
+        self._fired: list[DriftAlert] = []  # alerts of models applied early (a silence check)
+        self._clocks: dict[int, datetime] = {}  # per partition: the latest prediction time
+        self._checks: dict[int, list[tuple[datetime, int, str]]] = {}  # per partition: a heap
+        self._due: dict[str, datetime] = {}  # a model's next silence check, on its clock
+        self._queued: dict[str, datetime] = {}  # the time of a model's live entry in the heap
+        self._lags: dict[str, tuple[datetime, timedelta]] = {}  # a deadline's due, the lag
+        self._floor = timedelta(seconds=SILENCE_FLOOR_SECONDS)
+        self._order = itertools.count()  # ties in the heaps, in the order they were pushed
 
     @property
     def banks(self) -> dict[str, DetectorBank]:
@@ -407,6 +436,8 @@ class DetectProcessor:
             effects.count(None, "replayed_observations", source=source)
             return
         late, released = taken
+        if not isinstance(observation, JoinedOutcome):
+            self._watch_silence(model, partition, observation.timestamp, effects)
         if late:
             self._late.setdefault(model_id, []).extend(released)
         self._released.setdefault(model_id, []).extend(released)
@@ -417,7 +448,7 @@ class DetectProcessor:
         """Apply what the models released, each model's as one batch; the alerts raised, not
         published yet."""
         released, self._released = self._released, {}
-        fired: list[DriftAlert] = []
+        fired, self._fired = self._fired, []
         for model_id, observations in released.items():
             fired += self._apply(model_id, observations, effects)
         return fired
@@ -492,6 +523,77 @@ class DetectProcessor:
         self._changed.clear()
         return changes
 
+    def _watch_silence(
+        self, model: ModelDetection, partition: int, time: datetime, effects: Effects
+    ) -> None:
+        """After a prediction of ``partition`` at ``time``: move the partition's clock, and
+        check the models whose check is due. A model is checked when the clock (less the
+        lateness) is :data:`~detectors.volume.SILENCE_FLOOR_SECONDS` past its latest
+        prediction, and then at its bank's :attr:`~detectors.bank.DetectorBank.silence_deadline`
+        (:meth:`_check_silence`), each on the model's own clock: the partition's, less how far
+        the model's latest prediction came behind it (a model whose clock lags the others' is
+        not silent for that)."""
+        clock = self._clocks.get(partition)
+        moved = clock is None or time > clock
+        if clock is None or time > clock:
+            self._clocks[partition] = clock = time
+        latest = model.orders["prediction"].latest or time
+        self._schedule(model.bank.model_id, partition, max(clock, latest) + self._floor)
+        if not moved:
+            return
+        now = clock - self.lateness
+        heap = self._checks.get(partition)
+        while heap and heap[0][0] < now:
+            when, _, other = heapq.heappop(heap)
+            if self._queued.get(other) != when:
+                continue  # a stale entry: the model was queued again earlier
+            del self._queued[other]
+            due = self._due.pop(other, None)
+            if due is None or self.partitions.get(other) != partition:
+                continue
+            if due >= now:
+                self._schedule(other, partition, due)
+            else:
+                self._check_silence(other, partition, due, now, effects)
+
+    def _schedule(self, model_id: str, partition: int, due: datetime) -> None:
+        """Check ``model_id``'s silence once ``partition``'s clock passes ``due``."""
+        self._due[model_id] = due
+        queued = self._queued.get(model_id)
+        if queued is None or due < queued:
+            self._queued[model_id] = due
+            entry = (due, next(self._order), model_id)
+            heapq.heappush(self._checks.setdefault(partition, []), entry)
+
+    def _check_silence(
+        self, model_id: str, partition: int, due: datetime, now: datetime, effects: Effects
+    ) -> None:
+        """Whether the model is silent at ``now`` on its own clock: what it holds of its
+        predictions is let go (none can come before them in order any more: the clock is past
+        them) and applied with what it released (a batch split the bank does not see), so its
+        bank knows its latest prediction; then the bank decides from its own state
+        (:meth:`~detectors.bank.DetectorBank.advance`), or says when to check again."""
+        model = self.models.get(model_id)
+        known = self._lags.pop(model_id, None)
+        if model is None:
+            return
+        latest = model.orders["prediction"].latest
+        if known is not None and known[0] == due:  # due at the bank's deadline, then
+            lag = known[1]
+        else:  # due after the latest prediction (when it came, on the clock) and the floor
+            lag = due - self._floor - (latest or due)
+        if model.orders["prediction"].held:
+            self._released.setdefault(model_id, []).extend(model.orders["prediction"].drain())
+        if released := self._released.pop(model_id, None):
+            self._fired += self._apply(model_id, released, effects)
+        if alerts := model.bank.advance(now - lag):
+            self._fired += alerts
+            self._changed.add(model_id)
+            effects.changed_models.add(model_id)
+        elif (deadline := model.bank.silence_deadline) is not None:
+            self._lags[model_id] = (deadline + lag, lag)
+            self._schedule(model_id, partition, deadline + lag)
+
     def revoke(self, partitions: Iterable[int] | None = None) -> None:
         """Drop the models of ``partitions`` (all when None), what they hold included (it is
         read again from the committed offsets); restored through ``load`` if they come back.
@@ -505,6 +607,8 @@ class DetectProcessor:
             self.models.pop(model_id, None)
             self.partitions.pop(model_id, None)
             self._changed.discard(model_id)
+            for watch in (self._due, self._queued, self._lags):
+                watch.pop(model_id, None)
 
 
 class PublishedAlerts:

@@ -177,14 +177,28 @@ def alert_facts(alerts: Iterable[DriftAlert]) -> list[tuple[str, str, str]]:
     return sorted((a.alert_id, a.event_time.isoformat(), a.detected_at.isoformat()) for a in alerts)
 
 
+def beside_silences(
+    alerts: Iterable[DriftAlert], replayed: Iterable[DriftAlert]
+) -> tuple[list[DriftAlert], list[DriftAlert]]:
+    """A runtime's alerts and the replay's without their silences (detector ``silence``),
+    having checked that each silence the runtime raised is one the replay raised, the same.
+
+    A silence is revealed by the event-time clock of the model's ``observations`` partition:
+    the replay, one stream, reveals every one; a runtime those whose partition holds another
+    model still sending (or the model's own next prediction)."""
+    runtime, offline = list(alerts), list(replayed)
+    heard = {a.alert_id: a for a in offline if a.detector == "silence"}
+    silent = [a for a in runtime if a.detector == "silence"]
+    assert all(heard.get(a.alert_id) == a for a in silent), (silent, heard)
+    return (
+        [a for a in runtime if a.detector != "silence"],
+        [a for a in offline if a.detector != "silence"],
+    )
+
+
 def incidents(alerts: Iterable[DriftAlert]) -> dict[str, str | None]:
     """Each alert's id -> the id of its incident."""
     return {a.alert_id: a.incident_id for a in alerts}
-
-
-def replayed_alert_ids(settings: Settings, events: Iterable[Event]) -> list[str]:
-    """The alert ids the offline replay of ``events`` raises under ``settings``, sorted."""
-    return sorted(a.alert_id for a in replayed_alerts(settings, events))
 
 
 def replayed_alerts(settings: Settings, events: Iterable[Event]) -> list[DriftAlert]:

@@ -29,6 +29,7 @@ from tests.pipeline import (
     WorkerPool,
     alert_facts,
     alerts_of,
+    beside_silences,
     labelled_requests,
     live_view,
     replayed_alerts,
@@ -101,7 +102,8 @@ def joined_as_replayed(settings: Settings, view: dict[str, Any], events: list[Ev
     assert joined == expected_joins(events)
     assert {m: int(view[m].get("late_observations", 0)) for m in joined} == dict.fromkeys(joined, 0)
     alerts = alerts_of(consume(settings, [Topics(settings.topics.prefix).alerts]))
-    assert alert_facts(alerts) == alert_facts(replayed_alerts(settings, events))
+    alerts, replayed = beside_silences(alerts, replayed_alerts(settings, events))
+    assert alert_facts(alerts) == alert_facts(replayed)
     return f"joined {joined}, 0 late, {len(alerts)} alerts as replayed"
 
 

@@ -182,7 +182,9 @@ def test_traffic_that_stops_and_resumes_is_a_volume_drop() -> None:
     times = np.cumsum(rng.exponential(0.1, 10_000))  # 10 per second for 1,000 s
     times = np.concatenate([times, times[-1] + 600 + np.cumsum(rng.exponential(0.1, 1000))])
     alerts = [a for i, t in enumerate(times) for a in bank.observe_prediction(event(i, float(t)))]
-    (drop,) = [a for a in alerts if a.signal == "volume"]
+    (silence,) = [a for a in alerts if a.detector == "silence"]  # the gap itself, once
+    assert silence.event_time == event(9999, float(times[9999])).timestamp + timedelta(seconds=30)
+    (drop,) = [a for a in alerts if a.signal == "volume" and a.detector != "silence"]
     assert (drop.event_time - T0).total_seconds() > times[9999]  # seen when traffic resumed
     assert drop.before.mean == pytest.approx(10, rel=0.1)
     assert drop.after.mean < 2

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from detectors.bank import DetectorBank
+from detectors.bank import DetectorBank, decode_piece, encode_piece
 from detectors.config import DetectorConfig
 from detectors.join_buffer import JoinedOutcome
-from pipeline.detect import DetectProcessor, observation_key, split_state_key
+from pipeline.detect import DETECT_PIECE, DetectProcessor, observation_key, split_state_key
 from pipeline.effects import Effects, InputRecord, Observation
 from pipeline.event_order import EventTimeOrder
 from pipeline.observations import encode_observation
@@ -170,3 +170,25 @@ def test_the_order_forgets_released_offsets_without_a_commit() -> None:
     for i in range(10_000):
         order.push(t0 + timedelta(seconds=i), str(i), i, i)
     assert len(order._offsets) + len(order._gone) <= 2
+
+
+def test_marks_saved_with_the_kinds_as_booleans_restore_as_named_kinds() -> None:
+    """A ``detect`` piece written before the kinds were named keyed its marks by ``False``
+    (predictions) and ``True`` (outcomes): it restores the same marks."""
+    first, effects = processor([]), Effects()
+    for offset, observation in enumerate(stream(120)):
+        first.process(record(observation, offset), effects)
+    first.release_all(effects)
+    pieces = {split_state_key(c.key)[1]: c.value or b"" for c in first.take_state_changes()}
+    own = decode_piece(DETECT_PIECE, pieces[DETECT_PIECE])
+    marks = own["marks"]
+    assert set(marks) == {"prediction", "outcome"}
+    own["marks"] = {False: marks["prediction"], True: marks["outcome"]}
+    old = {**pieces, DETECT_PIECE: encode_piece(DETECT_PIECE, own)}
+    for saved in (pieces, old):
+        second = processor([], load=lambda _m, saved=saved: saved)  # type: ignore[misc]
+        second.process(record(stream(120)[0], 0), effects)  # read again: restores, skipped
+        restored = second.models["m"].orders
+        assert {k: o.marks() for k, o in restored.items()} == {
+            k: o.marks() for k, o in first.models["m"].orders.items()
+        }
