@@ -26,6 +26,8 @@ BENCHMARKS = (
     "bench_codec",
     "core",
     "explain",
+    "estimate",
+    "calibration",
 )
 """Module names under ``bench``, in the order they run."""
 
