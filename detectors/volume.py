@@ -224,7 +224,7 @@ class TrafficVolume:
     @property
     def silent(self) -> bool:
         """Whether the gap since the latest prediction was found a silence."""
-        return self._silent_at is not None and self._silent_at == self._clock
+        return self._silent_at == self._clock
 
     def silence_at(self, clock: float) -> Silence | None:
         """The silence that an event-time ``clock`` (epoch seconds) past the deadline reveals,

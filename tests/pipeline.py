@@ -13,9 +13,7 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from detectors.config import DetectorConfig
 from detectors.join_buffer import JoinedOutcome
-from pipeline.backtest import Backtest
 from pipeline.observations import decode_observation
 from producers.kafka_producer import EventProducer
 from producers.pacing import paced
@@ -25,6 +23,7 @@ from stream_app.live_state.keys import LiveStateKeys
 from stream_app.live_state.reader import read_live_state
 from stream_app.local.services.process import wait_until
 from stream_app.preflight import redis_client
+from stream_app.processors import replay_of
 from stream_app.settings import Engine, Settings
 from stream_app.topics import Topics
 from stream_app.worker_process import WorkerProcess
@@ -203,12 +202,7 @@ def incidents(alerts: Iterable[DriftAlert]) -> dict[str, str | None]:
 
 def replayed_alerts(settings: Settings, events: Iterable[Event]) -> list[DriftAlert]:
     """The alerts the offline replay of ``events`` raises under ``settings``, in order."""
-    replay = Backtest(
-        ttl_seconds=settings.join.ttl_seconds,
-        max_pending=settings.join.max_pending,
-        config=DetectorConfig.from_settings(settings.detectors),
-        lateness_seconds=settings.worker.lateness_seconds,
-    )
+    replay = replay_of(settings)
     for event in events:
         replay.process(event)
     replay.finish()
