@@ -4,8 +4,8 @@
 
 ``--quick`` is a smoke run (small sizes, minutes in all) that writes to ``bench-quick.md`` in
 the current directory (git-ignored), not docs/benchmarks.md, unless ``--output`` is given;
-without it expect about an hour on two cores. Kafka and Redis are started if nothing answers
-(and left running).
+without it expect well over an hour on two cores (``calibration`` alone takes about 11
+minutes). Kafka and Redis are started if nothing answers (and left running).
 """
 
 from __future__ import annotations

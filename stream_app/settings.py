@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -275,11 +276,19 @@ class WorkerSettings(BaseModel):
     transaction_timeout_seconds: float = Field(default=10.0, ge=1.0)
     """Kafka runtime: how long the broker keeps a crashed worker's open transaction before it
     aborts it; until then ``read_committed`` readers of the partitions it wrote wait."""
-    transactional_id: str | None = None
-    """Kafka runtime: a stable transactional id per worker instance (a StatefulSet pod name,
-    say) lets a restarted worker abort its predecessor's open transaction at once. Default: a
-    new random id per start (then the broker aborts it after ``transaction_timeout_seconds``).
-    Two running workers must never share one."""
+    instance_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("instance_id", "transactional_id")
+    )
+    """A stable name per worker instance (a StatefulSet pod name, say; ``transactional_id``,
+    its earlier name, is read too). A worker restarted under the same name takes its
+    predecessor's place at once: the group hands it the same partitions without waiting out
+    ``session_timeout_seconds`` (static membership, Kafka's ``group.instance.id``, both
+    runtimes), and the Kafka runtime's transactional id, the same name, aborts the
+    predecessor's open transaction instead of waiting ``transaction_timeout_seconds``. The
+    price: a named worker stopped for good keeps its partitions until the session timeout (a
+    static member does not leave the group when it stops). Default: none, a new random
+    transactional id per start. Two running workers must never share one: the broker fences
+    the older."""
     metrics_host: str = "127.0.0.1"  # Prometheus endpoint; "0.0.0.0" to be scraped from outside
     metrics_port: int = Field(default=9478, ge=0, le=65535)  # 0 switches the endpoint off
     metrics_max_models: int = Field(default=100, ge=1)  # models with labels of their own

@@ -118,8 +118,8 @@ def _stop_with_parent() -> None:
 
 def process_env(settings: Settings, index: int) -> dict[str, str]:
     """What worker process ``index`` of several changes in the settings: a metrics port of its
-    own (``metrics_port + index``, or 0 when metrics are off), a transactional id of its own
-    when one is configured (``<id>-<index>``) and a data folder of its own; the same runtime."""
+    own (``metrics_port + index``, or 0 when metrics are off), an instance id of its own when
+    one is configured (``<id>-<index>``) and a data folder of its own; the same runtime."""
     worker = settings.worker
     env = {
         "DRIFTSTREAM_WORKER__ENGINE": worker.engine,
@@ -128,8 +128,8 @@ def process_env(settings: Settings, index: int) -> dict[str, str]:
         ),
         "DRIFTSTREAM_WORKER__DATA_DIR": str(worker.data_dir / f"process-{index}"),
     }
-    if worker.transactional_id:
-        env["DRIFTSTREAM_WORKER__TRANSACTIONAL_ID"] = f"{worker.transactional_id}-{index}"
+    if worker.instance_id:
+        env["DRIFTSTREAM_WORKER__INSTANCE_ID"] = f"{worker.instance_id}-{index}"
     return env
 
 

@@ -67,9 +67,13 @@ class WorkerPool:
         self.engine = engine
         self.started: list[WorkerProcess] = []
 
-    def start(self) -> WorkerProcess:
+    def start(self, instance: str | None = None) -> WorkerProcess:
+        """A new worker; ``instance``: its ``worker.instance_id`` (a restart under the same
+        name takes the place of the one before it)."""
         n = len(self.started)
         env = worker_env(self.settings, self.folder / f"data-{n}", self.engine)
+        if instance is not None:
+            env["DRIFTSTREAM_WORKER__INSTANCE_ID"] = f"{self.settings.topics.prefix}{instance}"
         log = self.folder / f"worker-{n}.log"
         worker = WorkerProcess(env, log, loglevel="info")  # rebalances and recovery steps too
         self.started.append(worker.start())
@@ -118,12 +122,18 @@ def live_view(settings: Settings) -> dict[str, dict[str, Any]]:
 def wait_for_joined(
     settings: Settings, worker: WorkerProcess, expected: dict[str, int], timeout: float = 180
 ) -> dict[str, dict[str, Any]]:
-    """Wait until Redis shows at least ``expected`` joined outcomes per model."""
+    """Wait until Redis shows at least ``expected`` joined outcomes per model, each applied
+    by the detectors (the detect stage lags the join by the observations hop and the
+    event-time hold: a worker stopped before it caught up leaves its alerts to the next)."""
 
     def done() -> bool:
         assert worker.running, worker.log_tail()
         view = live_view(settings)
-        return all(int(view.get(m, {}).get("joined", 0)) >= n for m, n in expected.items())
+        return all(
+            int(view.get(m, {}).get(field, 0)) >= n
+            for m, n in expected.items()
+            for field in ("joined", "outcomes_applied")
+        )
 
     assert wait_until(done, timeout, interval=0.5), live_view(settings)
     return live_view(settings)

@@ -30,7 +30,7 @@ def worker(
         typer.Option(
             min=1,
             help="Worker processes on this machine, members of one consumer group (metrics "
-            "port and transactional id: one each, the configured one plus the process number).",
+            "port and instance id: one each, the configured one plus the process number).",
         ),
     ] = 1,
 ) -> None:

@@ -10,11 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from producers.simulator import ModelTraffic
 from stream_app.local.services.process import wait_until
 from stream_app.settings import Engine, JoinSettings, Settings
-from stream_app.topics import Topics, ensure_topics
+from stream_app.topics import Topics, app_id, ensure_topics
 from stream_app.worker_process import WorkerProcess
 from tests.faults.conftest import FaultServices
 from tests.faults.ledger import Ledger, audit
@@ -25,7 +26,6 @@ pytestmark = pytest.mark.timeout(900)
 
 TTL_SECONDS = 600.0  # event time; the simulator's labels come ~30 s after their predictions
 RATE = 300.0  # events/s sent while a fault happens: a stream still flowing, whatever the runtime
-SLOW_RATE = 200.0  # three kills and restarts (each waiting out the group's session timeout)
 
 
 def fault_ledger(settings: Settings, predictions: int, seed: int) -> tuple[Ledger, Topics]:
@@ -51,18 +51,29 @@ def wait_for_progress(ledger: Ledger, topics: Topics, worker: WorkerProcess, mor
     assert worker.running, worker.log_tail()
 
 
+def group_instances(settings: Settings) -> list[str | None]:
+    """The ``group.instance.id`` of each member of the workers' consumer group."""
+    group = app_id(settings)
+    admin = AdminClient(settings.kafka.client_config())
+    described = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    return [member.group_instance_id for member in described.members]
+
+
 def test_sigkill_several_times(fault_settings: Settings, tmp_path: Path, engine: Engine) -> None:
+    """A named worker (``worker.instance_id``, as a StatefulSet's pod) killed and restarted
+    three times: each restart takes the killed one's place in the group (static membership)."""
     ledger, topics = fault_ledger(fault_settings, 2000, seed=21)
     rng = random.Random(21)
     with WorkerPool(ledger.settings, tmp_path, engine) as pool:
-        with sending(ledger.settings, topics, ledger.events, rate=SLOW_RATE):
+        with sending(ledger.settings, topics, ledger.events, rate=RATE):
             for _ in range(3):
-                worker = pool.start()
+                worker = pool.start(instance="pod-0")
                 wait_for_progress(ledger, topics, worker, rng.randint(300, 1500))
                 worker.kill()
-            worker = pool.start()
+            worker = pool.start(instance="pod-0")
         audit(ledger, topics, engine, crashed=True)
         assert worker.running, worker.log_tail()
+        assert group_instances(ledger.settings) == [f"{ledger.settings.topics.prefix}pod-0"]
 
 
 def test_one_of_two_workers_killed(

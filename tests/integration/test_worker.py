@@ -188,12 +188,13 @@ DATA_QUALITY_MODELS = [
     ModelTraffic("late", "labels-late", 4000, seed=4, drift_at=1500),
 ]
 """One model per data-quality scenario. ``surge`` has 30 volume intervals before its surge
-(ADWIN needs some history; with 15 it did not fire within 12 intervals of the surge); every
-model has the event-time-order volume grace of 10 s on both runtimes (the Faust runtime's own
-default, 600 s, is longer than the streams: the models that stop before ``surge`` would not be
-silent on it);
-``labels`` and ``late`` get label horizons of 60 s and 120 s (the default 600 s is longer than
-their streams after the change)."""
+and sends longest: the others stop while it sends (with a shorter ``surge``, the Faust
+runtime, reading in arrival order, handed out a partly counted interval of ``late`` as a
+drop the replay did not see). Every model has the event-time-order volume grace of 10 s on
+both runtimes (the Faust runtime's own default, 600 s, is longer than the streams: the models
+that stop before ``surge`` would not be silent on it). ``labels`` and ``late`` get label
+horizons of 60 s and 120 s (the default 600 s is longer than their streams after the
+change)."""
 
 
 def test_data_quality_traffic_and_label_health_alert_after_the_change_as_in_replay(

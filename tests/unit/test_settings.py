@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 from detectors.config import DetectorConfig
 from detectors.signals import Signal
 from stream_app.cli import app
+from stream_app.runtimes.kafka.clients import ClientErrors, consumer_config
 from stream_app.settings import Settings
 
 
@@ -37,6 +38,19 @@ def test_sasl_settings_reach_the_client_config(monkeypatch: pytest.MonkeyPatch) 
     shown = repr(settings) + str(settings.model_dump())
     assert "s3cret-value" not in shown
     assert "redis-s3cret" not in shown
+
+
+@pytest.mark.parametrize("variable", ["INSTANCE_ID", "TRANSACTIONAL_ID"])  # and its old name
+def test_a_named_worker_is_a_static_member_with_its_own_transactional_id(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(f"DRIFTSTREAM_WORKER__{variable}", "pod-3")
+    settings = Settings()
+    assert settings.worker.instance_id == "pod-3"
+    config = consumer_config(settings, "group", ClientErrors())
+    assert config["group.instance.id"] == "pod-3"
+    monkeypatch.delenv(f"DRIFTSTREAM_WORKER__{variable}")
+    assert "group.instance.id" not in consumer_config(Settings(), "group", ClientErrors())
 
 
 def test_invalid_values_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:

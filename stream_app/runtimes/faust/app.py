@@ -73,6 +73,7 @@ def create_app(settings: Settings, app_id: str, data_dir: Path, **options: Any) 
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.worker.session_timeout_seconds,
         broker_heartbeat_interval=settings.worker.session_timeout_seconds / 10,
+        consumer_group_instance_id=settings.worker.instance_id,  # None: a dynamic member
         web_enabled=False,
         **options,
     )

@@ -65,9 +65,11 @@ class Layout:
 
 
 def consumer_config(settings: Settings, group: str, errors: ClientErrors) -> dict[str, Any]:
-    """The consumer: one group member, range assignment (co-partitioned inputs together),
-    ``read_committed``, offsets committed only through the producer's transactions."""
+    """The consumer: one group member (a static one when the worker has an ``instance_id``),
+    range assignment (co-partitioned inputs together), ``read_committed``, offsets committed
+    only through the producer's transactions."""
     session_ms = int(settings.worker.session_timeout_seconds * 1000)
+    instance = settings.worker.instance_id
     return {
         **settings.kafka.client_config(),
         "group.id": group,
@@ -80,6 +82,7 @@ def consumer_config(settings: Settings, group: str, errors: ClientErrors) -> dic
         "max.poll.interval.ms": max(300_000, session_ms),
         "max.partition.fetch.bytes": FETCH_BYTES_PER_PARTITION,
         "error_cb": errors.client_error,
+        **({"group.instance.id": instance} if instance else {}),
     }
 
 

@@ -82,7 +82,7 @@ class KafkaWorker:
         self.assigned: set[tuple[str, int]] = set()
         self.errors = ClientErrors()
         self.consumer = make_consumer(settings, layout.app_id, self.errors)
-        tid = settings.worker.transactional_id or f"{layout.app_id}-{uuid.uuid4().hex[:12]}"
+        tid = settings.worker.instance_id or f"{layout.app_id}-{uuid.uuid4().hex[:12]}"
         self.transactional_id = tid
         config = producer_config(settings, tid, self.errors)
         self.producer = TransactionalProducer(config, lambda: self.stopping)
