@@ -357,7 +357,7 @@ def shaped_events(stream: Shaped, seed: int) -> Iterator[PredictionEvent | Label
     """``stream``'s events in the order they become known (a thinned Poisson process of
     arrivals, each of ``burst`` requests on average)."""
     rng = random.Random(seed)
-    peak = max(stream.rate(t) for t in range(0, int(stream.seconds), 60)) * 1.5 or 1.0
+    peak = max(stream.rate(float(t)) for t in range(int(stream.seconds) + 1)) * 1.5 or 1.0
     pending: list[tuple[float, int, LabelEvent]] = []
     t, i = 0.0, 0
     other = rng.expovariate(stream.companion) if stream.companion else math.inf

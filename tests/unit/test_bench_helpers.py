@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from bench.data_quality import SHAPED, T0, shaped_events
 from bench.profile import aggregate, category
 from bench.results import percentile, table, write_section
 from bench.traffic import Shape, generate, index_at, request_index
@@ -87,3 +88,13 @@ def test_profile_charges_library_internals_to_their_caller() -> None:
     profile = aggregate(lines)
     assert (profile.main_total, profile.other_threads) == (7, 2)
     assert profile.functions == {"TypeAdapter.validate_json (pydantic/type_adapter.py)": 7}
+
+
+def test_shaped_streams_send_at_their_rates() -> None:
+    """The surge stream is 100 predictions/s, then 500/s from its change at 200 s."""
+    surge = next(s for s in SHAPED if s.name.startswith("surge"))
+    seconds = [(e.timestamp - T0).total_seconds() for e in shaped_events(surge, seed=0)]
+    before = sum(100 <= t < 200 for t in seconds) / 100
+    after = sum(200 <= t < 240 for t in seconds) / 40
+    assert 90 < before < 110
+    assert 450 < after < 550
