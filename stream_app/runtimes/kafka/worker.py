@@ -41,7 +41,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from stream_app.credential_watch import CredentialWatch
 from stream_app.metrics import WorkerMetrics, serving_metrics
@@ -68,6 +68,9 @@ from stream_app.topic_plan import ensure_worker_topics
 log = logging.getLogger(__name__)
 
 IDLE_WARNING_SECONDS = 60.0
+POLL_WAIT_SECONDS = 0.05
+"""How long a poll waits for records when none are queued (one that finds some returns them
+at once: a batch is what arrived since the last, up to ``worker.batch_size``)."""
 
 
 class KafkaWorker:
@@ -182,7 +185,7 @@ class KafkaWorker:
         flushing: asyncio.Task[bool] | None = None
         try:
             while not self.stopping:
-                messages = await asyncio.to_thread(self.consumer.consume, worker.batch_size, 0.05)
+                messages = await asyncio.to_thread(self._poll, worker.batch_size)
                 self.producer.poll(0)  # serves the producer's callbacks
                 self.feed.count("unreadable_topic", self.errors.take_unreadable())
                 self.feed.count("stuck_commits", self.failures.take_count())
@@ -213,6 +216,12 @@ class KafkaWorker:
                     last_record = now
         finally:
             await self._shut_down(flushing)
+
+    def _poll(self, most: int) -> list[Message]:
+        """The records queued now, up to ``most``; if none, those that come within
+        :data:`POLL_WAIT_SECONDS` (librdkafka's ``consume`` waits out its timeout unless it
+        fills the batch)."""
+        return self.consumer.consume(most, 0) or self.consumer.consume(most, POLL_WAIT_SECONDS)
 
     # -- commits and rollbacks ------------------------------------------------------------
 
