@@ -266,9 +266,10 @@ class WorkerSettings(BaseModel):
     commit_interval_seconds: float = Field(default=0.1, gt=0)
     """Kafka runtime: how often a transaction commits the batch's outputs, state and input
     offsets. Outputs are visible to ``read_committed`` readers only then, so it bounds the
-    latency it adds. Under load (a poll that brought a full ``batch_size``: a backlog) it
-    stretches, up to ``max_commit_interval_seconds``, to five times the last commit's
-    duration, so committing takes at most a fifth of the worker's time."""
+    latency it adds; a batch that raised an alert commits at once. Under load (a poll that
+    brought a full ``batch_size``: a backlog) it stretches, up to
+    ``max_commit_interval_seconds``, to five times the last commit's duration, so committing
+    takes at most a fifth of the worker's time."""
     max_commit_interval_seconds: float = Field(default=1.0, gt=0)
     """Kafka runtime: the longest the commit interval stretches to under load."""
     batch_size: int = Field(default=2_000, ge=1)

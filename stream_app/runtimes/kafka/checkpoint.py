@@ -98,6 +98,12 @@ class Checkpoint:
         self.uncommitted = Committed()
         self.committed: list[Committed] = []
 
+    @property
+    def alerting(self) -> bool:
+        """Whether the open transaction holds an alert (it commits without waiting for the
+        interval, unless the worker is behind)."""
+        return bool(self.uncommitted.alerts)
+
     def produced(self, alerts: list[DriftAlert], models: set[str]) -> None:
         """Alerts published and models changed in the open transaction."""
         self.uncommitted.alerts += alerts

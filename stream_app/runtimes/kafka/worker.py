@@ -197,10 +197,10 @@ class KafkaWorker:
                     stages.release()
                 stages.release_quiet()
                 now = time.monotonic()
-                if now - last_commit >= interval:
+                behind = len(messages) >= worker.batch_size  # a backlog: stretch, batch alerts
+                if now - last_commit >= interval or (self.checkpoint.alerting and not behind):
                     await self._commit_in_thread()
                     last_commit, took = time.monotonic(), time.monotonic() - now
-                    behind = len(messages) >= worker.batch_size  # a backlog: stretch
                     interval = commit_interval(took, least, most) if behind else least
                 if now - last_flush >= worker.redis_flush_seconds and (
                     flushing is None or flushing.done()
