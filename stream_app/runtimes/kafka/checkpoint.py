@@ -64,6 +64,21 @@ def commit_interval(last_commit_seconds: float, least: float, most: float) -> fl
     return max(least, min(most, COMMIT_SHARE * last_commit_seconds))
 
 
+def commit_due(waited: float, interval: float, *, alerting: bool, behind: bool) -> bool:
+    """Whether to commit now, ``waited`` seconds after the last commit: the ``interval`` has
+    passed, or the open transaction holds an alert and the worker is not ``behind`` (a poll
+    that brought a full batch: a backlog's alerts go with the interval's commits).
+
+    >>> commit_due(0.02, 0.1, alerting=True, behind=False)
+    True
+    >>> commit_due(0.02, 0.1, alerting=True, behind=True)
+    False
+    >>> commit_due(0.1, 0.1, alerting=False, behind=True)
+    True
+    """
+    return waited >= interval or (alerting and not behind)
+
+
 @dataclass
 class Committed:
     """What one transaction made durable, for the live view: the alerts it published, the
@@ -100,8 +115,7 @@ class Checkpoint:
 
     @property
     def alerting(self) -> bool:
-        """Whether the open transaction holds an alert (it commits without waiting for the
-        interval, unless the worker is behind)."""
+        """Whether the open transaction holds an alert (:func:`commit_due`)."""
         return bool(self.uncommitted.alerts)
 
     def produced(self, alerts: list[DriftAlert], models: set[str]) -> None:

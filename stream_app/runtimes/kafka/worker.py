@@ -46,7 +46,7 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from stream_app.credential_watch import CredentialWatch
 from stream_app.metrics import WorkerMetrics, serving_metrics
 from stream_app.runtimes import LEVELS, LOG_FORMAT
-from stream_app.runtimes.kafka.checkpoint import Checkpoint, commit_interval
+from stream_app.runtimes.kafka.checkpoint import Checkpoint, commit_due, commit_interval
 from stream_app.runtimes.kafka.clients import (
     ClientErrors,
     Layout,
@@ -197,8 +197,9 @@ class KafkaWorker:
                     stages.release()
                 stages.release_quiet()
                 now = time.monotonic()
-                behind = len(messages) >= worker.batch_size  # a backlog: stretch, batch alerts
-                if now - last_commit >= interval or (self.checkpoint.alerting and not behind):
+                behind = len(messages) >= worker.batch_size  # a backlog
+                alerting = self.checkpoint.alerting
+                if commit_due(now - last_commit, interval, alerting=alerting, behind=behind):
                     await self._commit_in_thread()
                     last_commit, took = time.monotonic(), time.monotonic() - now
                     interval = commit_interval(took, least, most) if behind else least
