@@ -10,6 +10,7 @@ from detectors.signals import Signal
 from stream_app.cli import app
 from stream_app.runtimes.kafka.clients import ClientErrors, consumer_config
 from stream_app.settings import Settings
+from stream_app.worker_process import process_env
 
 
 def test_environment_overrides_nested_fields(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,6 +52,20 @@ def test_a_named_worker_is_a_static_member_with_its_own_transactional_id(
     assert config["group.instance.id"] == "pod-3"
     monkeypatch.delenv(f"DRIFTSTREAM_WORKER__{variable}")
     assert "group.instance.id" not in consumer_config(Settings(), "group", ClientErrors())
+
+
+@pytest.mark.parametrize("variable", ["INSTANCE_ID", "TRANSACTIONAL_ID"])
+def test_each_worker_process_has_an_instance_id_of_its_own(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """``driftstream worker --processes 2`` under a name: each process is ``<name>-<i>``,
+    whichever variable named it (a child inherits the parent's environment too)."""
+    monkeypatch.setenv(f"DRIFTSTREAM_WORKER__{variable}", "pod-3")
+    for index in (0, 1):
+        with monkeypatch.context() as child:
+            for name, value in process_env(Settings(), index).items():
+                child.setenv(name, value)
+            assert Settings().worker.instance_id == f"pod-3-{index}"
 
 
 def test_invalid_values_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
