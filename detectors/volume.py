@@ -217,7 +217,7 @@ class TrafficVolume:
     def silence_deadline(self) -> float | None:
         """When the model is silent if nothing comes (epoch seconds); None if its gap is not
         known yet or this gap was found a silence already."""
-        if self._gap is None or self._silent_at == self._clock:
+        if self._gap is None or self.silent:
             return None
         return self._clock + self._gap
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from confluent_kafka import Message
 
+from detectors.bank import SILENCE_DETECTOR
 from detectors.join_buffer import JoinedOutcome
 from pipeline.observations import decode_observation
 from producers.kafka_producer import EventProducer
@@ -196,12 +197,12 @@ def beside_silences(
     the replay, one stream, reveals every one; a runtime those whose partition holds another
     model still sending (or the model's own next prediction)."""
     runtime, offline = list(alerts), list(replayed)
-    heard = {a.alert_id: a for a in offline if a.detector == "silence"}
-    silent = [a for a in runtime if a.detector == "silence"]
+    heard = {a.alert_id: a for a in offline if a.detector == SILENCE_DETECTOR}
+    silent = [a for a in runtime if a.detector == SILENCE_DETECTOR]
     assert all(heard.get(a.alert_id) == a for a in silent), (silent, heard)
     return (
-        [a for a in runtime if a.detector != "silence"],
-        [a for a in offline if a.detector != "silence"],
+        [a for a in runtime if a.detector != SILENCE_DETECTOR],
+        [a for a in offline if a.detector != SILENCE_DETECTOR],
     )
 
 
