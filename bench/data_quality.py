@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from bench.results import load_average, machine, parser, progress, publish, table, written
 from detectors.config import BankConfig, DetectorConfig
 from detectors.registry import DetectorSpec
+from detectors.volume import SILENCE_FLOOR_SECONDS
 from pipeline.backtest import Backtest
 from producers.scenarios import Scenario
 from producers.simulator import ModelTraffic, simulate
@@ -545,19 +546,20 @@ def render_shaped(runs: dict[tuple[int, str], list[ShapedRun]], seeds: int) -> l
         "",
         "A model that stops is **silent** (a `volume` alert of detector `silence`) once event"
         " time is a gap past its last prediction: the gap Poisson traffic at its learned"
-        " effective rate leaves once in 10,000 days, at least 30 s (30 s at 10/s, 95 s"
-        " at 0.2/s); the alert is stamped there, whether the model's next prediction reveals it"
-        " (the drop to zero: 30 s, where the `volume` values see it only when traffic resumes,"
-        " 60 s) or the detection processor's event-time clock across the models of its"
-        " partition does, less the lateness (2 s). Raised, in the event time of the other"
+        f" effective rate leaves once in 10,000 days, at least {SILENCE_FLOOR_SECONDS:.0f} s"
+        " (the floor decides at 10/s and 100/s; 95 s at 0.2/s); the alert is stamped there,"
+        " whether the model's next prediction reveals it (the drop to zero above: its first"
+        " alert is the silence, where the `volume` values see the drop only when traffic"
+        " resumes, after 60 s) or the detection processor's event-time clock across the models"
+        " of its partition does, less the lateness (2 s). Raised, in the event time of the other"
         " model's event that revealed it, after the last prediction: "
         + "; ".join(
             f"{name}: {_spread(values, 0, ' s')}" for name, values in raised.items() if values
         )
         + f". Silence alerts on the quiet streams: {silences} in {quiet_streams} streams."
-        " Silence of every model at once is not seen by event time (no clock goes on), nor by"
-        " the wall clock (not done: a worker cannot yet tell an idle stream from a stalled"
-        " consumer).",
+        " Silence of every model at once is not seen by event time (no clock goes on): the"
+        " Kafka-native worker sees it by the wall clock once the broker says the stream is idle"
+        " (`tests/integration/test_kafka_runtime.py`; not measured here).",
     ]
 
 

@@ -83,8 +83,9 @@ judged cautiously until its rate is learned again)."""
 SILENCE_DAYS = 10_000.0
 """A silence is a gap that Poisson traffic at the model's effective rate leaves once in this many
 days (at 0.2 per second: 95 s; at one request every 8.7 minutes: 2.1 h)."""
-SILENCE_FLOOR_SECONDS = 30.0
-"""The shortest silence, whatever the rate: timestamps of different models come from different
+SILENCE_FLOOR_SECONDS = 20.0
+"""The shortest silence, whatever the rate: two of the default 10 s intervals, so a busy model
+that stops is silent within 2 intervals; timestamps of different models come from different
 clocks, and a fast model's pause of a few seconds is no outage."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 from detectors.join_buffer import JoinedOutcome, join_step
@@ -22,6 +23,29 @@ def prediction(
         prediction=value,
         score=0.5,
     )
+
+
+def poisson_traffic(
+    model: str, spans: list[tuple[float, float]], rate: float, seed: int
+) -> list[PredictionEvent]:
+    """Poisson predictions of ``model`` at ``rate`` per second within each (start, end) span
+    (no features: traffic only)."""
+    rng = random.Random(seed)
+    events: list[PredictionEvent] = []
+    for start, end in spans:
+        t = start
+        while (t := t + rng.expovariate(rate)) < end:
+            events.append(
+                PredictionEvent(
+                    request_id=f"{model}{len(events)}",
+                    model_id=model,
+                    model_version="1",
+                    timestamp=T0 + timedelta(seconds=t),
+                    features={},
+                    prediction=1,
+                )
+            )
+    return events
 
 
 def label(

@@ -14,7 +14,7 @@ from detectors.label_health import LabelHealth
 from detectors.monitor import SignalMonitor
 from detectors.registry import DetectorSpec, build_detector
 from detectors.signals import PredictionSignals, Signal
-from detectors.volume import MAX_EMPTY_INTERVALS, TrafficVolume
+from detectors.volume import MAX_EMPTY_INTERVALS, SILENCE_FLOOR_SECONDS, TrafficVolume
 from schemas.events import FeatureValue, PredictionEvent
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -183,7 +183,8 @@ def test_traffic_that_stops_and_resumes_is_a_volume_drop() -> None:
     times = np.concatenate([times, times[-1] + 600 + np.cumsum(rng.exponential(0.1, 1000))])
     alerts = [a for i, t in enumerate(times) for a in bank.observe_prediction(event(i, float(t)))]
     (silence,) = [a for a in alerts if a.detector == "silence"]  # the gap itself, once
-    assert silence.event_time == event(9999, float(times[9999])).timestamp + timedelta(seconds=30)
+    floor = timedelta(seconds=SILENCE_FLOOR_SECONDS)
+    assert silence.event_time == event(9999, float(times[9999])).timestamp + floor
     (drop,) = [a for a in alerts if a.signal == "volume" and a.detector != "silence"]
     assert (drop.event_time - T0).total_seconds() > times[9999]  # seen when traffic resumed
     assert drop.before.mean == pytest.approx(10, rel=0.1)

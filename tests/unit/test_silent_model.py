@@ -5,7 +5,7 @@ batching and whichever way it was revealed, once per gap, and none on quiet stre
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -13,32 +13,10 @@ from detectors.bank import DetectorBank
 from detectors.volume import SILENCE_FLOOR_SECONDS
 from pipeline.backtest import Backtest
 from schemas.events import DriftAlert, LabelEvent, PredictionEvent
+from tests.factories import T0, poisson_traffic
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 FLOOR = timedelta(seconds=SILENCE_FLOOR_SECONDS)
 LATENESS = timedelta(seconds=2)
-
-
-def traffic(
-    model: str, spans: list[tuple[float, float]], rate: float, seed: int
-) -> list[PredictionEvent]:
-    """Poisson predictions of ``model`` at ``rate`` per second within each (start, end) span."""
-    rng = random.Random(seed)
-    events: list[PredictionEvent] = []
-    for start, end in spans:
-        t = start
-        while (t := t + rng.expovariate(rate)) < end:
-            events.append(
-                PredictionEvent(
-                    request_id=f"{model}{len(events)}",
-                    model_id=model,
-                    model_version="1",
-                    timestamp=T0 + timedelta(seconds=t),
-                    features={},
-                    prediction=1,
-                )
-            )
-    return events
 
 
 def merged(*streams: list[PredictionEvent]) -> list[PredictionEvent]:
@@ -62,8 +40,8 @@ def test_a_model_silent_while_another_sends_is_alerted_once_at_its_gap_at_any_ba
     alert on A, at A's last prediction plus its gap (the floor, at 10 per second), the same
     (id, times, incident) in batches of 1, 7 and the whole stream; with batches of one it comes
     as soon as B's clock, less the lateness, passes it, and never again while B sends."""
-    a = traffic("a", [(0, 300)], 10.0, seed=1)
-    events = merged(a, traffic("b", [(0, 500)], 10.0, seed=2))
+    a = poisson_traffic("a", [(0, 300)], 10.0, seed=1)
+    events = merged(a, poisson_traffic("b", [(0, 500)], 10.0, seed=2))
     one_by_one = replay(events, 1)
     assert [a for a in one_by_one if a.detector != "silence"] == []
     (alert,) = silences(one_by_one)
@@ -81,13 +59,13 @@ def test_a_model_silent_while_another_sends_is_alerted_once_at_its_gap_at_any_ba
 
 
 def test_the_silence_is_the_same_whichever_way_it_is_revealed_and_rearms() -> None:
-    """A alone, with gaps of 100 s after 300 s and 20 s after 500 s, then stopping at 600 s:
+    """A alone, with gaps of 100 s after 300 s and 10 s after 500 s, then stopping at 600 s:
     its own next prediction reveals the first gap; with B sending throughout, B's clock does,
-    before A is back. Same alert (id, event time) either way; the 20 s gap is no silence; A
+    before A is back. Same alert (id, event time) either way; the 10 s gap is no silence; A
     sending again re-arms it, so its final stop is a second alert, with a new id."""
-    a = traffic("a", [(0, 300), (400, 500), (520, 600)], 10.0, seed=3)
+    a = poisson_traffic("a", [(0, 300), (400, 500), (510, 600)], 10.0, seed=3)
     alone = silences(replay(a, 500))
-    with_b = silences(replay(merged(a, traffic("b", [(0, 800)], 10.0, seed=4)), 500))
+    with_b = silences(replay(merged(a, poisson_traffic("b", [(0, 800)], 10.0, seed=4)), 500))
     last_before_gap = max(e.timestamp for e in a if e.timestamp < T0 + timedelta(seconds=300))
     assert len(alone) == 1, "alone, A's final stop is never revealed"
     assert len(with_b) == 2
@@ -102,7 +80,7 @@ def test_the_silence_is_the_same_whichever_way_it_is_revealed_and_rearms() -> No
 def test_the_bank_tells_the_silence_and_shows_it_in_the_volume_status() -> None:
     """Directly on the bank: no deadline before the rate is learned; while silent the volume
     signal's ``silence`` detector is in drift, and back to ok once the model sends again."""
-    a = traffic("a", [(0, 300), (400, 420)], 10.0, seed=5)
+    a = poisson_traffic("a", [(0, 300), (400, 420)], 10.0, seed=5)
     bank = DetectorBank("a")
     assert bank.silence_deadline is None
     before_gap = [e for e in a if e.timestamp < T0 + timedelta(seconds=300)]
@@ -140,7 +118,7 @@ def test_a_silence_its_own_prediction_reveals_is_the_same_in_any_batch_split() -
     """On the bank alone (its own next prediction reveals it): one prediction at a time, or
     batches that split the stream anywhere, give the same alerts (the silence first, at the
     prediction that revealed it, then the drop of ``volume``) and summary."""
-    a = traffic("a", [(0, 300), (400, 500)], 10.0, seed=6)
+    a = poisson_traffic("a", [(0, 300), (400, 500)], 10.0, seed=6)
     one_by_one = DetectorBank("a")
     expected = [alert for event in a for alert in one_by_one.observe([event])]
     assert [x.detector for x in expected if x.signal == "volume"] == ["silence", "poisson_cusum"]
