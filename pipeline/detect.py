@@ -23,7 +23,9 @@ models of an ``observations`` partition (its latest prediction time, less the la
 it passes a model's :attr:`~detectors.bank.DetectorBank.silence_deadline` (on the model's own
 clock), the model's bank raises its silence alert (:meth:`~detectors.bank.DetectorBank.advance`),
 stamped at the deadline, so the alert is the one its next prediction would raise, at any
-batching (:meth:`DetectProcessor._check_silence`).
+batching (:meth:`DetectProcessor._check_silence`). When every model stops, no event time goes
+on: a runtime that knows the stream is idle (nothing on its way, as the broker says) calls
+:meth:`DetectProcessor.watch_idle`, and each partition's clock goes on with the wall clock.
 
 State per model (:class:`ModelDetection`) is the bank, the watermarks and the last offset read
 (so an observation read again after a crash is skipped if it was applied, held again if not)
@@ -342,6 +344,7 @@ class DetectProcessor:
         self._late: dict[str, list[Observation]] = {}  # the late ones among them, by model
         self._fired: list[DriftAlert] = []  # alerts of models applied early (a silence check)
         self._clocks: dict[int, datetime] = {}  # per partition: the latest prediction time
+        self._walls: dict[int, float] = {}  # per partition: ``clock()`` when its clock moved
         self._checks: dict[int, list[tuple[datetime, int, str]]] = {}  # per partition: a heap
         self._due: dict[str, datetime] = {}  # a model's next silence check, on its clock
         self._queued: dict[str, datetime] = {}  # the time of a model's live entry in the heap
@@ -537,11 +540,30 @@ class DetectProcessor:
         moved = clock is None or time > clock
         if clock is None or time > clock:
             self._clocks[partition] = clock = time
+            self._walls[partition] = self.clock()
         latest = model.orders["prediction"].latest or time
         self._schedule(model.bank.model_id, partition, max(clock, latest) + self._floor)
-        if not moved:
-            return
-        now = clock - self.lateness
+        if moved:
+            self._check_due(partition, clock - self.lateness, effects)
+
+    def watch_idle(self, effects: Effects) -> None:
+        """The stream is idle (the runtime checked that no record is on its way): each
+        partition's event-time clock goes on with the wall clock from where its latest
+        prediction left it, and the models due are checked (so models that all stopped at
+        once are silent too); the alerts are published."""
+        wall = self.clock()
+        for partition, clock in self._clocks.items():
+            idle = timedelta(seconds=wall - self._walls[partition])
+            self._check_due(partition, clock + idle - self.lateness, effects)
+        self.publish_applied(effects)
+
+    @property
+    def watching(self) -> bool:
+        """Whether a model's silence check is due some time (:meth:`watch_idle` has work)."""
+        return bool(self._queued)
+
+    def _check_due(self, partition: int, now: datetime, effects: Effects) -> None:
+        """Check the models of ``partition`` whose check is due before ``now``."""
         heap = self._checks.get(partition)
         while heap and heap[0][0] < now:
             when, _, other = heapq.heappop(heap)
@@ -609,6 +631,9 @@ class DetectProcessor:
             self._changed.discard(model_id)
             for watch in (self._due, self._queued, self._lags):
                 watch.pop(model_id, None)
+        for partition in set(self._clocks) if partitions is None else set(partitions):
+            for clocks in (self._clocks, self._walls, self._checks):
+                clocks.pop(partition, None)
 
 
 class PublishedAlerts:

@@ -259,6 +259,11 @@ class WorkerSettings(BaseModel):
     is the latency it adds. One later than that is applied at once and counted in
     ``late_observations``; the Faust runtime holds nothing and only counts. Default:
     ``pipeline.detect.DEFAULT_LATENESS_SECONDS`` (2 s)."""
+    wall_clock_silence: bool = True
+    """Whether models that all stop are silent by the wall clock: once the broker says the
+    stream is idle, each ``observations`` partition's event-time clock goes on with the wall
+    clock (the Kafka-native runtime; ``stream_app.runtimes.kafka.idle_watch``). Off, they are
+    seen only when event time goes on (another model's prediction)."""
     alerts_lookback: int = Field(default=1_000, ge=1)
     """Records per alerts partition read when a model's state is restored, so an alert raised
     again by re-read observations is not published twice."""

@@ -7,7 +7,7 @@ import json
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from confluent_kafka import Message
 
 from detectors.bank import SILENCE_DETECTOR
 from detectors.join_buffer import JoinedOutcome
+from pipeline.backtest import Backtest
 from pipeline.observations import decode_observation
 from producers.kafka_producer import EventProducer
 from producers.pacing import paced
@@ -120,6 +121,19 @@ def live_view(settings: Settings) -> dict[str, dict[str, Any]]:
         return read_live_state(client, LiveStateKeys(settings.redis.key_prefix))
 
 
+def status_beside_silence(state: dict[str, Any]) -> str:
+    """A model's status in the live view, its silence left out: ``drift`` if a detector other
+    than the ``volume`` signal's ``silence`` is in drift (a stream that ends goes silent: on
+    the Kafka-native runtime, by the wall clock once it is idle)."""
+    drifting = (
+        status == "drift"
+        for name, signal in state.get("signals", {}).items()
+        for detector, status in signal["detectors"].items()
+        if (name, detector) != ("volume", SILENCE_DETECTOR)
+    )
+    return "drift" if any(drifting) else "ok"
+
+
 def wait_for_joined(
     settings: Settings, worker: WorkerProcess, expected: dict[str, int], timeout: float = 180
 ) -> dict[str, dict[str, Any]]:
@@ -188,16 +202,20 @@ def alert_facts(alerts: Iterable[DriftAlert]) -> list[tuple[str, str, str]]:
 
 
 def beside_silences(
-    alerts: Iterable[DriftAlert], replayed: Iterable[DriftAlert]
+    alerts: Iterable[DriftAlert],
+    replayed: Iterable[DriftAlert],
+    idle: Iterable[DriftAlert] = (),
 ) -> tuple[list[DriftAlert], list[DriftAlert]]:
     """A runtime's alerts and the replay's without their silences (detector ``silence``),
-    having checked that each silence the runtime raised is one the replay raised, the same.
+    having checked that each silence the runtime raised is one the replay raised, or one of
+    ``idle`` (:func:`silences_when_idle`), the same.
 
     A silence is revealed by the event-time clock of the model's ``observations`` partition:
     the replay, one stream, reveals every one; a runtime those whose partition holds another
-    model still sending (or the model's own next prediction)."""
+    model still sending (or the model's own next prediction), and, with a wall clock, those of
+    models still sending when the stream went idle."""
     runtime, offline = list(alerts), list(replayed)
-    heard = {a.alert_id: a for a in offline if a.detector == SILENCE_DETECTOR}
+    heard = {a.alert_id: a for a in [*offline, *idle] if a.detector == SILENCE_DETECTOR}
     silent = [a for a in runtime if a.detector == SILENCE_DETECTOR]
     assert all(heard.get(a.alert_id) == a for a in silent), (silent, heard)
     return (
@@ -213,8 +231,21 @@ def incidents(alerts: Iterable[DriftAlert]) -> dict[str, str | None]:
 
 def replayed_alerts(settings: Settings, events: Iterable[Event]) -> list[DriftAlert]:
     """The alerts the offline replay of ``events`` raises under ``settings``, in order."""
+    return _replayed(settings, events).alerts
+
+
+def silences_when_idle(settings: Settings, events: Iterable[Event]) -> list[DriftAlert]:
+    """The silences that the replay of ``events`` has not revealed at their end, as a wall
+    clock reveals them when the stream then stays idle (the Kafka-native runtime's
+    :mod:`~stream_app.runtimes.kafka.idle_watch`): every model whose silence gap is known."""
+    never = datetime.max.replace(tzinfo=UTC)
+    models = _replayed(settings, events).detect.models.values()
+    return [alert for model in models for alert in model.bank.advance(never)]
+
+
+def _replayed(settings: Settings, events: Iterable[Event]) -> Backtest:
     replay = replay_of(settings)
     for event in events:
         replay.process(event)
     replay.finish()
-    return replay.alerts
+    return replay

@@ -274,6 +274,8 @@ def run_demo(
             "DRIFTSTREAM_REDIS__KEY_PREFIX": settings.redis.key_prefix,
             "DRIFTSTREAM_WORKER__DATA_DIR": str(data_dir),
             "DRIFTSTREAM_WORKER__REDIS_FLUSH_SECONDS": "0.25",  # more report points
+            # the demo's stream ends by design: its models going silent then is no news
+            "DRIFTSTREAM_WORKER__WALL_CLOCK_SILENCE": "false",
         },
         base.services.state_dir / f"demo-worker-{run_id}.log",
     )

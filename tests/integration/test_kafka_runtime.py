@@ -26,17 +26,21 @@ from producers.simulator import ModelTraffic, simulate
 from schemas.events import PredictionEvent
 from stream_app.local.services.process import wait_until
 from stream_app.runtimes.kafka.changelog import CHUNK_BYTES, ChangelogWriter, restore
+from stream_app.runtimes.kafka.idle_watch import IdleWatch
 from stream_app.runtimes.kafka.transactions import TransactionalProducer
 from stream_app.settings import Settings
 from stream_app.topics import Topics, app_id, ensure_topics, store_topics
 from stream_app.worker_process import WorkerProcess
+from tests.factories import poisson_traffic
 from tests.integration.kafka_io import consume
 from tests.pipeline import (
     Event,
     WorkerPool,
+    alerts_of,
     labelled_requests,
     live_view,
     send,
+    silences_when_idle,
     worker_env,
 )
 
@@ -286,3 +290,44 @@ def test_a_worker_process_that_dies_is_an_error_and_stops_the_others(
         assert gone(other)
     finally:
         parent.kill()
+
+
+def test_models_that_all_stop_are_silent_by_the_wall_clock_once_the_stream_is_idle(
+    settings: Settings, topics: Topics, tmp_path: Path
+) -> None:
+    """Two models send for 150 s of event time, then both stop: no event time goes on, only the
+    wall clock can tell. Once the worker has read everything (the broker says so) and their
+    silence gap has passed, each model gets one silence alert: the one its bank would raise if
+    event time went on (same id, same times)."""
+    a, b = poisson_traffic("a", [(0, 150)], 10.0, seed=1), poisson_traffic("b", [(0, 150)], 5, 2)
+    events = sorted([*a, *b], key=lambda e: e.timestamp)
+    idle = silences_when_idle(settings, events)
+    assert sorted(a.model_id for a in idle) == ["a", "b"]
+    with WorkerPool(settings, tmp_path, "kafka") as pool:
+        worker = pool.start()
+        send(settings, topics, events)
+        alerts = alerts_of(consume(settings, [topics.alerts], expected=2, timeout=60))
+        assert worker.running, worker.log_tail()
+    assert sorted(alerts, key=lambda a: a.model_id) == sorted(idle, key=lambda a: a.model_id)
+
+
+def test_the_stream_is_idle_only_once_the_group_read_every_input_to_its_end(
+    settings: Settings, topics: Topics
+) -> None:
+    """What the broker says decides (not the last fetch): records the group has not committed
+    past are no idle stream; once it has, it is."""
+    send(settings, topics, poisson_traffic("a", [(0, 10)], 10.0, seed=3))
+    group = f"idle-{uuid.uuid4().hex[:8]}"
+    consumer = Consumer({**settings.kafka.client_config(), "group.id": group})
+    try:
+        watch = IdleWatch(consumer, topics.inputs)
+        assert not watch.idle(0.0, set()), "nothing read yet"
+        ends = [
+            TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p))[1])
+            for topic in topics.inputs
+            for p in range(settings.topics.partitions)
+        ]
+        consumer.commit(offsets=ends, asynchronous=False)
+        assert watch.idle(1.0, set())
+    finally:
+        consumer.close()

@@ -33,6 +33,7 @@ from tests.pipeline import (
     labelled_requests,
     live_view,
     replayed_alerts,
+    silences_when_idle,
     wait_for_joined,
     worker_ready,
 )
@@ -102,7 +103,8 @@ def joined_as_replayed(settings: Settings, view: dict[str, Any], events: list[Ev
     assert joined == expected_joins(events)
     assert {m: int(view[m].get("late_observations", 0)) for m in joined} == dict.fromkeys(joined, 0)
     alerts = alerts_of(consume(settings, [Topics(settings.topics.prefix).alerts]))
-    alerts, replayed = beside_silences(alerts, replayed_alerts(settings, events))
+    replayed = replayed_alerts(settings, events)
+    alerts, replayed = beside_silences(alerts, replayed, silences_when_idle(settings, events))
     assert alert_facts(alerts) == alert_facts(replayed)
     return f"joined {joined}, 0 late, {len(alerts)} alerts as replayed"
 

@@ -10,15 +10,18 @@ import pytest
 import redis
 from confluent_kafka import Producer
 
-from producers.simulator import ModelTraffic, simulate
+from detectors.bank import SILENCE_DETECTOR
+from detectors.config import BankConfig
+from producers.simulator import LabelPolicy, ModelTraffic, simulate
 from schemas.codec import encode
-from schemas.events import LabelEvent
+from schemas.events import LabelEvent, PredictionEvent
 from stream_app.local.services.process import wait_until
 from stream_app.settings import Engine, Settings
 from stream_app.topics import Topics
 from stream_app.worker_process import WorkerProcess
 from tests.integration.kafka_io import consume
 from tests.pipeline import (
+    Event,
     WorkerPool,
     alerts_of,
     beside_silences,
@@ -30,6 +33,8 @@ from tests.pipeline import (
     outcome_ids,
     replayed_alerts,
     send,
+    silences_when_idle,
+    status_beside_silence,
     wait_for_joined,
 )
 
@@ -102,7 +107,7 @@ def test_drift_alerts_live_state_and_dead_letters(
         assert int(state.get("duplicate_labels", 0)) == model_truth.duplicate_labels
         assert int(state["joined"]) == expected[model_id]
         drifting = model_truth.drift_start_time is not None
-        assert state["status"] == ("drift" if drifting else "ok"), (model_id, state)
+        assert status_beside_silence(state) == ("drift" if drifting else "ok"), (model_id, state)
     assert wait_until(
         lambda: int(live_view(settings)["_pipeline"].get("deadlettered", 0)) == len(bad), 30
     ), live_view(settings)["_pipeline"]
@@ -117,7 +122,9 @@ def test_drift_alerts_live_state_and_dead_letters(
     assert "byte limit" in reasons[b"r-big"]
     assert "ahead of this worker's clock" in reasons[b"r-future"]
 
-    alerts = alerts_of(consume(settings, [topics.alerts]))
+    # every stream here ends, and goes silent: on the Kafka-native runtime, by the wall clock
+    published = alerts_of(consume(settings, [topics.alerts]))
+    alerts = [a for a in published if a.detector != SILENCE_DETECTOR]
     by_model = {m: [a for a in alerts if a.model_id == m] for m in truth}
     assert by_model["stable"] == []
 
@@ -138,11 +145,13 @@ def test_drift_alerts_live_state_and_dead_letters(
     assert min(a.event_time for a in data) >= churn_start
     assert [a for a in by_model["churn"] if a.kind == "concept"] == []
 
-    assert len({a.alert_id for a in alerts}) == len(alerts)
+    assert len({a.alert_id for a in published}) == len(published)
     replayed = replayed_alerts(settings, events)
+    idle = silences_when_idle(settings, events)
+    alerts, replayed = beside_silences(published, replayed, idle)
     assert sorted(a.alert_id for a in replayed) == sorted(a.alert_id for a in alerts)
     assert incidents(alerts) == incidents(replayed)
-    assert redis_conn.xlen(f"{settings.redis.key_prefix}alerts") == len(alerts)
+    assert redis_conn.xlen(f"{settings.redis.key_prefix}alerts") == len(published)
 
 
 def test_restart_neither_doubles_nor_misses_outcomes(
@@ -184,34 +193,57 @@ DATA_QUALITY_MODELS = [
     ModelTraffic("category", "category-shift", 3000, seed=4, drift_at=1500),
     ModelTraffic("missing", "missing-feature", 3000, seed=4, drift_at=1500),
     ModelTraffic("surge", "surge", 9000, seed=4, drift_at=3000),
-    ModelTraffic("labels", "labels-stop", 3000, seed=4, drift_at=1500),
+    ModelTraffic(
+        "labels", "labels-stop", 3000, seed=4, drift_at=1500, labels=LabelPolicy(mean_delay=2.0)
+    ),
     ModelTraffic("late", "labels-late", 4000, seed=4, drift_at=1500),
 ]
-"""One model per data-quality scenario. ``surge`` has 30 volume intervals before its surge
-and sends longest: the others stop while it sends (with a shorter ``surge``, the Faust
-runtime, reading in arrival order, handed out a partly counted interval of ``late`` as a
-drop the replay did not see). Every model has the event-time-order volume grace of 10 s on
-both runtimes (the Faust runtime's own default, 600 s, is longer than the streams: the models
-that stop before ``surge`` would not be silent on it). ``labels`` and ``late`` get label
-horizons of 60 s and 120 s (the default 600 s is longer than their streams after the
-change)."""
+"""One model per data-quality scenario. ``surge`` (a 5x surge of Poisson arrivals) has 30
+volume intervals before its surge and sends longest: the others stop while it sends (with a
+shorter ``surge``, the Faust runtime, reading in arrival order, handed out a partly counted
+interval of ``late`` as a drop the replay did not see). ``labels`` gets its labels about 2 s
+after their predictions (issue 28's shaped stream).
+Every model has the event-time-order volume grace of 10 s on both runtimes (the Faust
+runtime's own default, 600 s, is longer than the streams: the models that stop before
+``surge`` would not be silent on it). ``late`` gets a label horizon of 120 s (the default
+600 s is longer than its stream after the change)."""
+
+
+def label_delay_quantile(events: list[Event], model_id: str, q: float) -> float:
+    """The ``q`` quantile of ``model_id``'s label delays (seconds from prediction to label)."""
+    predicted = {
+        e.request_id: e.timestamp
+        for e in events
+        if isinstance(e, PredictionEvent) and e.model_id == model_id
+    }
+    delays = sorted(
+        (e.timestamp - predicted[e.request_id]).total_seconds()
+        for e in events
+        if isinstance(e, LabelEvent) and e.request_id in predicted
+    )
+    return delays[round(q * (len(delays) - 1))]
 
 
 def test_data_quality_traffic_and_label_health_alert_after_the_change_as_in_replay(
     settings: Settings, topics: Topics, tmp_path: Path, engine: Engine
 ) -> None:
+    events = list(simulate(DATA_QUALITY_MODELS))
+    p99 = label_delay_quantile(events, "labels", 0.99)
     grace = {"volume_grace_seconds": 10.0}  # every model's volume and silence as in the replay
+    # the Kafka runtime learns the label horizon from the labels' delays; the Faust runtime,
+    # reading a backlog in arrival order, keeps a fixed one (LabelHealth.for_bank): its user
+    # sets it, here to what the learned one would be
+    fixed = {"label_horizon_seconds": 2 * p99, "label_horizon_learned": False}
     models = {
         "category": grace,
         "missing": grace,
         "surge": grace,
-        "labels": {**grace, "label_horizon_seconds": 60.0},
+        "labels": grace if engine == "kafka" else {**grace, **fixed},
         "late": {**grace, "label_horizon_seconds": 120.0},
     }
     settings = settings.model_copy(
         update={"detectors": settings.detectors.model_copy(update={"models": models})}
     )
-    events = list(simulate(DATA_QUALITY_MODELS))
     with WorkerPool(settings, tmp_path, engine) as pool:
         worker = pool.start()
         send(settings, topics, events)
@@ -221,9 +253,11 @@ def test_data_quality_traffic_and_label_health_alert_after_the_change_as_in_repl
         wait_for_joined(settings, worker, expected)
         replayed = replayed_alerts(settings, events)
         alerts = alerts_of(consume(settings, [topics.alerts], expected=len(replayed)))
-    alerts, replayed = beside_silences(alerts, replayed)
+        horizon = float(live_view(settings)["labels"]["label_horizon_seconds"])
+    alerts, replayed = beside_silences(alerts, replayed, silences_when_idle(settings, events))
     assert sorted(a.alert_id for a in alerts) == sorted(a.alert_id for a in replayed)
     assert incidents(alerts) == incidents(replayed)
+    delays: dict[str, float] = {}
     for model in DATA_QUALITY_MODELS:
         start, watched = model.truth.drift_start_time, model.schedule.scenario.watched_signal
         assert start is not None
@@ -231,8 +265,14 @@ def test_data_quality_traffic_and_label_health_alert_after_the_change_as_in_repl
         assert [a for a in own if a.event_time < start] == [], model.model_id
         hits = [a for a in own if a.signal == watched]
         assert hits, (model.model_id, own)
-        delay = (min(a.event_time for a in hits) - start).total_seconds()
-        print(f"{model.schedule.scenario}: {watched} alert {delay:.0f} s of event time after it")
+        delays[model.model_id] = (min(a.event_time for a in hits) - start).total_seconds()
+        print(f"{model.model_id}: {watched} alert {delays[model.model_id]:.0f} s after the change")
+    # issue 28's bounds: a 5x surge within 2 volume intervals, labels that stop within about
+    # three times their p99 delay plus an interval, on a horizon of about twice that p99
+    interval = BankConfig().volume_interval_seconds  # the test keeps the default
+    assert delays["surge"] <= 2 * interval
+    assert delays["labels"] <= 3 * p99 + interval, (delays["labels"], p99)
+    assert 0 < horizon <= 3 * p99, (horizon, p99)
     category = next(a for a in alerts if a.signal == "category:zipcode")
     assert category.moved is not None
     assert category.moved[0].value == "zip0"
@@ -243,6 +283,6 @@ def test_data_quality_traffic_and_label_health_alert_after_the_change_as_in_repl
     # the rate detector fires on the first surged interval, which may straddle the change
     assert surge.after.mean > 2 * surge.before.mean
     stopped = next(a for a in alerts if a.signal == "label_coverage" and a.model_id == "labels")
-    assert stopped.after.mean < 0.5 * stopped.before.mean
+    assert stopped.after.mean < 0.75 * stopped.before.mean  # the first window straddles the stop
     later = next(a for a in alerts if a.signal == "label_delay")
     assert later.after.mean > 1.5 * later.before.mean

@@ -187,6 +187,13 @@ class Stages:
         if self.effects.changed_models:
             self.produce()
 
+    def watch_idle(self) -> None:
+        """The stream is idle (:mod:`~stream_app.runtimes.kafka.idle_watch`): the silences the
+        wall clock reveals; produced if any."""
+        self.detect.watch_idle(self.effects)
+        if self.effects.changed_models:
+            self.produce()
+
     def _waiting(self, merge: EventTimeMerge[Key, Any]) -> list[Key]:
         """The partitions of ``merge``'s stage with nothing held whose records are on their way
         (the consumer's position, which steps over transaction markers, is behind the end the

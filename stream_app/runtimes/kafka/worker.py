@@ -17,6 +17,8 @@ each:
 - :mod:`~stream_app.runtimes.kafka.checkpoint`: every offset, and the commit in numbered steps;
 - :mod:`~stream_app.runtimes.kafka.stages`: route, join, detect;
 - :mod:`~stream_app.runtimes.kafka.live_feed`: committed state to Redis and Prometheus;
+- :mod:`~stream_app.runtimes.kafka.idle_watch`: whether the stream is idle, for silences by the
+  wall clock;
 - this module: the loop, the rebalances, the rollback.
 
 Every ``commit_interval_seconds`` (stretched under load) one Kafka transaction commits,
@@ -54,6 +56,7 @@ from stream_app.runtimes.kafka.clients import (
     make_consumer,
     producer_config,
 )
+from stream_app.runtimes.kafka.idle_watch import IdleWatch
 from stream_app.runtimes.kafka.live_feed import LiveStateFeed
 from stream_app.runtimes.kafka.stages import Stages
 from stream_app.runtimes.kafka.stores import StateStores
@@ -106,6 +109,7 @@ class KafkaWorker:
         self.stages.checkpoint = self.checkpoint
         self.feed = LiveStateFeed(settings, metrics, self.consumer, layout)
         self.credentials = CredentialWatch(settings.kafka)
+        self.idle = IdleWatch(self.consumer, layout.names.inputs)
 
     # -- rebalances (called from inside consume(), in its thread) ------------------------
 
@@ -197,6 +201,10 @@ class KafkaWorker:
                     stages.release()
                 stages.release_quiet()
                 now = time.monotonic()
+                watch = worker.wall_clock_silence and stages.detect.watching
+                watch = watch and self.idle.due(now, last_record)
+                if watch and await asyncio.to_thread(self.idle.idle, now, set(self.assigned)):
+                    stages.watch_idle()  # models that all stopped are silent by wall clock
                 behind = len(messages) >= worker.batch_size  # a backlog
                 alerting = self.checkpoint.alerting
                 if commit_due(now - last_commit, interval, alerting=alerting, behind=behind):
