@@ -23,9 +23,10 @@ models of an ``observations`` partition (its latest prediction time, less the la
 it passes a model's :attr:`~detectors.bank.DetectorBank.silence_deadline` (on the model's own
 clock), the model's bank raises its silence alert (:meth:`~detectors.bank.DetectorBank.advance`),
 stamped at the deadline, so the alert is the one its next prediction would raise, at any
-batching (:meth:`DetectProcessor._check_silence`). When every model stops, no event time goes
-on: a runtime that knows the stream is idle (nothing on its way, as the broker says) calls
-:meth:`DetectProcessor.watch_idle`, and each partition's clock goes on with the wall clock.
+batching (:meth:`DetectProcessor._check_silence`). Where a partition's clock stops (its models
+all stopped) a runtime may vouch for more (:meth:`DetectProcessor.watch_clocks`): that the
+stream is idle (each partition's clock goes on with the wall clock), or that it reads every
+partition to about its end (the partitions' clocks are one).
 
 State per model (:class:`ModelDetection`) is the bank, the watermarks and the last offset read
 (so an observation read again after a crash is skipped if it was applied, held again if not)
@@ -546,20 +547,28 @@ class DetectProcessor:
         if moved:
             self._check_due(partition, clock - self.lateness, effects)
 
-    def watch_idle(self, effects: Effects) -> None:
-        """The stream is idle (the runtime checked that no record is on its way): each
-        partition's event-time clock goes on with the wall clock from where its latest
-        prediction left it, and the models due are checked (so models that all stopped at
-        once are silent too); the alerts are published."""
+    def watch_clocks(self, effects: Effects, *, idle: bool, together: bool) -> None:
+        """Check the models due on clocks the runtime vouches for; publish the alerts.
+
+        ``idle``: the stream is idle (no record on its way, as the broker says): each
+        partition's clock goes on with the wall clock from where its latest prediction left it
+        (so models that all stopped are silent too). ``together``: this worker reads every
+        partition, each to about its end: the partitions' clocks are one, the latest of them
+        (so a model alone on its partition that stopped while others send is silent too)."""
         wall = self.clock()
-        for partition, clock in self._clocks.items():
-            idle = timedelta(seconds=wall - self._walls[partition])
-            self._check_due(partition, clock + idle - self.lateness, effects)
+        nows = {
+            partition: clock + timedelta(seconds=wall - self._walls[partition] if idle else 0)
+            for partition, clock in self._clocks.items()
+        }
+        if together and nows:
+            nows = dict.fromkeys(nows, max(nows.values()))
+        for partition, now in nows.items():
+            self._check_due(partition, now - self.lateness, effects)
         self.publish_applied(effects)
 
     @property
     def watching(self) -> bool:
-        """Whether a model's silence check is due some time (:meth:`watch_idle` has work)."""
+        """Whether a model's silence check is due some time (:meth:`watch_clocks` has work)."""
         return bool(self._queued)
 
     def _check_due(self, partition: int, now: datetime, effects: Effects) -> None:

@@ -262,7 +262,7 @@ class WorkerSettings(BaseModel):
     wall_clock_silence: bool = True
     """Whether models that all stop are silent by the wall clock: once the broker says the
     stream is idle, each ``observations`` partition's event-time clock goes on with the wall
-    clock (the Kafka-native runtime; ``stream_app.runtimes.kafka.idle_watch``). Off, they are
+    clock (the Kafka-native runtime; ``stream_app.runtimes.kafka.clock_watch``). Off, they are
     seen only when event time goes on (another model's prediction)."""
     alerts_lookback: int = Field(default=1_000, ge=1)
     """Records per alerts partition read when a model's state is restored, so an alert raised

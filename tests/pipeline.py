@@ -48,6 +48,7 @@ def worker_env(settings: Settings, data_dir: Path, engine: Engine = "kafka") -> 
         "DRIFTSTREAM_WORKER__DATA_DIR": str(data_dir),
         "DRIFTSTREAM_JOIN__TTL_SECONDS": str(settings.join.ttl_seconds),
         "DRIFTSTREAM_JOIN__REPARTITION": str(settings.join.repartition).lower(),
+        "DRIFTSTREAM_WORKER__WALL_CLOCK_SILENCE": str(settings.worker.wall_clock_silence).lower(),
         "DRIFTSTREAM_WORKER__METRICS_PORT": "0",
         "DRIFTSTREAM_WORKER__SESSION_TIMEOUT_SECONDS": "10",  # a killed worker's share moves soon
     }
@@ -237,7 +238,7 @@ def replayed_alerts(settings: Settings, events: Iterable[Event]) -> list[DriftAl
 def silences_when_idle(settings: Settings, events: Iterable[Event]) -> list[DriftAlert]:
     """The silences that the replay of ``events`` has not revealed at their end, as a wall
     clock reveals them when the stream then stays idle (the Kafka-native runtime's
-    :mod:`~stream_app.runtimes.kafka.idle_watch`): every model whose silence gap is known."""
+    :mod:`~stream_app.runtimes.kafka.clock_watch`): every model whose silence gap is known."""
     never = datetime.max.replace(tzinfo=UTC)
     models = _replayed(settings, events).detect.models.values()
     return [alert for model in models for alert in model.bank.advance(never)]

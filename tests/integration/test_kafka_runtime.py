@@ -10,6 +10,7 @@ import re
 import signal
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -22,11 +23,12 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
+from pipeline.partitioner import partition_for
 from producers.simulator import ModelTraffic, simulate
 from schemas.events import PredictionEvent
 from stream_app.local.services.process import wait_until
 from stream_app.runtimes.kafka.changelog import CHUNK_BYTES, ChangelogWriter, restore
-from stream_app.runtimes.kafka.idle_watch import IdleWatch
+from stream_app.runtimes.kafka.clock_watch import ClockWatch
 from stream_app.runtimes.kafka.transactions import TransactionalProducer
 from stream_app.settings import Settings
 from stream_app.topics import Topics, app_id, ensure_topics, store_topics
@@ -39,10 +41,15 @@ from tests.pipeline import (
     alerts_of,
     labelled_requests,
     live_view,
+    replayed_alerts,
     send,
     silences_when_idle,
     worker_env,
 )
+
+
+def at(event: PredictionEvent) -> datetime:
+    return event.timestamp
 
 
 def create_topic(settings: Settings, name: str, partitions: int, **config: str) -> None:
@@ -300,7 +307,7 @@ def test_models_that_all_stop_are_silent_by_the_wall_clock_once_the_stream_is_id
     silence gap has passed, each model gets one silence alert: the one its bank would raise if
     event time went on (same id, same times)."""
     a, b = poisson_traffic("a", [(0, 150)], 10.0, seed=1), poisson_traffic("b", [(0, 150)], 5, 2)
-    events = sorted([*a, *b], key=lambda e: e.timestamp)
+    events = sorted([*a, *b], key=at)
     idle = silences_when_idle(settings, events)
     assert sorted(a.model_id for a in idle) == ["a", "b"]
     with WorkerPool(settings, tmp_path, "kafka") as pool:
@@ -320,14 +327,36 @@ def test_the_stream_is_idle_only_once_the_group_read_every_input_to_its_end(
     group = f"idle-{uuid.uuid4().hex[:8]}"
     consumer = Consumer({**settings.kafka.client_config(), "group.id": group})
     try:
-        watch = IdleWatch(consumer, topics.inputs)
-        assert not watch.idle(0.0, set()), "nothing read yet"
+        watch = ClockWatch(consumer, topics.inputs, {})
+        assert not watch.idle(10.0, 0.0, set()), "nothing read yet"
         ends = [
             TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p))[1])
             for topic in topics.inputs
             for p in range(settings.topics.partitions)
         ]
         consumer.commit(offsets=ends, asynchronous=False)
-        assert watch.idle(1.0, set())
+        assert watch.idle(20.0, 0.0, set())
     finally:
         consumer.close()
+
+
+def test_a_model_alone_on_its_partition_stopping_while_another_sends_is_silent(
+    settings: Settings, topics: Topics, tmp_path: Path
+) -> None:
+    """``alone`` (observations partition 3) stops at 150 s of event time while ``busy``
+    (partition 1) sends on to 300 s: no clock of ``alone``'s partition goes on. The worker
+    reads every partition, each to its end, so its partitions' clocks are one: ``alone`` is
+    silent, the alert the replay (one stream) raises. No wall clock here."""
+    worker_settings = settings.worker.model_copy(update={"wall_clock_silence": False})
+    settings = settings.model_copy(update={"worker": worker_settings})
+    partitions = settings.topics.partitions
+    assert partition_for(b"alone", partitions) != partition_for(b"busy", partitions)
+    alone = poisson_traffic("alone", [(0, 150)], 10.0, seed=4)
+    events = sorted([*alone, *poisson_traffic("busy", [(0, 300)], 10.0, seed=5)], key=at)
+    (expected,) = [a for a in replayed_alerts(settings, events) if a.model_id == "alone"]
+    with WorkerPool(settings, tmp_path, "kafka") as pool:
+        worker = pool.start()
+        send(settings, topics, events)
+        alerts = alerts_of(consume(settings, [topics.alerts], expected=1, timeout=60))
+        assert worker.running, worker.log_tail()
+    assert alerts == [expected]

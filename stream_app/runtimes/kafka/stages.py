@@ -187,10 +187,10 @@ class Stages:
         if self.effects.changed_models:
             self.produce()
 
-    def watch_idle(self) -> None:
-        """The stream is idle (:mod:`~stream_app.runtimes.kafka.idle_watch`): the silences the
-        wall clock reveals; produced if any."""
-        self.detect.watch_idle(self.effects)
+    def watch_clocks(self, *, idle: bool, together: bool) -> None:
+        """The silences the clocks the runtime vouches for reveal
+        (:mod:`~stream_app.runtimes.kafka.clock_watch`); produced if any."""
+        self.detect.watch_clocks(self.effects, idle=idle, together=together)
         if self.effects.changed_models:
             self.produce()
 

@@ -17,8 +17,8 @@ each:
 - :mod:`~stream_app.runtimes.kafka.checkpoint`: every offset, and the commit in numbered steps;
 - :mod:`~stream_app.runtimes.kafka.stages`: route, join, detect;
 - :mod:`~stream_app.runtimes.kafka.live_feed`: committed state to Redis and Prometheus;
-- :mod:`~stream_app.runtimes.kafka.idle_watch`: whether the stream is idle, for silences by the
-  wall clock;
+- :mod:`~stream_app.runtimes.kafka.clock_watch`: what the worker vouches for beyond its
+  event-time clocks (partitions read together, an idle stream), for silences;
 - this module: the loop, the rebalances, the rollback.
 
 Every ``commit_interval_seconds`` (stretched under load) one Kafka transaction commits,
@@ -56,7 +56,7 @@ from stream_app.runtimes.kafka.clients import (
     make_consumer,
     producer_config,
 )
-from stream_app.runtimes.kafka.idle_watch import IdleWatch
+from stream_app.runtimes.kafka.clock_watch import ClockWatch
 from stream_app.runtimes.kafka.live_feed import LiveStateFeed
 from stream_app.runtimes.kafka.stages import Stages
 from stream_app.runtimes.kafka.stores import StateStores
@@ -109,7 +109,6 @@ class KafkaWorker:
         self.stages.checkpoint = self.checkpoint
         self.feed = LiveStateFeed(settings, metrics, self.consumer, layout)
         self.credentials = CredentialWatch(settings.kafka)
-        self.idle = IdleWatch(self.consumer, layout.names.inputs)
 
     # -- rebalances (called from inside consume(), in its thread) ------------------------
 
@@ -169,7 +168,10 @@ class KafkaWorker:
     async def run(self) -> None:
         """Process until :meth:`stop`; commit, flush Redis and leave the group on the way out."""
         settings, layout, stages = self.settings, self.layout, self.stages
-        stages.laid_out(ensure_worker_topics(settings))  # missing topics created, others checked
+        partitions = ensure_worker_topics(settings)  # missing topics created, others checked
+        stages.laid_out(partitions)
+        read = {topic: partitions[topic] for topic in layout.reading}
+        self.clocks = ClockWatch(self.consumer, layout.names.inputs, read)
         self.consumer.subscribe(
             layout.reading,
             on_assign=self._on_assign,
@@ -201,10 +203,8 @@ class KafkaWorker:
                     stages.release()
                 stages.release_quiet()
                 now = time.monotonic()
-                watch = worker.wall_clock_silence and stages.detect.watching
-                watch = watch and self.idle.due(now, last_record)
-                if watch and await asyncio.to_thread(self.idle.idle, now, set(self.assigned)):
-                    stages.watch_idle()  # models that all stopped are silent by wall clock
+                if stages.detect.watching and self.clocks.due(now):
+                    await self._watch_clocks(now, last_record)
                 behind = len(messages) >= worker.batch_size  # a backlog
                 alerting = self.checkpoint.alerting
                 if commit_due(now - last_commit, interval, alerting=alerting, behind=behind):
@@ -225,6 +225,20 @@ class KafkaWorker:
                     last_record = now
         finally:
             await self._shut_down(flushing)
+
+    async def _watch_clocks(self, now: float, last_record: float) -> None:
+        """Models whose partition's clock stopped: silent if the partitions are read together,
+        or, by the wall clock, if the stream is idle (:mod:`.clock_watch`)."""
+        clocks, checkpoint, assigned = self.clocks, self.checkpoint, set(self.assigned)
+        observations = self.layout.names.observations
+        read = {**checkpoint.next_offsets}
+        read.update(((observations, p), offset) for p, offset in checkpoint.detect_read.items())
+        together = clocks.together(assigned, read)
+        idle = self.settings.worker.wall_clock_silence and await asyncio.to_thread(
+            clocks.idle, now, last_record, assigned
+        )
+        if idle or together:
+            self.stages.watch_clocks(idle=idle, together=together)
 
     def _poll(self, most: int) -> list[Message]:
         """The records queued now, up to ``most``; if none, those that come within
