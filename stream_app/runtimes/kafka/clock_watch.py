@@ -37,6 +37,8 @@ IDLE_CHECK_SECONDS = 5.0
 """The broker is asked at most this often."""
 TIMEOUT_SECONDS = 5.0
 """How long each question to the broker may take."""
+OFFSET_LATEST = -1
+"""The ListOffsets timestamp that asks for a partition's end (its latest stable offset)."""
 
 
 class ClockWatch:
@@ -77,32 +79,35 @@ class ClockWatch:
             return False
         return True
 
-    def idle(self, now: float, last_record: float, assigned: set[tuple[str, int]]) -> bool:
-        """Whether the stream is idle, as the broker says now (asked at most every
-        :data:`IDLE_CHECK_SECONDS`, after :data:`IDLE_SECONDS` without a record)."""
+    def idle_due(self, now: float, last_record: float) -> bool:
+        """Whether to ask the broker now: nothing read for :data:`IDLE_SECONDS`, and no
+        question within :data:`IDLE_CHECK_SECONDS`."""
         if now - last_record < IDLE_SECONDS or now - self.last_idle_check < IDLE_CHECK_SECONDS:
             return False
         self.last_idle_check = now
-        try:
-            return all(high <= offset for offset, high in self._offsets_and_ends(assigned))
-        except (KafkaException, KeyError) as exc:  # no answer, or a topic gone: not idle
+        return True
+
+    def idle(self, assigned: set[tuple[str, int]], read: Mapping[tuple[str, int], int]) -> bool:
+        """Whether the stream is idle, as the broker says now (blocking: a few requests, each
+        behind the consumer's fetch on its connection; run it beside the loop). ``read`` as in
+        :meth:`together`."""
+        consumer, timeout = self.consumer, TIMEOUT_SECONDS
+        keys = {(topic, p) for topic in self.inputs for p in range(self.partitions[topic])}
+        keys |= assigned
+        try:  # one ListOffsets for all: the latest stable offsets (the consumer reads committed)
+            ends = consumer.offsets_for_times(
+                [TopicPartition(topic, p, OFFSET_LATEST) for topic, p in sorted(keys)], timeout
+            )
+            mine = [TopicPartition(topic, p) for topic, p in sorted(assigned)]
+            others = [TopicPartition(*key) for key in sorted(keys - assigned)]
+            offsets = {**read}
+            for tp in [*consumer.position(mine), *consumer.committed(others, timeout=timeout)]:
+                if tp.offset >= 0:
+                    offsets[(tp.topic, tp.partition)] = tp.offset
+        except KafkaException as exc:  # no answer: no idle stream (the worker's errors say why)
             log.debug("idle check: %s", exc)
             return False
-
-    def _offsets_and_ends(self, assigned: set[tuple[str, int]]) -> list[tuple[int, int]]:
-        consumer, timeout = self.consumer, TIMEOUT_SECONDS
-        topics = consumer.list_topics(timeout=timeout).topics
-        others = [
-            TopicPartition(topic, partition)
-            for topic in self.inputs
-            for partition in topics[topic].partitions
-            if (topic, partition) not in assigned
-        ]
-        mine = [TopicPartition(topic, partition) for topic, partition in sorted(assigned)]
-        read = consumer.position(mine) if mine else []
-        committed = consumer.committed(others, timeout=timeout) if others else []
-        offsets = []
-        for tp in [*read, *committed]:
-            low, high = consumer.get_watermark_offsets(tp, timeout=timeout, cached=False)
-            offsets.append((max(tp.offset, low), high))
-        return offsets
+        return all(
+            tp.error is None and tp.offset <= offsets.get((tp.topic, tp.partition), 0)
+            for tp in ends
+        )

@@ -109,6 +109,8 @@ class KafkaWorker:
         self.stages.checkpoint = self.checkpoint
         self.feed = LiveStateFeed(settings, metrics, self.consumer, layout)
         self.credentials = CredentialWatch(settings.kafka)
+        self.idle_check: tuple[float, asyncio.Task[bool]] | None = None
+        """When the broker was asked whether the stream is idle, and its answer to come."""
 
     # -- rebalances (called from inside consume(), in its thread) ------------------------
 
@@ -204,7 +206,7 @@ class KafkaWorker:
                 stages.release_quiet()
                 now = time.monotonic()
                 if stages.detect.watching and self.clocks.due(now):
-                    await self._watch_clocks(now, last_record)
+                    self._watch_clocks(now, last_record)
                 behind = len(messages) >= worker.batch_size  # a backlog
                 alerting = self.checkpoint.alerting
                 if commit_due(now - last_commit, interval, alerting=alerting, behind=behind):
@@ -226,19 +228,35 @@ class KafkaWorker:
         finally:
             await self._shut_down(flushing)
 
-    async def _watch_clocks(self, now: float, last_record: float) -> None:
+    def _watch_clocks(self, now: float, last_record: float) -> None:
         """Models whose partition's clock stopped: silent if the partitions are read together,
-        or, by the wall clock, if the stream is idle (:mod:`.clock_watch`)."""
+        or, by the wall clock, if the stream is idle (:mod:`.clock_watch`; the broker is asked
+        beside the loop, and its answer counts only if nothing was read since)."""
         clocks, checkpoint, assigned = self.clocks, self.checkpoint, set(self.assigned)
         observations = self.layout.names.observations
         read = {**checkpoint.next_offsets}
         read.update(((observations, p), offset) for p, offset in checkpoint.detect_read.items())
+        asked, idle = self.idle_check, False
+        if asked is not None and asked[1].done():
+            self.idle_check = None
+            idle = asked[1].result() and last_record < asked[0]
+        elif asked is None and self.settings.worker.wall_clock_silence:
+            self._ask_if_idle(now, last_record, assigned, read)
         together = clocks.together(assigned, read)
-        idle = self.settings.worker.wall_clock_silence and await asyncio.to_thread(
-            clocks.idle, now, last_record, assigned
-        )
         if idle or together:
             self.stages.watch_clocks(idle=idle, together=together)
+
+    def _ask_if_idle(
+        self,
+        now: float,
+        last_record: float,
+        assigned: set[tuple[str, int]],
+        read: dict[tuple[str, int], int],
+    ) -> None:
+        """Ask the broker, beside the loop, whether the stream is idle, when it is time to."""
+        if self.clocks.idle_due(now, last_record):
+            check = asyncio.to_thread(self.clocks.idle, assigned, read)
+            self.idle_check = (now, asyncio.create_task(check))
 
     def _poll(self, most: int) -> list[Message]:
         """The records queued now, up to ``most``; if none, those that come within
