@@ -34,8 +34,9 @@ shows it every alert it raises, in order).
 
 A batch is taken in one go before the monitors run, so the ring may already hold outcomes after
 a firing's: outcomes wait in a pending list and go into the ring up to the firing's when it is
-explained, and all of them when the bank ends the batch (:meth:`SliceExplainer.settle`) or the
-state is saved, so any split of a stream into batches gives the same explanations.
+explained, and all of them when the state is saved or, at the end of a batch
+(:meth:`SliceExplainer.settle`), once :data:`FOLD_AT` are pending, so any split of a stream
+into batches gives the same explanations.
 
 Cost: per prediction, a bin per feature (a ``bisect`` or a dict look-up; once for both
 explainers) and two hashes; per outcome, a hash look-up and an append; per explanation, four
@@ -130,6 +131,9 @@ BINS = 16
 """Bin indices per feature (numbers 0-9, categories 0-8 and other 9, missing 15)."""
 HALVING = 2000
 """The outcomes that left the ring count half as much after every ``HALVING`` more left."""
+FOLD_AT = 32
+"""Pending values that a ring takes in at the end of a batch (fewer wait for more: folding
+costs about as much for one value as for dozens)."""
 OTHER = TOP_CATEGORIES
 """The bin of a category without one of its own."""
 EXPLAINED = {ERROR_RATE.name: "classification", ABS_ERROR.name: "regression"}
@@ -190,14 +194,14 @@ class _Ring:
         self.error = np.zeros(window, dtype=np.float32)
         self.time = np.zeros(window, dtype=np.int32)
         self.bins = np.zeros((window, width), dtype=np.uint8)
-        self.old_count = [0.0] * (BINS * width)  # per feature and bin: the values out of the ring
-        self.old_total = [0.0] * (BINS * width)  # and their errors, halved every HALVING leaving
+        self.old_count = np.zeros(BINS * width)  # per feature and bin: the values out of the ring
+        self.old_total = np.zeros(BINS * width)  # and their errors, halved every HALVING leaving
         self.left = 0
 
     def fold(self, through: int | None) -> None:
         """Move the pending values up to sequence number ``through`` (None: all) to the ring;
-        the ones they push out of it go into the old counts (one at a time, in order, so any
-        split of the stream into batches gives the same sums)."""
+        the ones they push out of it go into the old counts (in order, so any split of the
+        stream into batches gives the same sums)."""
         pending = self.pending
         if not pending:
             return
@@ -206,28 +210,44 @@ class _Ring:
             count = bisect.bisect_right(pending, through, key=lambda item: item[0])
             if count == 0:
                 return
-        taken = pending[:count]
+        seqs, errors, times, rows = zip(*pending[:count], strict=True)
         del pending[:count]
-        window, width = self.window, self.width
-        old_count, old_total = self.old_count, self.old_total
-        bins, errors = self.bins, self.error
-        offsets = range(0, BINS * width, BINS)
-        for seq, error, seconds, row in taken:
-            at = self.folded % window
-            if self.folded >= window:  # the oldest leaves the ring
-                leaving = float(errors[at])
-                for offset, index in zip(offsets, bins[at].tolist(), strict=True):
-                    old_count[offset + index] += 1.0
-                    old_total[offset + index] += leaving
-                self.left += 1
-                if self.left % HALVING == 0:
-                    self.old_count = old_count = [value * 0.5 for value in old_count]
-                    self.old_total = old_total = [value * 0.5 for value in old_total]
-            self.seq[at] = seq
-            errors[at] = error
-            self.time[at] = max(-(2**31), min(seconds, 2**31 - 1))
-            bins[at] = np.frombuffer(row, dtype=np.uint8)
-            self.folded += 1
+        window = self.window
+        bins = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(count, self.width)
+        error = np.asarray(errors, dtype=np.float32)
+        held = min(self.folded, window)
+        if (leaving := held + count - window) > 0:  # the oldest held first, then new ones
+            oldest = (self.folded - held + np.arange(min(leaving, held))) % window
+            new = leaving - len(oldest)
+            self._leave(
+                np.concatenate((self.bins[oldest], bins[:new])),
+                np.concatenate((self.error[oldest], error[:new])).astype(np.float64),
+            )
+        kept = min(count, window)  # the latest ``window`` new values stay in the ring
+        at = (self.folded + count - kept + np.arange(kept)) % window
+        self.seq[at] = seqs[count - kept :]
+        self.error[at] = error[count - kept :]
+        self.time[at] = np.clip(times[count - kept :], -(2**31), 2**31 - 1)
+        self.bins[at] = bins[count - kept :]
+        self.folded += count
+
+    def _leave(self, bins: npt.NDArray[np.uint8], errors: npt.NDArray[np.float64]) -> None:
+        """Count values that leave the ring (their bins, their errors), oldest first, halving
+        the old counts after every ``HALVING`` of them."""
+        width = self.width
+        cells = (bins + np.arange(0, BINS * width, BINS)).ravel()
+        weights = np.repeat(errors, width)
+        start = 0
+        while start < len(errors):
+            end = min(len(errors), start + HALVING - self.left % HALVING)
+            part = slice(start * width, end * width)
+            np.add.at(self.old_count, cells[part], 1.0)  # value after value, as they left
+            np.add.at(self.old_total, cells[part], weights[part])
+            self.left += end - start
+            if self.left % HALVING == 0:
+                self.old_count *= 0.5
+                self.old_total *= 0.5
+            start = end
 
     def state(self) -> dict[str, Any]:
         """Plain values (:meth:`from_state`); the pending values go into the ring first."""
@@ -238,7 +258,7 @@ class _Ring:
             "ring": tuple(
                 array.tobytes() for array in (self.seq, self.error, self.time, self.bins)
             ),
-            "old": (list(self.old_count), list(self.old_total), self.left),
+            "old": (self.old_count.tolist(), self.old_total.tolist(), self.left),
         }
 
     @classmethod
@@ -250,7 +270,7 @@ class _Ring:
         ring.time = np.frombuffer(time, dtype=np.int32).copy()
         ring.bins = np.frombuffer(bins, dtype=np.uint8).reshape(ring.window, width).copy()
         old_count, old_total, ring.left = state["old"]
-        ring.old_count, ring.old_total = list(old_count), list(old_total)
+        ring.old_count, ring.old_total = np.array(old_count), np.array(old_total)
         ring.folded = state["folded"]
         return ring
 
@@ -384,9 +404,10 @@ class _SliceBins:
         )
 
     def settle(self) -> None:
-        """The batch ended: every pending value goes into its ring."""
+        """The batch ended: a ring with :data:`FOLD_AT` pending values takes them in."""
         for ring in self._rings.values():
-            ring.fold(None)
+            if len(ring.pending) >= FOLD_AT:
+                ring.fold(None)
 
     # -- explaining ----------------------------------------------------------------------
 
@@ -408,7 +429,7 @@ class _SliceBins:
         width = len(features)
         codes = ring.bins[:filled].astype(np.int64) + BINS * np.arange(width, dtype=np.int64)
         size = BINS * width
-        old_count, old_total = np.asarray(ring.old_count), np.asarray(ring.old_total)
+        old_count, old_total = ring.old_count, ring.old_total
         sides = []
         for side, count_old, total_old in ((~later, old_count, old_total), (later, 0.0, 0.0)):
             picked = codes[side].ravel()

@@ -24,6 +24,7 @@ by river's own means), so a runtime can save the signals that changed one by one
 
 from __future__ import annotations
 
+import functools
 import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -102,6 +103,16 @@ class _Run:
         return run
 
 
+def _fresh_run_state(spec: DetectorSpec) -> tuple[dict[str, Any], bytes, float, int, bool]:
+    """The state of a detector that saw nothing (what a deferring monitor saves)."""
+    return _fresh_run_state_of(spec.model_dump_json())
+
+
+@functools.cache
+def _fresh_run_state_of(spec: str) -> tuple[dict[str, Any], bytes, float, int, bool]:
+    return _Run.fresh(DetectorSpec.model_validate_json(spec)).state()
+
+
 def _until_drift(detector: Any, values: Sequence[Any], start: int) -> int:
     """Feed ``values[start:]`` to ``detector`` until it detects a drift: that index, or -1."""
     update = detector.update
@@ -126,8 +137,9 @@ class SignalMonitor:
 
     A binary signal's leading zeros are counted, not fed: many indicators (``missing:<f>`` of
     a feature that is never missing) stay 0 for ever, and a detector cannot fire on a constant.
-    The first 1 replays the last ``MAX_DEFERRED_ZEROS`` of them into the detectors and the
-    window before it, so the detectors see what they would have seen, up to that cap.
+    The first 1 builds the detectors and replays the last ``MAX_DEFERRED_ZEROS`` of them into
+    the detectors and the window before it, so the detectors see what they would have seen, up
+    to that cap. Until then the monitor holds no detector (its state holds fresh ones).
     """
 
     def __init__(self, signal: Signal, specs: Sequence[DetectorSpec], recent_window: int) -> None:
@@ -135,14 +147,15 @@ class SignalMonitor:
         self.signal = signal
         self.n = 0
         self.window = RecentWindow(recent_window, binary=signal.binary)
-        self._runs = [_Run.fresh(spec) for spec in specs]
-        self._deferred_zeros = 0
+        self._specs = list(specs)
         self._deferring = signal.binary
+        self._runs = [] if self._deferring else [_Run.fresh(spec) for spec in specs]
+        self._deferred_zeros = 0
 
     @property
     def detectors(self) -> list[str]:
         """The names of the detectors, in the configured order."""
-        return [run.spec.name for run in self._runs]
+        return [spec.name for spec in self._specs]
 
     @property
     def estimate(self) -> float:
@@ -172,6 +185,7 @@ class SignalMonitor:
                 return []
             first = next(i for i, value in enumerate(values) if value != 0.0)
             self._deferring = False
+            self._runs = [_Run.fresh(spec) for spec in self._specs]
             replayed = min(self._deferred_zeros + first, MAX_DEFERRED_ZEROS)
             values = [0.0] * replayed + list(values[first:])
         elif isinstance(values[0], str):
@@ -251,7 +265,9 @@ class SignalMonitor:
             "deferring": self._deferring,
             "deferred_zeros": self._deferred_zeros,
             "window": self.window.state(),
-            "runs": [run.state() for run in self._runs],
+            "runs": [run.state() for run in self._runs]
+            if not self._deferring
+            else [_fresh_run_state(spec) for spec in self._specs],
         }
 
     @classmethod
@@ -260,8 +276,9 @@ class SignalMonitor:
         monitor.signal = signal
         monitor.n = state["n"]
         monitor.window = RecentWindow.from_state(state["window"])
-        monitor._runs = [_Run.from_state(run) for run in state["runs"]]
         monitor._deferring = state["deferring"]
+        monitor._specs = [DetectorSpec.model_validate(run[0]) for run in state["runs"]]
+        monitor._runs = [] if monitor._deferring else [_Run.from_state(r) for r in state["runs"]]
         monitor._deferred_zeros = state["deferred_zeros"]
         return monitor
 

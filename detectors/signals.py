@@ -51,9 +51,7 @@ import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass
-from typing import Any, Literal
-
-import numpy as np
+from typing import Any, Literal, cast
 
 from schemas.events import PredictionEvent
 
@@ -178,11 +176,8 @@ class _TrackedFeature:
     ) -> tuple[list[int] | None, list[int], list[int]]:
         """Where the usable values are (None: all of them), where they are missing and where
         of the wrong type."""
-        if None not in values:
-            if self.categorical and all(type(v) is str for v in values):
-                return None, [], []
-            if not self.categorical and np.array(values).dtype.kind in "fi":
-                return None, [], []
+        if set(map(type, values)) == {str if self.categorical else float}:
+            return None, [], []
         usable: list[int] = []
         missing: list[int] = []
         wrong: list[int] = []
@@ -204,9 +199,9 @@ class _TrackedFeature:
             if self.categorical:
                 self._categories.update(values[:learned])  # type: ignore[arg-type]
             else:
-                part = np.asarray(values[:learned], dtype=np.float64)
-                self._low = min(self._low, float(part.min()))
-                self._high = max(self._high, float(part.max()))
+                part = cast("Sequence[float]", values[:learned])
+                self._low = min(self._low, min(part))
+                self._high = max(self._high, max(part))
                 if self._seen == self._reference:
                     margin = RANGE_MARGIN * (self._high - self._low)
                     self._low, self._high = self._low - margin, self._high + margin
@@ -219,10 +214,11 @@ class _TrackedFeature:
             unseen = [skip + i for i, value in enumerate(rest) if value not in known]
             self.quality.unseen_category += len(unseen)
             return unseen
-        numbers = np.asarray(rest, dtype=np.float64)
-        outside = np.flatnonzero((numbers < self._low) | (numbers > self._high))
+        low, high = self._low, self._high
+        numbers = cast("Sequence[float]", rest)
+        outside = [skip + i for i, value in enumerate(numbers) if value < low or value > high]
         self.quality.out_of_range += len(outside)
-        return (outside + skip).tolist()
+        return outside
 
     def state(self) -> dict[str, Any]:
         """The reference and quality counts as plain values (:meth:`from_state`)."""

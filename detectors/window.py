@@ -1,8 +1,9 @@
 """The last values of a signal in a numpy ring: the live estimate and the "after" side of an alert.
 
-Values go in a batch at a time (:meth:`RecentWindow.extend`: one slice copy, whatever the
-batch's length), and the statistics are computed when asked: the mean for a summary, the change
-point for an alert. A binary window keeps its 0/1 values as bytes.
+Values go in a batch at a time (:meth:`RecentWindow.extend`), gathered in a list until they
+fill a window and then copied into the ring in one slice; the statistics are computed when
+asked: the mean for a summary, the change point for an alert. A binary window keeps its 0/1
+values as bytes.
 
 >>> window = RecentWindow(size=3)
 >>> window.extend([1.0, 2.0])
@@ -55,9 +56,7 @@ class RecentWindow:
 
     def push(self, value: float) -> None:
         """Append ``value``, dropping the oldest value when the window is full."""
-        self._pushed.append(value)
-        if len(self._pushed) >= self.size:
-            self._flush()
+        self.extend((value,))
 
     def _flush(self) -> None:
         if self._pushed:
@@ -66,8 +65,13 @@ class RecentWindow:
 
     def extend(self, values: Sequence[float] | Floats) -> None:
         """Append ``values`` in order, keeping the last ``size``."""
-        self._flush()
-        self._write(values)
+        if len(values) >= self.size:  # they replace the whole window
+            self._pushed = []
+            self._write(values)
+            return
+        self._pushed.extend(values)
+        if len(self._pushed) >= self.size:
+            self._flush()
 
     def _write(self, values: Sequence[float] | Floats) -> None:
         count = len(values)
