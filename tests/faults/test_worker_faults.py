@@ -146,7 +146,7 @@ def test_backlog_drains_with_bounded_memory(
 ) -> None:
     """A burst sent far faster than the worker processes: lag rises, drains, memory stays
     bounded (Faust reads ahead a bounded buffer, not the whole backlog)."""
-    ledger, topics = fault_ledger(fault_settings, 8000, seed=61)
+    ledger, topics = fault_ledger(fault_settings, 5000, seed=61)
     with WorkerPool(ledger.settings, tmp_path, engine) as pool:
         worker = pool.start()
         warm = ledger.events[:400]
