@@ -52,6 +52,7 @@ prediction, and its summary figures are ``estimated_precision`` and ``estimated_
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -139,7 +140,8 @@ class ScoreCalibration:
             raise ValueError("outcomes must be >= 0 and min_bin >= 1")
         self.outcomes = outcomes
         self.min_bin = min_bin
-        self._reference: list[tuple[bool, Reference]] = []
+        self._scores = array("d")  # the reference outcomes: their scores,
+        self._flags = bytearray()  # and predicted positive, correct, positive (bits 2, 1, 0)
         self._sides: dict[bool, _Bins] | None = None
 
     @property
@@ -151,13 +153,21 @@ class ScoreCalibration:
         """Add one reference outcome (ignored once frozen); the last one freezes it."""
         if self._sides is not None or self.outcomes == 0:
             return
-        self._reference.append((predicted_positive, (score, correct, positive)))
-        if len(self._reference) == self.outcomes:
+        self._scores.append(score)
+        self._flags.append(predicted_positive << 2 | correct << 1 | positive)
+        if len(self._scores) == self.outcomes:
             by_side: dict[bool, list[Reference]] = {}
-            for side, outcome in self._reference:
+            for side, outcome in self._reference():
                 by_side.setdefault(side, []).append(outcome)
             self._sides = {side: _fit(outcomes, self.min_bin) for side, outcomes in by_side.items()}
-            self._reference = []
+            self._scores, self._flags = array("d"), bytearray()
+
+    def _reference(self) -> list[tuple[bool, Reference]]:
+        """The reference outcomes so far, each with its side (predicted positive or not)."""
+        return [
+            (bool(flags & 4), (score, bool(flags & 2), bool(flags & 1)))
+            for score, flags in zip(self._scores, self._flags, strict=True)
+        ]
 
     def rates(self, score: float, predicted_positive: bool) -> ExpectedOutcome | None:
         """The reference rates at ``score`` for a prediction of that side; None before the
@@ -177,14 +187,16 @@ class ScoreCalibration:
         return {
             "outcomes": self.outcomes,
             "min_bin": self.min_bin,
-            "reference": [(side, *outcome) for side, outcome in self._reference],
+            "reference": [(side, *outcome) for side, outcome in self._reference()],
             "sides": sides,
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> ScoreCalibration:
         calibration = cls(state["outcomes"], state["min_bin"])
-        calibration._reference = [(side, (s, c, p)) for side, s, c, p in state["reference"]]
+        for side, score, correct, positive in state["reference"]:
+            calibration._scores.append(score)
+            calibration._flags.append(side << 2 | correct << 1 | positive)
         if state["sides"] is not None:
             calibration._sides = {
                 side: _Bins(edges, [ExpectedOutcome(c, p) for c, p in outcomes])

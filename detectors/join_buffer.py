@@ -412,17 +412,25 @@ class JoinBuffer:
         return expired
 
     def _index(self, request_id: str, since: datetime) -> None:
-        if self._since.get(request_id) != since:
-            self._since[request_id] = since
+        known = self._since.get(request_id)
+        self._since[request_id] = since
+        if known is None or since < known:  # a later since: its heap item moves lazily
             heapq.heappush(self._heap, (since, request_id))
 
     def _oldest(self) -> tuple[datetime, str] | None:
-        """The live ``(since, request_id)`` with the oldest event time (drops stale items)."""
-        while self._heap:
-            since, request_id = self._heap[0]
-            if self._since.get(request_id) == since:
+        """The live ``(since, request_id)`` with the oldest event time. A heap item is at most
+        its request's since: one whose since moved later goes back in at it, a stale one is
+        dropped."""
+        heap = self._heap
+        while heap:
+            since, request_id = heap[0]
+            live = self._since.get(request_id)
+            if live == since:
                 return since, request_id
-            heapq.heappop(self._heap)
+            if live is None or live < since:
+                heapq.heappop(heap)
+            else:
+                heapq.heapreplace(heap, (live, request_id))
         return None
 
     def _remove(self, request_id: str) -> JoinEntry:

@@ -1,7 +1,7 @@
 """The last values of a signal in a numpy ring: the live estimate and the "after" side of an alert.
 
-Values go in a batch at a time (:meth:`RecentWindow.extend`), gathered in a list until they
-fill a window and then copied into the ring in one slice; the statistics are computed when
+Values go in a batch at a time (:meth:`RecentWindow.extend`), gathered in a list of at most
+:data:`GATHER` and then copied into the ring in one slice; the statistics are computed when
 asked: the mean for a summary, the change point for an alert. A binary window keeps its 0/1
 values as bytes.
 
@@ -27,6 +27,10 @@ import numpy as np
 import numpy.typing as npt
 
 Floats = npt.NDArray[np.float64]
+
+GATHER = 64
+"""Values gathered in a list before they go into the ring in one copy (a copy costs about as
+much for one value as for dozens; a float in a list takes four times its 8 bytes in the ring)."""
 
 
 class RecentWindow:
@@ -70,7 +74,7 @@ class RecentWindow:
             self._write(values)
             return
         self._pushed.extend(values)
-        if len(self._pushed) >= self.size:
+        if len(self._pushed) >= GATHER:
             self._flush()
 
     def _write(self, values: Sequence[float] | Floats) -> None:

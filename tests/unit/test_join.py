@@ -117,6 +117,21 @@ def test_done_marker_swallows_redelivery_until_it_expires() -> None:
     assert buffer.offer(label("r", 1)).note == "pending"  # too late to recognise: waits
 
 
+def test_a_done_marker_lives_a_ttl_from_its_later_side() -> None:
+    """Its since moved from the prediction's time to the label's: it expires a TTL after the
+    label, not after the prediction."""
+    buffer = JoinBuffer({}, ttl_seconds=60, max_pending=100)
+    buffer.offer(prediction("r", 0))
+    assert buffer.offer(label("r", 50)).note == "joined"
+    buffer.offer(prediction("other", 100))
+    buffer.offer(label("another", 100))  # the watermark at 100: cutoff 40
+    assert buffer.expire() == []
+    assert "r" in buffer.store
+    assert buffer.offer(label("r", 50)).note == "duplicate"
+    buffer.expire(now=T0 + timedelta(seconds=111))  # cutoff 51
+    assert "r" not in buffer.store
+
+
 def test_max_pending_evicts_the_oldest_with_a_count() -> None:
     buffer = JoinBuffer({}, ttl_seconds=3600, max_pending=3)
     for second, request_id in [(5, "b"), (1, "a"), (9, "c"), (7, "d"), (8, "e")]:
