@@ -74,7 +74,7 @@ from __future__ import annotations
 import bisect
 import zlib
 from array import array
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -286,7 +286,7 @@ class _Bins:
     def __init__(self, reference: int) -> None:
         self.reference = reference
         self.seen = 0  # predictions in the reference
-        self.numbers: dict[str, list[float]] = {}
+        self.numbers: dict[str, array[float]] = {}  # 8 bytes a value, no float object kept
         self.texts: dict[str, dict[str, int]] = {}
         self.features: list[_Feature] | None = None
         self._event: PredictionEvent | None = None  # the prediction binned last
@@ -315,9 +315,10 @@ class _Bins:
     def _learn(self, values: Mapping[str, float | str | None]) -> None:
         """Add a reference prediction; fix the bins after the last."""
         for name in sorted(values):
-            if name not in self.numbers and len(self.numbers) >= MAX_FEATURES:
-                continue
-            numbers = self.numbers.setdefault(name, [])
+            if (numbers := self.numbers.get(name)) is None:
+                if len(self.numbers) >= MAX_FEATURES:
+                    continue
+                numbers = self.numbers[name] = array("d")
             texts = self.texts.setdefault(name, {})
             value = values[name]
             if type(value) is float:
@@ -350,7 +351,7 @@ class _Bins:
     def from_state(cls, state: dict[str, Any]) -> _Bins:
         bins = cls(state["reference"])
         bins.seen = state["seen"]
-        bins.numbers = {name: list(values) for name, values in state["numbers"].items()}
+        bins.numbers = {name: array("d", values) for name, values in state["numbers"].items()}
         bins.texts = {name: dict(counts) for name, counts in state["texts"].items()}
         features = state["features"]
         if features is not None:
@@ -672,7 +673,7 @@ class EstimateExplainer(_SliceBins):
         return ESTIMATED if signal == ESTIMATED else None
 
 
-def _fixed(name: str, numbers: list[float], texts: dict[str, int]) -> _Feature:
+def _fixed(name: str, numbers: Sequence[float], texts: dict[str, int]) -> _Feature:
     """A feature's bins from its reference values: numeric if most of them are numbers."""
     if len(numbers) >= sum(texts.values()):
         if not numbers:
