@@ -157,7 +157,7 @@ def test_drift_alerts_live_state_and_dead_letters(
 def test_restart_neither_doubles_nor_misses_outcomes(
     settings: Settings, topics: Topics, start_worker: Callable[[], WorkerProcess]
 ) -> None:
-    model = ModelTraffic("fraud", "abrupt", 4000, seed=5, drift_at=1000)
+    model = ModelTraffic("fraud", "abrupt", 2500, seed=5, drift_at=1000)
     events = list(simulate([model]))
     half = len(events) // 2
     worker = start_worker()
