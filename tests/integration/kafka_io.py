@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
@@ -16,11 +17,13 @@ def consume(
     expected: int | None = None,
     timeout: float = 60.0,
     idle_seconds: float = 3.0,
+    until: Callable[[list[Message]], bool] | None = None,
 ) -> list[Message]:
     """Read ``topic_names`` from the beginning until ``expected`` messages came or time is up.
 
     With ``expected=None``: read everything there is, until ``idle_seconds`` pass without a
-    new message.
+    new message (and, with ``until``, ``until`` holds of what came: messages that must come,
+    then anything more that comes soon after them).
     """
     consumer = Consumer(
         {
@@ -38,7 +41,8 @@ def consume(
         while time.monotonic() < deadline:
             if expected is not None and len(received) >= expected:
                 break
-            if expected is None and time.monotonic() - last_new > idle_seconds:
+            quiet = time.monotonic() - last_new > idle_seconds
+            if expected is None and quiet and (until is None or until(received)):
                 break
             for message in consumer.consume(num_messages=500, timeout=0.5):
                 if message.error() is None:
