@@ -29,7 +29,7 @@ from stream_app.processors import replay_of
 from stream_app.settings import Engine, Settings
 from stream_app.topics import Topics
 from stream_app.worker_process import WorkerProcess
-from tests.integration.kafka_io import consume
+from tests.integration.kafka_io import consume_to_end
 
 Event = PredictionEvent | LabelEvent
 
@@ -156,11 +156,15 @@ def wait_for_joined(
 
 
 def outcome_ids(settings: Settings, topics: Topics) -> list[str]:
-    """The request ids of every joined outcome on the observations topic."""
-    observations = consume(settings, [topics.observations])
+    """The request ids of every joined outcome on the observations topic now."""
+    return joined_request_ids(consume_to_end(settings, [topics.observations]))
+
+
+def joined_request_ids(messages: list[Message]) -> list[str]:
+    """The request ids of the joined outcomes among ``observations`` messages."""
     return [
         observation.request_id
-        for message in observations
+        for message in messages
         if isinstance(observation := decode_observation(message.value() or b""), JoinedOutcome)
     ]
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from confluent_kafka import Producer
 
+from detectors.bank import SILENCE_DETECTOR
 from detectors.join_buffer import JoinedOutcome
 from pipeline.observations import decode_observation
 from pipeline.partitioner import partition_for
@@ -18,11 +19,12 @@ from schemas.events import DriftAlert, LabelEvent, PredictionEvent
 from stream_app.local.services.process import wait_until
 from stream_app.settings import Engine, Settings
 from stream_app.topics import Topics
-from tests.integration.kafka_io import consume, topic_size
+from tests.integration.kafka_io import consume, consume_to_end, topic_size
 from tests.pipeline import (
     Event,
     alerts_of,
     beside_silences,
+    joined_request_ids,
     labelled_requests,
     live_view,
     replayed_alerts,
@@ -181,13 +183,27 @@ def audit(
     """
     expected = ledger.expected()
     books = settled(ledger, topics)
+    labelled = set().union(*(ledger.labelled(m) for m in ledger.model_ids))
     outcomes = Counter(
         observation.request_id
-        for message in consume(ledger.settings, [topics.observations])
+        for message in consume_to_end(
+            ledger.settings,
+            [topics.observations],
+            # the last of them may still be on their way from Faust
+            until=lambda got: labelled <= set(joined_request_ids(got)),
+        )
         if isinstance(observation := decode_observation(message.value() or b""), JoinedOutcome)
         and observation.model_id != CLOCK_MODEL
     )
-    alerts = alerts_of(consume(ledger.settings, [topics.alerts]))
+    replayed = ledger.replayed_alerts() if as_replayed else []
+    wanted = {a.alert_id for a in replayed if a.detector != SILENCE_DETECTOR}
+    alerts = alerts_of(
+        consume_to_end(
+            ledger.settings,
+            [topics.alerts],
+            until=lambda got: wanted <= {a.alert_id for a in alerts_of(got)},
+        )
+    )
     written = input_records(ledger, topics)
     for model_id, figures in expected.items():
         figures.update({name: written[(model_id, name)] for name in READ})
@@ -204,7 +220,6 @@ def audit(
         "pipeline": pipeline,
     }
     print(report)
-    labelled = set().union(*(ledger.labelled(m) for m in ledger.model_ids))
     assert set(outcomes) == labelled, "a labelled prediction has no outcome"
     exactly_once = engine == "kafka"
     if exactly_once:
@@ -217,7 +232,7 @@ def audit(
                 assert n >= expected[model_id][name], (model_id, name, n, expected[model_id])
     assert all(n == 1 for n in alert_ids.values()), f"an alert id was published twice: {alert_ids}"
     if as_replayed:
-        heard, replayed = beside_silences(alerts, ledger.replayed_alerts())
+        heard, replayed = beside_silences(alerts, replayed)
         assert sorted(a.alert_id for a in heard) == sorted(a.alert_id for a in replayed)
     assert int(pipeline.get("deadlettered", 0)) == 0
     assert "offset_gaps" not in pipeline, "the consumer skipped records (see the worker logs)"
