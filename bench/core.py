@@ -24,17 +24,21 @@ In this process, on decoded events (no files): the narrow stream's reading and d
 core alone (:class:`pipeline.backtest.Backtest`, in the replay's batches and one event at a
 time), a cProfile of the core by own time per event; and ``--models`` models of 10 features
 with ``--model-pairs`` pairs each through one Backtest, pairs per second and memory per model
-(tracemalloc; RSS growth alongside). Results go to the "## Detection core" section of
-``docs/benchmarks.md``::
+(tracemalloc; RSS growth alongside); and the state a runtime commits of one model of
+``--save-features`` features, 2,000 pairs (0.1 s at 20,000 pairs/s) between commits, over
+``--save-commits`` commits: the time taking the pieces that changed, their bytes, the largest.
+Results go to the "## Detection core" section of ``docs/benchmarks.md``::
 
     .venv/bin/python -m bench.core [--events 200000] [--wide-pairs 20000] [--rounds 3]
-        [--models 1000] [--model-pairs 100] [--quick] [--output FILE]
+        [--models 1000] [--model-pairs 100] [--save-features 1000] [--save-commits 10]
+        [--quick] [--output FILE]
 """
 
 from __future__ import annotations
 
 import cProfile
 import dataclasses
+import itertools
 import json
 import os
 import pstats
@@ -74,6 +78,13 @@ WIDE = Shape(models=4, numeric_features=200, error_rates=(0.05, 0.45), segment=2
 MANY = Shape(numeric_features=9, seed=SEED, segment=10**9)
 """10 features: nine numbers and the zip code, a steady 5% error rate (``models`` and the
 spacing set by ``--models``)."""
+WIDEST = Shape(models=1, error_rates=(0.05, 0.45), segment=2_500, seed=SEED, spacing_us=1_000)
+"""The model whose state saving is measured (``numeric_features`` set by ``--save-features``):
+its requests 1 ms apart in event time, so that a commit's 2,000 pairs move event time past the
+detection's lateness (2 s) and reach the detectors by the next commit."""
+OFFERED_PAIRS = 20_000
+COMMIT_SECONDS = 0.1
+"""Issue 26's target: saving what changed every 0.1 s at 20,000 pairs/s under 5% of a core."""
 MODEL_RATE = 10.0
 """Requests per second of event time of each of the many models (the simulator's default)."""
 LOOP_SIGNALS_ONLY = json.dumps(
@@ -436,6 +447,101 @@ def many_models(models: int, pairs_each: int) -> ManyModels:
     return ManyModels(models, pairs, seconds, cpu, traced / models, rss / models, alerts)
 
 
+@dataclass(frozen=True)
+class StateSaving:
+    """What a runtime's commits of a wide model's state cost: per commit, the seconds taking
+    the pieces that changed (:meth:`~pipeline.detect.DetectProcessor.take_state_changes`),
+    their bytes and count, and the core's own seconds for the pairs in between."""
+
+    features: int
+    pairs_per_commit: int
+    take: list[float]
+    written: list[int]
+    pieces: list[int]
+    largest: int
+    core: list[float]
+
+
+def state_saving(features: int, commits: int, warm_commits: int = 2) -> StateSaving:
+    """One model of ``features`` features (numbers and a zip code, all tracked) at
+    ``OFFERED_PAIRS`` pairs/s committed every ``COMMIT_SECONDS``: the pairs of a commit through
+    the core, then what the commit writes taken; the first ``warm_commits`` (a young model) not
+    counted."""
+    per_commit = round(OFFERED_PAIRS * COMMIT_SECONDS)
+    shape = dataclasses.replace(WIDEST, numeric_features=features - 1)  # and the zip code
+    limit = {"max_feature_signals": features + 1}
+    backtest = _backtest(DetectorConfig.from_settings(DetectorSettings(models={"m0": limit})))
+    requests = generate(shape, per_commit * (warm_commits + commits))
+    saving = StateSaving(features, per_commit, [], [], [], 0, [])
+    for number in range(warm_commits + commits):
+        events: list[PredictionEvent | LabelEvent] = []
+        for request in itertools.islice(requests, per_commit):
+            events.append(decode(PredictionEvent, request.prediction))
+            events.append(decode(LabelEvent, request.label))
+        start = time.perf_counter()
+        backtest.process_many(events)
+        taken = time.perf_counter()
+        changes = backtest.detect.take_state_changes()
+        done = time.perf_counter()
+        sizes = [len(change.value or b"") for change in changes]
+        if number >= warm_commits:
+            saving.core.append(taken - start)
+            saving.take.append(done - taken)
+            saving.written.append(sum(sizes))
+            saving.pieces.append(len(sizes))
+        saving = dataclasses.replace(saving, largest=max(saving.largest, *sizes, 0))
+        progress(
+            f"{features:,} features, commit {number + 1}/{warm_commits + commits}: core"
+            f" {taken - start:.2f} s, state {done - taken:.4f} s, {len(sizes)} pieces,"
+            f" {sum(sizes):,} bytes"
+        )
+    return saving
+
+
+def saving_lines(saving: StateSaving) -> list[str]:
+    """The state-saving paragraph, its table and the verdict on issue 26's targets."""
+    share = statistics.median(saving.take) / COMMIT_SECONDS
+    core = statistics.median(saving.core)
+    limit = 64 * 1024
+    return [
+        f"The state a runtime commits, one model of {saving.features:,} features (numbers and"
+        f" a zip code, all tracked) at {OFFERED_PAIRS:,} pairs/s committed every"
+        f" {COMMIT_SECONDS} s: each commit's {saving.pairs_per_commit:,} pairs through the core,"
+        " then the pieces that changed taken as a runtime writes them"
+        " (`DetectProcessor.take_state_changes`, encoded bytes), over"
+        f" {len(saving.take)} commits after the first two (a young model); medians (min-max):",
+        "",
+        *table(
+            [
+                "ms per commit",
+                "share of a core",
+                "core's ms per commit",
+                "pieces",
+                "bytes",
+                "largest piece",
+            ],
+            [
+                (
+                    _spread([seconds * 1e3 for seconds in saving.take]),
+                    f"{share:.1%}",
+                    f"{core * 1e3:,.0f}",
+                    f"{statistics.median(saving.pieces):,.0f}",
+                    f"{statistics.median(saving.written):,.0f}",
+                    f"{saving.largest:,}",
+                )
+            ],
+            numeric="rrrrrr",
+        ),
+        "",
+        f"Targets (issue 26): saving what changed every {COMMIT_SECONDS} s under 5% of a core"
+        f" ({share:.1%}): {'met' if share < 0.05 else 'not met'}; no piece over 64 KiB"
+        f" (largest {saving.largest:,} bytes): {'met' if saving.largest <= limit else 'not met'}."
+        f" Against the core's own time for the same pairs, the saving is"
+        f" {statistics.median(saving.take) / core:.1%}: at this width the core needs"
+        f" {core / COMMIT_SECONDS:,.0f} cores for {OFFERED_PAIRS:,} pairs/s.",
+    ]
+
+
 def _ratio(loop: float, replay: float) -> str:
     return f"{loop / replay:.2f}"
 
@@ -455,6 +561,7 @@ def render(
     split: Split,
     profile: tuple[list[ProfileRow], float],
     many: ManyModels,
+    saving: StateSaving,
     rounds: int,
     command: str,
     load: str,
@@ -583,6 +690,8 @@ def render(
             numeric="rrrrrrr",
         ),
         "",
+        *saving_lines(saving),
+        "",
         f"CPU profile of the core (cProfile in this process, `Backtest.process_many` in batches"
         f" of {BATCH_EVENTS:,} over the {narrow.events:,} decoded events of the narrow stream,"
         f" top {len(top)} functions by own"
@@ -609,13 +718,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     options.add_argument("--rounds", type=int, default=3, help="runs of each command per stream")
     options.add_argument("--models", type=int, default=1_000, help="models in one process")
     options.add_argument("--model-pairs", type=int, default=100, help="pairs per model")
+    options.add_argument(
+        "--save-features", type=int, default=1_000, help="features of the saved model"
+    )
+    options.add_argument("--save-commits", type=int, default=10, help="commits measured")
     args = options.parse_args(argv)
     if args.quick:
         args.events, args.wide_pairs, args.rounds = 10_000, 1_000, 1
         args.models, args.model_pairs = 100, 100
+        args.save_features, args.save_commits = 100, 2
     command = (
         f"{COMMAND} --events {args.events} --wide-pairs {args.wide_pairs} --rounds {args.rounds}"
         f" --models {args.models} --model-pairs {args.model_pairs}"
+        f" --save-features {args.save_features} --save-commits {args.save_commits}"
     )
     load_before = load_average()
     collect_less_often()  # what this process measures in itself runs as the product's would
@@ -637,8 +752,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         profile = profile_core(events)
         del events
     many = many_models(args.models, args.model_pairs)
+    saving = state_saving(args.save_features, args.save_commits)
     publish(
-        render(streams, results, split, profile, many, args.rounds, command, load_before),
+        render(streams, results, split, profile, many, saving, args.rounds, command, load_before),
         args.output,
     )
 

@@ -16,11 +16,13 @@ from bench.core import (
     Measured,
     ProfileRow,
     Split,
+    StateSaving,
     Stream,
     Timing,
     counts_of,
     loop_decode,
     render,
+    state_saving,
     timed_run,
     wide_models_env,
     write_wide,
@@ -85,6 +87,7 @@ def test_render_gives_loop_over_replay_ratios(tmp_path: Path) -> None:
         Split(20e-6, 5e-6, 100e-6, 300e-6),
         ([ProfileRow("f (a.py:1)", 2.0, 1e-5, 0.5)], 2e-5),
         ManyModels(10, 1000, 0.5, 0.5, 2048.0, 4096.0, 0),
+        StateSaving(1000, 2000, [0.004, 0.008], [9000, 9000], [3, 3], 70_000, [0.5, 0.5]),
         1,
         "python -m bench.core",
         "0.00, 0.00, 0.00",
@@ -92,3 +95,12 @@ def test_render_gives_loop_over_replay_ratios(tmp_path: Path) -> None:
     assert section.startswith("## Detection core\n")
     assert "narrow 1.50 wall, 1.50 CPU" in section
     assert "| f (a.py:1) | 2 | 10.00 | 50.0% |" in section
+    assert "core (6.0%): not met; no piece over 64 KiB (largest 70,000 bytes): not met" in section
+
+
+def test_state_saving_measures_the_pieces_of_commits_that_reached_the_detectors() -> None:
+    saving = state_saving(20, commits=1)
+    assert saving.pairs_per_commit == 2000
+    # a commit's pairs move event time past the lateness: every feature's signal changed
+    assert saving.pieces[0] > 20
+    assert 0 < saving.largest < 64 * 1024
