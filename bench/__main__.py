@@ -18,6 +18,7 @@ from bench.results import parser, progress
 BENCHMARKS = (
     "broker",
     "throughput",
+    "shapes",
     "profile",
     "latency",
     "memory",

@@ -29,7 +29,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,9 +76,10 @@ def measure_worker(
     profile: Path | None,
     engine: Engine = "kafka",
     repartition: bool = True,
+    env: Mapping[str, str] | None = None,
 ) -> WorkerResult:
     """Run a worker over the pre-loaded topics until it has detected on ``pairs`` outcomes
-    (the join stage's time only when that is all of them).
+    (the join stage's time only when that is all of them); ``env`` adds settings.
 
     With ``profile``, py-spy samples the worker from its first counted event to its last outcome
     and writes collapsed stacks there.
@@ -87,6 +88,7 @@ def measure_worker(
     flush = {
         "DRIFTSTREAM_WORKER__REDIS_FLUSH_SECONDS": FLUSH_SECONDS,
         "DRIFTSTREAM_JOIN__REPARTITION": str(repartition).lower(),
+        **(env or {}),
     }
     with bench.worker(name, engine, **flush) as worker:
         assert worker.process is not None
