@@ -200,6 +200,15 @@ def alerts_of(messages: list[Message]) -> list[DriftAlert]:
     return [decode(DriftAlert, m.value() or b"") for m in messages]
 
 
+def published_alerts(settings: Settings) -> list[DriftAlert]:
+    """The alerts on the alerts topic: read to its end, and on until there are as many as the
+    live view counts (a Faust worker counts an alert as it hands it to its producer)."""
+    view = live_view(settings)
+    counted = sum(int(state.get("alerts", 0)) for key, state in view.items() if key != "_pipeline")
+    topic = Topics(settings.topics.prefix).alerts
+    return alerts_of(consume_to_end(settings, [topic], until=lambda got: len(got) >= counted))
+
+
 def alert_facts(alerts: Iterable[DriftAlert]) -> list[tuple[str, str, str]]:
     """What tells alerts apart beyond their ids (which count per detector): when they were
     stamped and detected, sorted."""

@@ -20,8 +20,8 @@ from stream_app.topics import Topics, app_id, ensure_topics
 from stream_app.worker_process import WorkerProcess
 from tests.faults.conftest import FaultServices
 from tests.faults.ledger import Ledger, audit
-from tests.integration.kafka_io import consume, topic_size
-from tests.pipeline import WorkerPool, alerts_of, live_view, send, sending
+from tests.integration.kafka_io import topic_size
+from tests.pipeline import WorkerPool, live_view, published_alerts, send, sending
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -169,7 +169,7 @@ def test_backlog_drains_with_bounded_memory(
         # the Kafka-native runtime merges its partitions by event time: the replay's alerts;
         # Faust reads them in arrival order: the drift is still found, once
         report = audit(ledger, topics, engine, as_replayed=engine == "kafka")
-        alerts = alerts_of(consume(ledger.settings, [topics.alerts]))
+        alerts = published_alerts(ledger.settings)
         drifts = [a for a in alerts if a.detector != SILENCE_DETECTOR]  # the ended stream's
         assert {a.model_id for a in drifts} == {"fraud"}, alerts  # silences: audited above
         mib = 2**20

@@ -25,9 +25,8 @@ from producers.simulator import ModelTraffic, simulate
 from schemas.events import PredictionEvent
 from stream_app.local.services.process import wait_until
 from stream_app.settings import Settings
-from stream_app.topics import Topics, ensure_topics
-from tests.integration.kafka_io import consume
-from tests.pipeline import WorkerPool, alert_facts, alerts_of, live_view, worker_ready
+from stream_app.topics import ensure_topics
+from tests.pipeline import WorkerPool, alert_facts, live_view, published_alerts, worker_ready
 
 MODELS = ("fraud", "stable")
 STRAGGLERS = 3
@@ -113,7 +112,7 @@ def test_observations_out_of_order_reach_the_detectors_in_event_time_order(
         assert wait_until(lambda: worker_ready(worker.log_tail()), 90), worker.log_tail()
         assert wait_until(all_applied, 120, interval=0.5), live_view(settings)
         view = live_view(settings)
-        alerts = alerts_of(consume(settings, [Topics(settings.topics.prefix).alerts]))
+        alerts = published_alerts(settings)
     late = {m: int(view[m].get("late_observations", 0)) for m in MODELS}
     assert late == expected_late
     assert alert_facts(alerts) == expected_alerts == in_order

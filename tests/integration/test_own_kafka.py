@@ -24,14 +24,14 @@ from stream_app.cli import app
 from stream_app.local.services.process import wait_until
 from stream_app.settings import Settings
 from stream_app.topics import Topics, partition_counts, repartition_topics
-from tests.integration.kafka_io import consume, topic_size
+from tests.integration.kafka_io import topic_size
 from tests.pipeline import (
     WorkerPool,
     alert_facts,
-    alerts_of,
     beside_silences,
     labelled_requests,
     live_view,
+    published_alerts,
     replayed_alerts,
     silences_when_idle,
     wait_for_joined,
@@ -102,7 +102,7 @@ def joined_as_replayed(settings: Settings, view: dict[str, Any], events: list[Ev
     joined = {m: int(view[m]["joined"]) for m in ("fraud", "stable")}
     assert joined == expected_joins(events)
     assert {m: int(view[m].get("late_observations", 0)) for m in joined} == dict.fromkeys(joined, 0)
-    alerts = alerts_of(consume(settings, [Topics(settings.topics.prefix).alerts]))
+    alerts = published_alerts(settings)
     replayed = replayed_alerts(settings, events)
     alerts, replayed = beside_silences(alerts, replayed, silences_when_idle(settings, events))
     assert alert_facts(alerts) == alert_facts(replayed)

@@ -31,6 +31,7 @@ from tests.pipeline import (
     labelled_requests,
     live_view,
     outcome_ids,
+    published_alerts,
     replayed_alerts,
     send,
     silences_when_idle,
@@ -123,7 +124,7 @@ def test_drift_alerts_live_state_and_dead_letters(
     assert "ahead of this worker's clock" in reasons[b"r-future"]
 
     # every stream here ends, and goes silent: on the Kafka-native runtime, by the wall clock
-    published = alerts_of(consume(settings, [topics.alerts]))
+    published = published_alerts(settings)
     alerts = [a for a in published if a.detector != SILENCE_DETECTOR]
     by_model = {m: [a for a in alerts if a.model_id == m] for m in truth}
     assert by_model["stable"] == []
@@ -184,7 +185,7 @@ def test_restart_neither_doubles_nor_misses_outcomes(
     # no worker skipped a record; a record read twice (offset_rewinds) is allowed: the join and
     # the detectors recognise it
     assert "offset_gaps" not in live_view(settings).get("_pipeline", {})
-    alerts = alerts_of(consume(settings, [topics.alerts]))
+    alerts = published_alerts(settings)
     assert alerts, "the abrupt drift was not alerted"
     assert len({a.alert_id for a in alerts}) == len(alerts)
 
