@@ -405,11 +405,6 @@ class DetectProcessor:
             return
         self.take(observation, record.partition, effects, record.offset)
 
-    def check_and_observe(self, record: InputRecord, effects: Effects) -> list[DriftAlert]:
-        """Apply one ``observations`` record; the alerts it raised, not published yet."""
-        self.take_record(record, effects)
-        return self.apply(effects)
-
     def observe(
         self,
         observation: Observation,
