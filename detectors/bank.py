@@ -48,7 +48,7 @@ from typing import Any, Literal
 
 from detectors.config import BankConfig
 from detectors.join_buffer import JoinedOutcome
-from detectors.monitor import Firing, Monitor, monitor_for, monitor_from_state
+from detectors.monitor import Firing, Monitor, SignalMonitor, monitor_for, monitor_from_state
 from detectors.policy import AlertPolicy
 from detectors.signals import (
     ABS_ERROR,
@@ -225,8 +225,13 @@ class DetectorBank:
         for rank, column in enumerate(columns):
             if column.values:
                 monitor = self._monitor(column.signal)
+                counted = _deferring(monitor) and monitor.n > 0  # its piece holds the rest
                 for index, firing in monitor.update_many(column.values):  # type: ignore[arg-type]
                     fired.append((column.at[index], rank, index, firing))
+                if counted or _deferring(monitor):
+                    self._changed.add(DEFERRED_PIECE)
+                if not (counted and _deferring(monitor)):
+                    self._changed.add(SIGNAL_PIECE + column.signal.name)
         revealed, self._revealed = self._revealed, []
         silences = {at: (version, silence) for at, version, silence in revealed}
         fired += [(at, -1, 0, _silence_firing(silence)) for at, _, silence in revealed]
@@ -347,7 +352,6 @@ class DetectorBank:
                 self._changed |= self._outcome_pieces
             self._changed |= {FEATURE_PIECE + name for name in self._signals.changed}
             self._signals.changed.clear()
-            self._changed |= {SIGNAL_PIECE + c.signal.name for c in columns if c.values}
         return columns
 
     def summary(self) -> BankSummary:
@@ -426,11 +430,18 @@ class DetectorBank:
             signal = Signal(*signal_state["signal"])
             bank._monitors[signal.name] = monitor_from_state(signal, signal_state["monitor"])
             bank._ranks[signal.name] = signal_state["rank"]
+        if DEFERRED_PIECE in pieces:  # a format 7 snapshot has the counts in the signal pieces
+            named = {rank: name for name, rank in bank._ranks.items()}
+            for rank, zeros in decode_piece(DEFERRED_PIECE, pieces[DEFERRED_PIECE]).items():
+                monitor = bank._monitors[named[rank]]
+                assert isinstance(monitor, SignalMonitor)
+                monitor.resume_deferring(zeros)
         return bank
 
     def _all_pieces(self) -> set[str]:
         return {
             BANK_PIECE,
+            DEFERRED_PIECE,
             *self._sources,
             *(FEATURE_PIECE + name for name in self._signals.quality),
             *(SIGNAL_PIECE + name for name in self._monitors),
@@ -446,6 +457,12 @@ class DetectorBank:
                 "policy": self._policy.state(),
                 "signals": self._signals.state(),
                 "sources": list(self._sources),
+            }
+        if name == DEFERRED_PIECE:
+            return {
+                self._ranks[name]: monitor.n
+                for name, monitor in self._monitors.items()
+                if _deferring(monitor)
             }
         if (source := self._sources.get(name)) is not None:
             return source.state()
@@ -547,8 +564,15 @@ FEATURE_PIECE = "feature/"
 """The prefix of a tracked feature's piece (its reference and quality counts)."""
 SIGNAL_PIECE = "signal/"
 """The prefix of a signal's piece (its monitor: detectors, window, counters)."""
-PIECE_FORMAT = 7
-"""The format of every piece; another one is refused (:class:`SnapshotFormatError`)."""
+DEFERRED_PIECE = "deferred"
+"""The piece of the zeros counted by the binary signals that have seen nothing else (signal
+rank -> count): such a signal's own piece is written when it starts and when it sees its
+first 1, not for every zero (most ``missing:*`` and ``invalid:*`` signals never see a 1)."""
+PIECE_FORMAT = 8
+"""The format of the pieces written; one of another format than :data:`READ_FORMATS` is
+refused (:class:`SnapshotFormatError`)."""
+READ_FORMATS = (7, PIECE_FORMAT)
+"""Format 7: the same pieces without ``deferred`` (its counts are in the signal pieces)."""
 
 
 class _PlainUnpickler(pickle.Unpickler):
@@ -572,8 +596,14 @@ def decode_piece(name: str, data: bytes) -> Any:
         raise
     except Exception as exc:
         raise SnapshotFormatError(f"unreadable state piece {name!r}: {exc!r}") from exc
-    if piece_format != PIECE_FORMAT or piece_name != name:
+    if piece_format not in READ_FORMATS or piece_name != name:
+        formats = " and ".join(map(str, READ_FORMATS))
         raise SnapshotFormatError(
-            f"state piece {name!r} of format {piece_format!r}; this build reads {PIECE_FORMAT}"
+            f"state piece {name!r} of format {piece_format!r}; this build reads {formats}"
         )
     return value
+
+
+def _deferring(monitor: Monitor) -> bool:
+    """Whether ``monitor`` is a binary signal's that has seen zeros only."""
+    return isinstance(monitor, SignalMonitor) and monitor.deferring

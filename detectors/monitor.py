@@ -162,6 +162,18 @@ class SignalMonitor:
         """The signal's mean over the recent window."""
         return self.window.mean
 
+    @property
+    def deferring(self) -> bool:
+        """Whether it has seen zeros only (a binary signal): its state is then its count."""
+        return self._deferring
+
+    def resume_deferring(self, zeros: int) -> None:
+        """Continue a monitor that has seen ``zeros`` zeros and nothing else (its count saved
+        apart from its piece, which is not rewritten for every zero)."""
+        if not self._deferring:
+            raise ValueError(f"{self.signal.name} has seen more than zeros")
+        self.n = self._deferred_zeros = zeros
+
     def in_warning(self, detector: str) -> bool:
         """Whether ``detector`` is in its warning zone (never, if it has none)."""
         return any(run.warning for run in self._runs if run.spec.name == detector)

@@ -12,6 +12,8 @@ import pytest
 
 from detectors.bank import (
     BANK_PIECE,
+    DEFERRED_PIECE,
+    READ_FORMATS,
     SIGNAL_PIECE,
     DetectorBank,
     SnapshotFormatError,
@@ -121,12 +123,34 @@ def test_a_model_of_a_thousand_features_saves_pieces_of_at_most_64_kib() -> None
     assert restored.summary() == bank.summary()
 
 
+def test_a_signal_that_saw_only_zeros_saves_its_count_and_goes_on_exactly_when_restored() -> None:
+    """``invalid:z`` sees zeros until the burst at 4,000: its piece is written once, its count
+    at every save; restored from what was saved as it changed, the bank goes on as the one
+    that never stopped (the burst fires on the same value)."""
+    observations = dirty_stream()
+    original, saving = DetectorBank("churn"), DetectorBank("churn")
+    store: dict[str, bytes] = {}
+    for start in range(0, 3000, 100):
+        batch = observations[start : start + 100]
+        assert saving.observe(batch) == original.observe(batch)
+        taken = saving.take_changed_pieces()
+        if start > 0:
+            assert SIGNAL_PIECE + "invalid:z" not in taken
+            assert DEFERRED_PIECE in taken
+        store.update(taken)
+    restored = DetectorBank.from_pieces("churn", store)
+    later = run(original, observations[3000:], [100])
+    assert run(restored, observations[3000:], [100]) == later
+    assert any(a.signal == "invalid:z" for a in later), "the burst is alerted"
+    assert restored.summary() == original.summary()
+
+
 def test_a_piece_of_another_format_or_holding_an_object_is_refused() -> None:
     bank = DetectorBank("churn")
     bank.observe(list(dirty_stream()[:100]))
     piece = bank.state_pieces()[BANK_PIECE]
     piece_format, name, value = pickle.loads(piece)
     with pytest.raises(SnapshotFormatError, match="format"):
-        decode_piece(BANK_PIECE, pickle.dumps((piece_format - 1, name, value)))
+        decode_piece(BANK_PIECE, pickle.dumps((min(READ_FORMATS) - 1, name, value)))
     with pytest.raises(SnapshotFormatError, match="may not hold"):
         decode_piece(BANK_PIECE, pickle.dumps((piece_format, name, DetectorBank("x"))))
