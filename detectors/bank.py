@@ -44,7 +44,7 @@ import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from detectors.config import BankConfig
 from detectors.join_buffer import JoinedOutcome
@@ -225,12 +225,13 @@ class DetectorBank:
         for rank, column in enumerate(columns):
             if column.values:
                 monitor = self._monitor(column.signal)
-                counted = _deferring(monitor) and monitor.n > 0  # its piece holds the rest
+                counted = _deferring(monitor) and monitor.n > 0  # its piece is written
                 for index, firing in monitor.update_many(column.values):  # type: ignore[arg-type]
                     fired.append((column.at[index], rank, index, firing))
-                if counted or _deferring(monitor):
+                still = _deferring(monitor)
+                if counted or still:
                     self._changed.add(DEFERRED_PIECE)
-                if not (counted and _deferring(monitor)):
+                if not (counted and still):  # new, or its first 1: the piece itself
                     self._changed.add(SIGNAL_PIECE + column.signal.name)
         revealed, self._revealed = self._revealed, []
         silences = {at: (version, silence) for at, version, silence in revealed}
@@ -433,9 +434,9 @@ class DetectorBank:
         if DEFERRED_PIECE in pieces:  # a format 7 snapshot has the counts in the signal pieces
             named = {rank: name for name, rank in bank._ranks.items()}
             for rank, zeros in decode_piece(DEFERRED_PIECE, pieces[DEFERRED_PIECE]).items():
-                monitor = bank._monitors[named[rank]]
-                assert isinstance(monitor, SignalMonitor)
-                monitor.resume_deferring(zeros)
+                monitor = bank._monitors.get(named.get(rank, ""))
+                if monitor is not None and _deferring(monitor):  # else its own piece is newer
+                    monitor.resume_deferring(zeros)
         return bank
 
     def _all_pieces(self) -> set[str]:
@@ -460,8 +461,8 @@ class DetectorBank:
             }
         if name == DEFERRED_PIECE:
             return {
-                self._ranks[name]: monitor.n
-                for name, monitor in self._monitors.items()
+                self._ranks[signal]: monitor.n
+                for signal, monitor in self._monitors.items()
                 if _deferring(monitor)
             }
         if (source := self._sources.get(name)) is not None:
@@ -604,6 +605,6 @@ def decode_piece(name: str, data: bytes) -> Any:
     return value
 
 
-def _deferring(monitor: Monitor) -> bool:
+def _deferring(monitor: Monitor) -> TypeGuard[SignalMonitor]:
     """Whether ``monitor`` is a binary signal's that has seen zeros only."""
     return isinstance(monitor, SignalMonitor) and monitor.deferring

@@ -145,6 +145,25 @@ def test_a_signal_that_saw_only_zeros_saves_its_count_and_goes_on_exactly_when_r
     assert restored.summary() == original.summary()
 
 
+def test_a_count_older_than_its_signals_own_piece_is_left_out() -> None:
+    """A runtime without transactions (Faust) can save a signal's piece after its first 1 and
+    lose the ``deferred`` piece of the same commit: the signal's own piece wins."""
+    observations = dirty_stream()
+    bank = DetectorBank("churn")
+    burst = next(
+        i
+        for i, o in enumerate(observations)
+        if isinstance(o, PredictionEvent) and o.features.get("z") == 50.0
+    )
+    bank.observe(observations[:burst])
+    store = bank.take_changed_pieces()
+    bank.observe(observations[burst : burst + 50])  # invalid:z sees its first 1s
+    piece = SIGNAL_PIECE + "invalid:z"
+    store[piece] = bank.take_changed_pieces()[piece]  # and not the deferred piece
+    restored = DetectorBank.from_pieces("churn", store)
+    assert restored.summary().signals["invalid:z"] == bank.summary().signals["invalid:z"]
+
+
 def test_a_piece_of_another_format_or_holding_an_object_is_refused() -> None:
     bank = DetectorBank("churn")
     bank.observe(list(dirty_stream()[:100]))
