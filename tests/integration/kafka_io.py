@@ -17,13 +17,11 @@ def consume(
     expected: int | None = None,
     timeout: float = 60.0,
     idle_seconds: float = 3.0,
-    until: Callable[[list[Message]], bool] | None = None,
 ) -> list[Message]:
     """Read ``topic_names`` from the beginning until ``expected`` messages came or time is up.
 
     With ``expected=None``: read everything there is, until ``idle_seconds`` pass without a
-    new message (and, with ``until``, ``until`` holds of what came: messages that must come,
-    then anything more that comes soon after them).
+    new message.
     """
     consumer = Consumer(
         {
@@ -41,8 +39,7 @@ def consume(
         while time.monotonic() < deadline:
             if expected is not None and len(received) >= expected:
                 break
-            quiet = time.monotonic() - last_new > idle_seconds
-            if expected is None and quiet and (until is None or until(received)):
+            if expected is None and time.monotonic() - last_new > idle_seconds:
                 break
             for message in consumer.consume(num_messages=500, timeout=0.5):
                 if message.error() is None:

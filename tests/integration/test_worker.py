@@ -19,7 +19,7 @@ from stream_app.local.services.process import wait_until
 from stream_app.settings import Engine, Settings
 from stream_app.topics import Topics
 from stream_app.worker_process import WorkerProcess
-from tests.integration.kafka_io import consume
+from tests.integration.kafka_io import consume, consume_to_end
 from tests.pipeline import (
     Event,
     WorkerPool,
@@ -256,7 +256,7 @@ def test_data_quality_traffic_and_label_health_alert_after_the_change_as_in_repl
         # a runtime reveals fewer silences than the replay (beside_silences): wait for the rest
         wanted = {a.alert_id for a in replayed if a.detector != SILENCE_DETECTOR}
         alerts = alerts_of(
-            consume(
+            consume_to_end(
                 settings,
                 [topics.alerts],
                 until=lambda got: wanted <= {a.alert_id for a in alerts_of(got)},
