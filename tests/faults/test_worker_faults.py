@@ -132,34 +132,21 @@ def test_redis_stopped_and_started(
     assert int(live_view(ledger.settings)["_pipeline"].get("redis_outages", 0)) >= 1, report
 
 
-def rss_bytes(worker: WorkerProcess) -> int:
-    assert worker.process is not None
-    status = Path(f"/proc/{worker.process.pid}/status").read_text()
-    return (
-        int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1])
-        * 1024
-    )
-
-
-def test_backlog_drains_with_bounded_memory(
+def test_backlog_drains_with_the_replays_alerts(
     fault_settings: Settings, tmp_path: Path, engine: Engine
 ) -> None:
-    """A burst sent far faster than the worker processes: lag rises, drains, memory stays
-    bounded (Faust reads ahead a bounded buffer, not the whole backlog)."""
+    """A burst sent far faster than the worker processes drains with exact books and the drift
+    found. (Memory under a backlog is not asserted here: this backlog is a few MB, less than
+    the clients' own read-ahead bound, so no bound on it could fail.)"""
     ledger, topics = fault_ledger(fault_settings, 5000, seed=61)
     with WorkerPool(ledger.settings, tmp_path, engine) as pool:
         worker = pool.start()
         warm = ledger.events[:400]
         send(ledger.settings, topics, warm)
         wait_for_progress(ledger, topics, worker, 300)
-        baseline = rss_bytes(worker)
         send(ledger.settings, topics, ledger.events[400:])
-        peak = baseline
-        backlog = len(ledger.events) - 400
 
         def drained() -> bool:
-            nonlocal peak
-            peak = max(peak, rss_bytes(worker))
             books = live_view(ledger.settings)
             return sum(
                 int(books.get(m, {}).get("outcomes_applied", 0)) for m in ledger.model_ids
@@ -168,10 +155,7 @@ def test_backlog_drains_with_bounded_memory(
         assert wait_until(drained, 400, interval=0.5), worker.log_tail()
         # the Kafka-native runtime merges its partitions by event time: the replay's alerts;
         # Faust reads them in arrival order: the drift is still found, once
-        report = audit(ledger, topics, engine, as_replayed=engine == "kafka")
+        audit(ledger, topics, engine, as_replayed=engine == "kafka")
         alerts = published_alerts(ledger.settings)
         drifts = [a for a in alerts if a.detector != SILENCE_DETECTOR]  # the ended stream's
         assert {a.model_id for a in drifts} == {"fraud"}, alerts  # silences: audited above
-        mib = 2**20
-        print(f"backlog {backlog} events: RSS {baseline / mib:.0f} MiB, peak {peak / mib:.0f} MiB")
-        assert peak - baseline < 300 * 2**20, report
