@@ -84,7 +84,10 @@ def test_the_timed_explainer_kept_what_the_bank_kept_in_a_bounded_state() -> Non
     run = measure_run(Scenario.CONCEPT_BROAD, 0, TINY, rounds=2)  # raises if not the bank's
     assert run.predictions == TINY
     assert 0 < run.outcomes <= run.events - run.predictions
-    assert 0 < run.prediction_seconds < run.explainer_seconds < run.core_seconds
+    # times: each measured; the explainer is a part of the core. (The predictions' share of
+    # the explainer is most of it: two timings that close swap on a loaded machine.)
+    assert run.prediction_seconds > 0
+    assert 0 < run.explainer_seconds < run.core_seconds
     assert 1024 < run.state_bytes <= 64 * 1024 < run.bank_bytes
 
 
