@@ -414,6 +414,9 @@ class ManyModels:
     seconds: float
     cpu: float
     traced_per_model: float
+    join_per_model: float
+    """Of ``traced_per_model``, what the join keeps of the requests (pending sides and done
+    markers until their TTL): it grows with the requests, not the models."""
     rss_per_model: float
     alerts: int
 
@@ -438,13 +441,22 @@ def many_models(models: int, pairs_each: int) -> ManyModels:
     progress(f"{models:,} models: {pairs / seconds:,.0f} pairs/s; again under tracemalloc")
     tracemalloc.start()
     try:
-        before = tracemalloc.get_traced_memory()[0]
+        before = tracemalloc.take_snapshot()
         backtest = _backtest()
         _feed(backtest, events)
-        traced = tracemalloc.get_traced_memory()[0] - before
+        growth = tracemalloc.take_snapshot().compare_to(before, "filename")
     finally:
         tracemalloc.stop()
-    return ManyModels(models, pairs, seconds, cpu, traced / models, rss / models, alerts)
+    traced = sum(stat.size_diff for stat in growth)
+    join = sum(stat.size_diff for stat in growth if _in_join(stat.traceback[0].filename))
+    return ManyModels(
+        models, pairs, seconds, cpu, traced / models, join / models, rss / models, alerts
+    )
+
+
+def _in_join(filename: str) -> bool:
+    """Whether memory allocated in ``filename`` is the join's (its buffers and their index)."""
+    return Path(filename).parts[-2:] in (("detectors", "join_buffer.py"), ("pipeline", "join.py"))
 
 
 @dataclass(frozen=True)
@@ -664,7 +676,10 @@ def render(
         f" {MODEL_RATE:g} requests per second of event time, through one `Backtest` at the"
         f" replay's defaults in batches of {BATCH_EVENTS:,} events; memory is what the core"
         " holds at the end (the banks, and what the join keeps of the requests), tracemalloc on"
-        " a second pass, and the RSS growth of the timed pass, per model):",
+        " a second pass, and the RSS growth of the timed pass, per model; the join's part,"
+        " allocated in `detectors/join_buffer.py` and `pipeline/join.py`, is the requests'"
+        " pending sides and done markers kept until their TTL, and grows with the requests, not"
+        " with the models):",
         "",
         *table(
             [
@@ -673,6 +688,7 @@ def render(
                 "pairs/s",
                 "CPU µs/pair",
                 "KiB per model (tracemalloc)",
+                "of which the join's",
                 "KiB per model (RSS growth)",
                 "alerts",
             ],
@@ -683,11 +699,12 @@ def render(
                     f"{many.pairs / many.seconds:,.0f}",
                     f"{many.cpu / many.pairs * 1e6:,.0f}",
                     f"{many.traced_per_model / 1024:,.1f}",
+                    f"{many.join_per_model / 1024:,.1f}",
                     f"{many.rss_per_model / 1024:,.1f}",
                     many.alerts,
                 )
             ],
-            numeric="rrrrrrr",
+            numeric="rrrrrrrr",
         ),
         "",
         *saving_lines(saving),

@@ -175,6 +175,7 @@ class DetectorBank:
         )
         self._event_time: datetime | None = None
         self._changed: set[str] = set(self._sources)  # saved at first, then as they take events
+        self._changed_signals: set[str] = set()  # their pieces' names are made when taken
 
     def _use_sources(self, sources: Sequence[SignalSource]) -> None:
         """Take ``sources``: their hooks by kind, and their signals' columns (then the
@@ -232,7 +233,7 @@ class DetectorBank:
                 if counted or still:
                     self._changed.add(DEFERRED_PIECE)
                 if not (counted and still):  # new, or its first 1: the piece itself
-                    self._changed.add(SIGNAL_PIECE + column.signal.name)
+                    self._changed_signals.add(column.signal.name)
         revealed, self._revealed = self._revealed, []
         silences = {at: (version, silence) for at, version, silence in revealed}
         fired += [(at, -1, 0, _silence_firing(silence)) for at, _, silence in revealed]
@@ -351,8 +352,6 @@ class DetectorBank:
                 self._changed |= self._prediction_pieces
             if self.outcomes != outcomes_before:
                 self._changed |= self._outcome_pieces
-            self._changed |= {FEATURE_PIECE + name for name in self._signals.changed}
-            self._signals.changed.clear()
         return columns
 
     def summary(self) -> BankSummary:
@@ -391,6 +390,10 @@ class DetectorBank:
     def take_changed_pieces(self) -> dict[str, bytes]:
         """The pieces that changed since the last call (all of a new bank's)."""
         changed, self._changed = self._changed, set()
+        changed |= {SIGNAL_PIECE + name for name in self._changed_signals}
+        changed |= {FEATURE_PIECE + name for name in self._signals.changed}
+        self._changed_signals.clear()
+        self._signals.changed.clear()
         return {name: encode_piece(name, self._piece(name)) for name in sorted(changed)}
 
     @classmethod

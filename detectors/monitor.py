@@ -142,12 +142,14 @@ class SignalMonitor:
     to that cap. Until then the monitor holds no detector (its state holds fresh ones).
     """
 
+    __slots__ = ("_deferred_zeros", "_deferring", "_runs", "_specs", "n", "signal", "window")
+
     def __init__(self, signal: Signal, specs: Sequence[DetectorSpec], recent_window: int) -> None:
         _check_distinct(specs)
         self.signal = signal
         self.n = 0
         self.window = RecentWindow(recent_window, binary=signal.binary)
-        self._specs = list(specs)
+        self._specs = tuple(specs)
         self._deferring = signal.binary
         self._runs = [] if self._deferring else [_Run.fresh(spec) for spec in specs]
         self._deferred_zeros = 0
@@ -289,7 +291,7 @@ class SignalMonitor:
         monitor.n = state["n"]
         monitor.window = RecentWindow.from_state(state["window"])
         monitor._deferring = state["deferring"]
-        monitor._specs = [DetectorSpec.model_validate(run[0]) for run in state["runs"]]
+        monitor._specs = tuple(DetectorSpec.model_validate(run[0]) for run in state["runs"])
         monitor._runs = [] if monitor._deferring else [_Run.from_state(r) for r in state["runs"]]
         monitor._deferred_zeros = state["deferred_zeros"]
         return monitor
@@ -310,11 +312,13 @@ class CategoryMonitor:
         Its detectors (categorical ones), with distinct names.
     """
 
+    __slots__ = ("_detectors", "_specs", "n", "signal")
+
     def __init__(self, signal: Signal, specs: Sequence[DetectorSpec]) -> None:
         _check_distinct(specs)
         self.signal = signal
         self.n = 0
-        self._specs = list(specs)
+        self._specs = tuple(specs)
         self._detectors: list[CategoryShift] = [build_detector(spec) for spec in specs]
 
     @property

@@ -134,8 +134,28 @@ def _binary(n: int, ones: Iterable[int]) -> list[SignalValue]:
     return values
 
 
+_NO_CATEGORIES: frozenset[str] = frozenset()
+"""The categories of every numeric feature (a frozenset, shared: only a categorical feature
+learns categories, into a set of its own)."""
+
+
 class _TrackedFeature:
     """One feature's signals, its quality counts and its reference (range or categories)."""
+
+    __slots__ = (
+        "_categories",
+        "_high",
+        "_low",
+        "_reference",
+        "_seen",
+        "categorical",
+        "invalid",
+        "missing",
+        "name",
+        "quality",
+        "rank",
+        "value",
+    )
 
     def __init__(self, name: str, categorical: bool, reference: int, rank: int = 0) -> None:
         self.name = name
@@ -150,7 +170,8 @@ class _TrackedFeature:
         self._reference = reference
         self._seen = 0
         self._low, self._high = math.inf, -math.inf
-        self._categories: set[str] = set()
+        self._categories: set[str] | frozenset[str] = set() if categorical else _NO_CATEGORIES
+        """The reference's categories (a numeric feature has none, and no set of its own)."""
 
     def columns(self, values: list[float | str | None], start: int) -> list[Column]:
         """This feature's three columns for the events ``start, start + 1, ...`` whose values
@@ -197,7 +218,7 @@ class _TrackedFeature:
         if learned > 0:
             self._seen += learned
             if self.categorical:
-                self._categories.update(values[:learned])  # type: ignore[arg-type]
+                self._categories |= set(values[:learned])  # type: ignore[arg-type]
             else:
                 part = cast("Sequence[float]", values[:learned])
                 self._low = min(self._low, min(part))
@@ -238,7 +259,8 @@ class _TrackedFeature:
         feature = cls(state["name"], state["categorical"], state["reference"], state["rank"])
         feature._seen = state["seen"]
         feature._low, feature._high = state["range"]
-        feature._categories = set(state["categories"])
+        if feature.categorical:
+            feature._categories = set(state["categories"])
         feature.quality = FeatureQuality(*state["quality"])
         return feature
 

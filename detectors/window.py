@@ -33,6 +33,12 @@ GATHER = 64
 much for one value as for dozens; a float in a list takes four times its 8 bytes in the ring)."""
 
 
+_EMPTY = {binary: np.zeros(0, dtype=np.uint8 if binary else np.float64) for binary in (False, True)}
+"""The ring of every empty window, by ``binary`` (read-only: the first value grows it)."""
+for _empty in _EMPTY.values():
+    _empty.flags.writeable = False
+
+
 class RecentWindow:
     """A sliding window over the last ``size`` values of a stream.
 
@@ -44,13 +50,16 @@ class RecentWindow:
         The values are 0.0 and 1.0 only: they are stored as bytes (a smaller state).
     """
 
+    __slots__ = ("_end", "_len", "_pushed", "_ring", "binary", "size")
+
     def __init__(self, size: int, binary: bool = False) -> None:
         if size < 1:
             raise ValueError("size must be >= 1")
         self.size = size
         self.binary = binary
-        self._ring = np.zeros(min(size, 8), dtype=np.uint8 if binary else np.float64)
-        """The values: in order from 0 while fewer than ``size`` (grown as needed), then a ring."""
+        self._ring = _EMPTY[binary]
+        """The values: in order from 0 while fewer than ``size`` (grown as needed, from a shared
+        empty array: a window of a signal that never gets a value costs no array), then a ring."""
         self._end = 0  # where the next value goes
         self._len = 0
         self._pushed: list[float] = []  # values pushed one by one, not in the ring yet
@@ -83,7 +92,7 @@ class RecentWindow:
             return
         if len(self._ring) < self.size and self._len + count > len(self._ring):
             grown = np.zeros(
-                min(self.size, max(2 * len(self._ring), self._len + count)), self._ring.dtype
+                min(self.size, max(2 * len(self._ring), 8, self._len + count)), self._ring.dtype
             )
             grown[: self._len] = self._ring[: self._len]
             self._ring = grown
@@ -102,10 +111,15 @@ class RecentWindow:
 
     def values(self) -> Floats:
         """The values, oldest first (a copy, as floats)."""
+        ordered = self._ordered()
+        return ordered.astype(np.float64, copy=self._len < self.size)  # not a view of the ring
+
+    def _ordered(self) -> npt.NDArray[Any]:
+        """The values, oldest first, as stored (a view of the ring while it is not full)."""
         self._flush()
         if self._len < self.size:
-            return self._ring[: self._len].astype(np.float64)
-        return np.concatenate((self._ring[self._end :], self._ring[: self._end])).astype(np.float64)
+            return self._ring[: self._len]
+        return np.concatenate((self._ring[self._end :], self._ring[: self._end]))
 
     @property
     def mean(self) -> float:
@@ -122,15 +136,13 @@ class RecentWindow:
 
     def state(self) -> dict[str, Any]:
         """The window as plain values (:meth:`from_state` builds it again)."""
-        values = self.values()
-        data = (values.astype(np.uint8) if self.binary else values).tobytes()
-        return {"size": self.size, "binary": self.binary, "values": data}
+        return {"size": self.size, "binary": self.binary, "values": self._ordered().tobytes()}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> RecentWindow:
         window = cls(state["size"], state["binary"])
         dtype = np.uint8 if window.binary else np.float64
-        window.extend(np.frombuffer(state["values"], dtype=dtype))
+        window._write(np.frombuffer(state["values"], dtype=dtype))
         return window
 
 

@@ -99,7 +99,10 @@ class EventTimeOrder(Generic[T]):
         """The smallest offset of a held record (None: nothing held)."""
         while self._offsets and self._offsets[0] in self._gone:
             self._gone.discard(self._offsets.popleft())
-        return self._offsets[0] if self._offsets else None
+        if not self._offsets:
+            self._gone.clear()  # empty already: clear() gives back the table discard() keeps
+            return None
+        return self._offsets[0]
 
     def marks(self) -> tuple[datetime | None, OrderKey | None]:
         """What a snapshot keeps (the held records are read again instead)."""

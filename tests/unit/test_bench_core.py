@@ -21,6 +21,7 @@ from bench.core import (
     Timing,
     counts_of,
     loop_decode,
+    many_models,
     render,
     state_saving,
     timed_run,
@@ -86,7 +87,7 @@ def test_render_gives_loop_over_replay_ratios(tmp_path: Path) -> None:
         results,
         Split(20e-6, 5e-6, 100e-6, 300e-6),
         ([ProfileRow("f (a.py:1)", 2.0, 1e-5, 0.5)], 2e-5),
-        ManyModels(10, 1000, 0.5, 0.5, 2048.0, 4096.0, 0),
+        ManyModels(10, 1000, 0.5, 0.5, 2048.0, 1024.0, 4096.0, 0),
         StateSaving(1000, 2000, [0.004, 0.008], [9000, 9000], [3, 3], 70_000, [0.5, 0.5]),
         1,
         "python -m bench.core",
@@ -104,3 +105,10 @@ def test_state_saving_measures_the_pieces_of_commits_that_reached_the_detectors(
     # a commit's pairs move event time past the lateness: every feature's signal changed
     assert saving.pieces[0] > 20
     assert 0 < saving.largest < 64 * 1024
+
+
+def test_many_models_tells_the_joins_memory_from_the_models() -> None:
+    many = many_models(20, 30)
+    assert many.pairs == 600
+    # every pair's done marker stays until its TTL: the join holds a share, not all of it
+    assert 0 < many.join_per_model < many.traced_per_model
