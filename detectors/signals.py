@@ -50,7 +50,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from schemas.events import PredictionEvent
@@ -115,6 +115,11 @@ class FeatureQuality:
     def total(self) -> int:
         """All its problems: a change of any count changes it (the counts only grow)."""
         return self.missing + self.wrong_type + self.out_of_range + self.unseen_category
+
+    def counts(self) -> tuple[int, int, int, int]:
+        """The counts in field order (``FeatureQuality(*counts)`` builds it again): what
+        ``dataclasses.astuple`` gives, without its deep copies (a state is taken often)."""
+        return self.missing, self.wrong_type, self.out_of_range, self.unseen_category
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +256,7 @@ class _TrackedFeature:
             "seen": self._seen,
             "range": (self._low, self._high),
             "categories": sorted(self._categories),
-            "quality": astuple(self.quality),
+            "quality": self.quality.counts(),
         }
 
     @classmethod
