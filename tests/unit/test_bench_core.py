@@ -22,6 +22,7 @@ from bench.core import (
     counts_of,
     loop_decode,
     many_models,
+    many_saving,
     render,
     state_saving,
     timed_run,
@@ -88,7 +89,12 @@ def test_render_gives_loop_over_replay_ratios(tmp_path: Path) -> None:
         Split(20e-6, 5e-6, 100e-6, 300e-6),
         ([ProfileRow("f (a.py:1)", 2.0, 1e-5, 0.5)], 2e-5),
         ManyModels(10, 1000, 0.5, 0.5, 2048.0, 1024.0, 4096.0, 0),
-        StateSaving(1000, 2000, [0.004, 0.008], [9000, 9000], [3, 3], 70_000, [0.5, 0.5]),
+        [
+            StateSaving(
+                "one model", 2000, [0.004, 0.008], [9000, 9000], [3, 3], 70_000, [0.5, 0.5]
+            ),
+            StateSaving("many models", 2000, [0.5, 0.3], [10**6] * 2, [9, 9], 900, [0.2, 0.2]),
+        ],
         1,
         "python -m bench.core",
         "0.00, 0.00, 0.00",
@@ -96,7 +102,11 @@ def test_render_gives_loop_over_replay_ratios(tmp_path: Path) -> None:
     assert section.startswith("## Detection core\n")
     assert "narrow 1.50 wall, 1.50 CPU" in section
     assert "| f (a.py:1) | 2 | 10.00 | 50.0% |" in section
-    assert "core (6.0%): not met; no piece over 64 KiB (largest 70,000 bytes): not met" in section
+    assert "one model: 6.0% of a core, not met; largest piece 70,000 bytes, not met" in section
+    assert "many models: 400.0% of a core, not met; largest piece 900 bytes, met" in section
+    assert (
+        "| many models | 400.00 (300.00-500.00) | 400.0% | 200 | 9 | 1,000,000 | 900 |" in section
+    )
 
 
 def test_state_saving_measures_the_pieces_of_commits_that_reached_the_detectors() -> None:
@@ -112,3 +122,11 @@ def test_many_models_tells_the_joins_memory_from_the_models() -> None:
     assert many.pairs == 600
     # every pair's done marker stays until its TTL: the join holds a share, not all of it
     assert 0 < many.join_per_model < many.traced_per_model
+
+
+def test_many_saving_counts_the_commits_after_the_models_were_made() -> None:
+    saving = many_saving(100, commits=1)
+    assert saving.pairs_per_commit == 2000
+    # the commit that made every signal writes about 53 pieces a model; later ones about 33
+    assert 2 * 100 <= saving.pieces[0] < 40 * 100
+    assert 0 < saving.largest < 64 * 1024
