@@ -223,7 +223,8 @@ class _TrackedFeature:
         if learned > 0:
             self._seen += learned
             if self.categorical:
-                self._categories |= set(values[:learned])  # type: ignore[arg-type]
+                categories = cast("set[str]", self._categories)  # its own, not the shared one
+                categories.update(cast("Sequence[str]", values[:learned]))
             else:
                 part = cast("Sequence[float]", values[:learned])
                 self._low = min(self._low, min(part))
