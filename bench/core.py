@@ -25,14 +25,15 @@ core alone (:class:`pipeline.backtest.Backtest`, in the replay's batches and one
 time), a cProfile of the core by own time per event; and ``--models`` models of 10 features
 with ``--model-pairs`` pairs each through one Backtest, pairs per second and memory per model
 (tracemalloc; RSS growth alongside); and the state a runtime commits of one model of
-``--save-features`` features, and of ``--save-models`` models of 10 features (two pairs each a
-commit), 2,000 pairs (0.1 s at 20,000 pairs/s) between commits, over ``--save-commits``
-commits: the time taking the pieces that changed, their bytes, the largest.
+``--save-features`` features and of ``--save-models`` models of 10 features at 20,000 pairs/s
+(2,000 pairs between commits, 0.1 s apart), and of ``--quiet-models`` models at 1,000 pairs/s
+(one request a model every 10 s at 10,000), over ``--save-commits`` commits: the time taking
+the pieces that changed, their bytes, the largest.
 Results go to the "## Detection core" section of ``docs/benchmarks.md``::
 
     .venv/bin/python -m bench.core [--events 200000] [--wide-pairs 20000] [--rounds 3]
         [--models 1000] [--model-pairs 100] [--save-features 1000] [--save-models 1000]
-        [--save-commits 10] [--quick] [--output FILE]
+        [--quiet-models 10000] [--save-commits 10] [--quick] [--output FILE]
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ detection's lateness (2 s) and reach the detectors by the next commit."""
 OFFERED_PAIRS = 20_000
 COMMIT_SECONDS = 0.1
 """Issue 26's target: saving what changed every 0.1 s at 20,000 pairs/s under 5% of a core."""
+QUIET_PAIRS = 1_000
+"""The pairs/s of the many quiet models whose commits are measured (``--quiet-models``: at
+10,000 models, one request of each every 10 s)."""
 MODEL_RATE = 10.0
 """Requests per second of event time of each of the many models (the simulator's default)."""
 LOOP_SIGNALS_ONLY = json.dumps(
@@ -470,6 +474,7 @@ class StateSaving:
 
     what: str
     """The models, for the table (``"one model of 1,000 features"``)."""
+    pairs_per_second: float
     pairs_per_commit: int
     take: list[float]
     written: list[int]
@@ -487,33 +492,36 @@ def state_saving(features: int, commits: int, warm_commits: int = 2) -> StateSav
     limit = {"max_feature_signals": features + 1}
     config = DetectorConfig.from_settings(DetectorSettings(models={"m0": limit}))
     what = f"one model of {features:,} features"
-    return _saving(what, _backtest(config), shape, commits, warm_commits)
+    return _saving(what, _backtest(config), shape, OFFERED_PAIRS, commits, warm_commits)
 
 
-def many_saving(models: int, commits: int) -> StateSaving:
-    """``models`` models of 10 features at ``MODEL_RATE`` requests per second of event time
-    each, ``OFFERED_PAIRS`` pairs/s in all, committed every ``COMMIT_SECONDS`` (a few pairs of
-    each model a commit); not counted: the commits before the detection's lateness (2 s of event
-    time) let the first observations through, and the one that made the models' signals."""
-    spacing = max(1, round(1e6 / (MODEL_RATE * models)))
+def many_saving(models: int, commits: int, pairs_per_second: float = OFFERED_PAIRS) -> StateSaving:
+    """``models`` models of 10 features, ``pairs_per_second`` in all (each model at the same
+    rate, in event time as in commits), committed every ``COMMIT_SECONDS``; not counted: the
+    commits until every model has sent and its first observations passed the detection's
+    lateness (2 s of event time), and the one after them (the last models' signals made)."""
+    per_commit = round(pairs_per_second * COMMIT_SECONDS)
+    spacing = max(1, round(1e6 / pairs_per_second))
     shape = dataclasses.replace(MANY, models=models, spacing_us=spacing)
-    held = math.ceil(DEFAULT_LATENESS_SECONDS * 1e6 / (spacing * _pairs_per_commit()))
+    held = math.ceil(DEFAULT_LATENESS_SECONDS * 1e6 / (spacing * per_commit))
+    warm = math.ceil(models / per_commit) + held + 1
     what = f"{models:,} models of 10 features"
-    return _saving(what, _backtest(), shape, commits, held + 1)
-
-
-def _pairs_per_commit() -> int:
-    return round(OFFERED_PAIRS * COMMIT_SECONDS)
+    return _saving(what, _backtest(), shape, pairs_per_second, commits, warm)
 
 
 def _saving(
-    what: str, backtest: Backtest, shape: Shape, commits: int, warm_commits: int
+    what: str,
+    backtest: Backtest,
+    shape: Shape,
+    pairs_per_second: float,
+    commits: int,
+    warm_commits: int,
 ) -> StateSaving:
-    """The commits of ``shape``'s requests through ``backtest``, the first ``warm_commits``
-    not counted."""
-    per_commit = _pairs_per_commit()
+    """The commits of ``shape``'s requests through ``backtest``, a commit's worth of
+    ``pairs_per_second`` each, the first ``warm_commits`` not counted."""
+    per_commit = round(pairs_per_second * COMMIT_SECONDS)
     requests = generate(shape, per_commit * (warm_commits + commits))
-    saving = StateSaving(what, per_commit, [], [], [], 0, [])
+    saving = StateSaving(what, pairs_per_second, per_commit, [], [], [], 0, [])
     for number in range(warm_commits + commits):
         events: list[PredictionEvent | LabelEvent] = []
         for request in itertools.islice(requests, per_commit):
@@ -552,20 +560,21 @@ def saving_lines(savings: Sequence[StateSaving]) -> list[str]:
             f" {'met' if saving.largest <= limit else 'not met'}; the saving is"
             f" {statistics.median(saving.take) / core:.1%} of the core's own time for the same"
             f" pairs, and the core needs {core / COMMIT_SECONDS:,.1f} cores for"
-            f" {OFFERED_PAIRS:,} pairs/s"
+            f" {saving.pairs_per_second:,.0f} pairs/s"
         )
     return [
-        f"The state a runtime commits, at {OFFERED_PAIRS:,} pairs/s committed every"
-        f" {COMMIT_SECONDS} s (every feature tracked, numbers and a zip code): each commit's"
-        f" {_pairs_per_commit():,} pairs through the core, then the pieces that changed taken as"
-        " a runtime writes them (`DetectProcessor.take_state_changes`, encoded bytes); not"
-        " counted: the wide model's first two commits (a young model), and the many models'"
-        " commits before their first observations passed the detection's lateness and the one"
-        f" that made their signals; medians (min-max) over {len(savings[0].take)} commits:",
+        f"The state a runtime commits every {COMMIT_SECONDS} s (every feature tracked, numbers"
+        " and a zip code): each commit's pairs through the core, then the pieces that changed"
+        " taken as a runtime writes them (`DetectProcessor.take_state_changes`, encoded bytes);"
+        " each of many models at the same rate; not counted: the wide model's first two commits"
+        " (a young model), and for many models the commits until every model has sent and its"
+        " first observations passed the detection's lateness, and the one after (the last"
+        f" signals made); medians (min-max) over {len(savings[0].take)} commits:",
         "",
         *table(
             [
                 "models",
+                "pairs/s",
                 "ms per commit",
                 "share of a core",
                 "core's ms per commit",
@@ -576,6 +585,7 @@ def saving_lines(savings: Sequence[StateSaving]) -> list[str]:
             [
                 (
                     saving.what,
+                    f"{saving.pairs_per_second:,.0f}",
                     _spread([seconds * 1e3 for seconds in saving.take]),
                     f"{statistics.median(saving.take) / COMMIT_SECONDS:.1%}",
                     f"{statistics.median(saving.core) * 1e3:,.0f}",
@@ -585,7 +595,7 @@ def saving_lines(savings: Sequence[StateSaving]) -> list[str]:
                 )
                 for saving in savings
             ],
-            numeric=".rrrrrr",
+            numeric=".rrrrrrr",
         ),
         "",
         f"Targets (issue 26): saving what changed every {COMMIT_SECONDS} s under 5% of a core,"
@@ -778,17 +788,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--save-features", type=int, default=1_000, help="features of the saved model"
     )
     options.add_argument("--save-models", type=int, default=1_000, help="many models saved")
+    options.add_argument(
+        "--quiet-models", type=int, default=10_000, help=f"models at {QUIET_PAIRS:,} pairs/s"
+    )
     options.add_argument("--save-commits", type=int, default=10, help="commits measured")
     args = options.parse_args(argv)
     if args.quick:
         args.events, args.wide_pairs, args.rounds = 10_000, 1_000, 1
         args.models, args.model_pairs = 100, 100
         args.save_features, args.save_models, args.save_commits = 100, 100, 2
+        args.quiet_models = 1_000
     command = (
         f"{COMMAND} --events {args.events} --wide-pairs {args.wide_pairs} --rounds {args.rounds}"
         f" --models {args.models} --model-pairs {args.model_pairs}"
         f" --save-features {args.save_features} --save-models {args.save_models}"
-        f" --save-commits {args.save_commits}"
+        f" --quiet-models {args.quiet_models} --save-commits {args.save_commits}"
     )
     load_before = load_average()
     collect_less_often()  # what this process measures in itself runs as the product's would
@@ -813,6 +827,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     savings = [
         state_saving(args.save_features, args.save_commits),
         many_saving(args.save_models, args.save_commits),
+        many_saving(args.quiet_models, args.save_commits, QUIET_PAIRS),
     ]
     publish(
         render(streams, results, split, profile, many, savings, args.rounds, command, load_before),

@@ -91,9 +91,11 @@ def test_render_gives_loop_over_replay_ratios(tmp_path: Path) -> None:
         ManyModels(10, 1000, 0.5, 0.5, 2048.0, 1024.0, 4096.0, 0),
         [
             StateSaving(
-                "one model", 2000, [0.004, 0.008], [9000, 9000], [3, 3], 70_000, [0.5, 0.5]
+                "one model", 20000, 2000, [0.004, 0.008], [9000, 9000], [3, 3], 70_000, [0.5, 0.5]
             ),
-            StateSaving("many models", 2000, [0.5, 0.3], [10**6] * 2, [9, 9], 900, [0.2, 0.2]),
+            StateSaving(
+                "many models", 20000, 2000, [0.5, 0.3], [10**6] * 2, [9, 9], 900, [0.2, 0.2]
+            ),
         ],
         1,
         "python -m bench.core",
@@ -104,9 +106,8 @@ def test_render_gives_loop_over_replay_ratios(tmp_path: Path) -> None:
     assert "| f (a.py:1) | 2 | 10.00 | 50.0% |" in section
     assert "one model: 6.0% of a core, not met; largest piece 70,000 bytes, not met" in section
     assert "many models: 400.0% of a core, not met; largest piece 900 bytes, met" in section
-    assert (
-        "| many models | 400.00 (300.00-500.00) | 400.0% | 200 | 9 | 1,000,000 | 900 |" in section
-    )
+    row = "| many models | 20,000 | 400.00 (300.00-500.00) | 400.0% | 200 | 9 | 1,000,000 | 900 |"
+    assert row in section
 
 
 def test_state_saving_measures_the_pieces_of_commits_that_reached_the_detectors() -> None:
@@ -130,3 +131,7 @@ def test_many_saving_counts_the_commits_after_the_models_were_made() -> None:
     # the commit that made every signal writes about 53 pieces a model; later ones about 33
     assert 2 * 100 <= saving.pieces[0] < 40 * 100
     assert 0 < saving.largest < 64 * 1024
+    quiet = many_saving(400, commits=1, pairs_per_second=1000)  # a request a model each 0.4 s
+    assert quiet.pairs_per_commit == 100
+    # every model sent and was made before: each of the 100 pairs touches about 33 pieces
+    assert 20 * 100 <= quiet.pieces[0] < 40 * 100
