@@ -25,6 +25,7 @@ by river's own means), so a runtime can save the signals that changed one by one
 from __future__ import annotations
 
 import functools
+import json
 import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -86,7 +87,11 @@ class _Run:
 
     @classmethod
     def fresh(cls, spec: DetectorSpec) -> _Run:
-        detector = build_detector(spec)
+        return cls.of(spec, build_detector(spec))
+
+    @classmethod
+    def of(cls, spec: DetectorSpec, detector: Any) -> _Run:
+        """``detector``, built from ``spec``, with nothing seen since."""
         binary_only = REGISTRY[spec.name].binary_only
         return cls(spec, detector, binary_only, hasattr(detector, "warning_detected"))
 
@@ -97,10 +102,21 @@ class _Run:
     @classmethod
     def from_state(cls, state: Sequence[Any]) -> _Run:
         spec, detector, total, n, warning = state
-        run = cls.fresh(DetectorSpec.model_validate(spec))
-        run.detector = pickle.loads(detector)
+        run = cls.of(_restored_spec(spec), pickle.loads(detector))
         run.total, run.n, run.warning = total, n, warning
         return run
+
+
+def _restored_spec(state: dict[str, Any]) -> DetectorSpec:
+    """The spec a saved state names, one object for equal ones: a restored model's signals
+    share their specs as fresh ones share the configuration's (a spec is about 100 bytes a
+    signal otherwise)."""
+    return _spec_of(json.dumps(state, sort_keys=True))
+
+
+@functools.cache
+def _spec_of(text: str) -> DetectorSpec:
+    return DetectorSpec.model_validate_json(text)
 
 
 def _fresh_run_state(spec: DetectorSpec) -> tuple[dict[str, Any], bytes, float, int, bool]:
@@ -291,7 +307,7 @@ class SignalMonitor:
         monitor.n = state["n"]
         monitor.window = RecentWindow.from_state(state["window"])
         monitor._deferring = state["deferring"]
-        monitor._specs = tuple(DetectorSpec.model_validate(run[0]) for run in state["runs"])
+        monitor._specs = tuple(_restored_spec(run[0]) for run in state["runs"])
         monitor._runs = [] if monitor._deferring else [_Run.from_state(r) for r in state["runs"]]
         monitor._deferred_zeros = state["deferred_zeros"]
         return monitor
@@ -380,9 +396,10 @@ class CategoryMonitor:
 
     @classmethod
     def from_state(cls, signal: Signal, state: dict[str, Any]) -> CategoryMonitor:
-        specs = [DetectorSpec.model_validate(spec) for spec in state["specs"]]
-        monitor = cls(signal, specs)
+        monitor = cls.__new__(cls)
+        monitor.signal = signal
         monitor.n = state["n"]
+        monitor._specs = tuple(_restored_spec(spec) for spec in state["specs"])
         monitor._detectors = [CategoryShift.from_state(d) for d in state["detectors"]]
         return monitor
 

@@ -98,6 +98,29 @@ def test_a_restored_bank_goes_on_exactly_and_saves_only_what_changed() -> None:
     }
 
 
+def test_a_restored_bank_keeps_each_signals_detector_settings() -> None:
+    """Settings other than the registry's defaults survive a restore: in the saved state, and
+    in the detectors built afresh after each drift, whose firings follow their settings."""
+    config = BankConfig(
+        signal_detectors={
+            "error_rate": [{"name": "adwin", "params": {"delta": 0.05}}, "page_hinkley"],
+            "feature:*": [{"name": "page_hinkley", "params": {"threshold": 5.0}}],
+            "category:*": [{"name": "g_test", "params": {"clock": 50}}],
+        }
+    )
+    observations = dirty_stream()
+    original = DetectorBank("churn", config)
+    original.observe(observations[:4000])
+    pieces = original.state_pieces()
+    restored = DetectorBank.from_pieces("churn", pieces, config)
+    assert {name: decode_piece(name, data) for name, data in restored.state_pieces().items()} == {
+        name: decode_piece(name, data) for name, data in pieces.items()
+    }
+    after = restored.observe(observations[4000:])
+    assert after == original.observe(observations[4000:])
+    assert sum(alert.signal.startswith("feature:") for alert in after) >= 2, "fresh detectors"
+
+
 def test_a_model_of_a_thousand_features_saves_pieces_of_at_most_64_kib() -> None:
     rng = random.Random(3)
     events = [
