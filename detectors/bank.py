@@ -44,7 +44,7 @@ import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeGuard
+from typing import Any, Literal, NamedTuple, TypeGuard
 
 from detectors.config import BankConfig
 from detectors.join_buffer import JoinedOutcome
@@ -221,14 +221,17 @@ class DetectorBank:
         alerts they raised. An alert's ``event_time`` is its observation's time (a
         prediction's, an outcome's prediction time); ``detected_at``, unless given, the time
         its observation became known."""
-        columns = self.apply(observations)
+        columns, among = self._columns(observations)
         fired: list[tuple[int, int, int, Firing]] = []
         for rank, column in enumerate(columns):
             if column.values:
                 monitor = self._monitor(column.signal)
                 counted = _deferring(monitor) and monitor.n > 0  # its piece is written
                 for index, firing in monitor.update_many(column.values):  # type: ignore[arg-type]
-                    fired.append((column.at[index], rank, index, firing))
+                    at = column.at[index]
+                    if among is not None and rank < among.columns:
+                        at = among.positions[at]
+                    fired.append((at, rank, index, firing))
                 still = _deferring(monitor)
                 if counted or still:
                     self._changed.add(DEFERRED_PIECE)
@@ -312,6 +315,20 @@ class DetectorBank:
         (:mod:`detectors.sources`); every signal's column of values, which :meth:`observe`
         feeds to the monitors (``at``: the index of the observation in ``observations``), in
         the order one observation's values come in."""
+        columns, among = self._columns(observations)
+        if among is None:
+            return columns
+        return [
+            Column(c.signal, c.values, _Among(among.positions, c.at)) if rank < among.columns else c
+            for rank, c in enumerate(columns)
+        ]
+
+    def _columns(
+        self, observations: Sequence[Observation]
+    ) -> tuple[list[Column], _PredictionColumns | None]:
+        """:meth:`apply`'s columns, those of the predictions with their ``at`` among the
+        predictions when the batch held outcomes too (:meth:`observe` maps the few it needs,
+        at firings, instead of wrapping every column of every batch)."""
         predictions: list[PredictionEvent] = []
         at_prediction: list[int] = []
         tail = SourceColumns(self._tail_signals)
@@ -342,8 +359,9 @@ class DetectorBank:
                 revealed += [(index, version, silence) for silence in found]
                 found.clear()
         columns = self._signals.columns(predictions) if predictions else []
+        among = None
         if len(predictions) < len(observations):  # ``at`` of a prediction column: among them
-            columns = [Column(c.signal, c.values, _Among(at_prediction, c.at)) for c in columns]
+            among = _PredictionColumns(len(columns), at_prediction)
         columns += tail.columns()
         self._revealed = revealed
         if observations:
@@ -352,7 +370,7 @@ class DetectorBank:
                 self._changed |= self._prediction_pieces
             if self.outcomes != outcomes_before:
                 self._changed |= self._outcome_pieces
-        return columns
+        return columns, among
 
     def summary(self) -> BankSummary:
         """The live state of every signal and of the model."""
@@ -526,6 +544,14 @@ class DetectorBank:
             status="drift" if "drift" in statuses else "warning" if "warning" in statuses else "ok",
             detectors=detectors,
         )
+
+
+class _PredictionColumns(NamedTuple):
+    """A batch of predictions and outcomes: its first ``columns`` columns are the predictions',
+    with ``at`` an index among them; ``positions[at]`` is the index in the batch."""
+
+    columns: int
+    positions: list[int]
 
 
 class _Among(Sequence[int]):
