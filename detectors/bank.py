@@ -44,7 +44,7 @@ import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple, TypeGuard
+from typing import Any, Literal, NamedTuple, TypeGuard, cast
 
 from detectors.config import BankConfig
 from detectors.join_buffer import JoinedOutcome
@@ -67,6 +67,7 @@ from detectors.sources import (
     SignalSource,
     SilenceWatch,
     SourceColumns,
+    implements,
 )
 from detectors.volume import Silence
 from schemas.events import DriftAlert, PredictionEvent, WindowStats
@@ -185,9 +186,11 @@ class DetectorBank:
         self._on_outcome = [s.on_outcome for s in sources if s.on_outcome is not None]
         self._prediction_pieces = {s.name for s in sources if s.on_prediction is not None}
         self._outcome_pieces = {s.name for s in sources if s.on_outcome is not None}
-        self._annotators = [s for s in sources if isinstance(s, AlertAnnotator)]
-        watches = [s for s in sources if isinstance(s, SilenceWatch)]  # the traffic volume
-        self._watch = watches[0] if watches else None
+        self._annotators = [
+            cast(AlertAnnotator, s) for s in sources if implements(s, AlertAnnotator)
+        ]
+        watches = [s for s in sources if implements(s, SilenceWatch)]  # the traffic volume
+        self._watch = cast(SilenceWatch, watches[0]) if watches else None
         self._watch_piece = watches[0].name if watches else BANK_PIECE
         self._found: list[Silence] = [] if self._watch is None else self._watch.found
         self._revealed: list[tuple[int, str | None, Silence]] = []
