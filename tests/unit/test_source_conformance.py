@@ -32,7 +32,14 @@ from detectors.bank import BankSummary, DetectorBank, decode_piece, encode_piece
 from detectors.config import BankConfig
 from detectors.join_buffer import JoinedOutcome
 from detectors.signals import ABS_ERROR, ERROR_RATE, Signal, SignalValue
-from detectors.sources import SOURCE_PIECE, SOURCES, SignalSource
+from detectors.sources import (
+    SOURCE_PIECE,
+    SOURCES,
+    AlertAnnotator,
+    SignalSource,
+    SilenceWatch,
+    implements,
+)
 from schemas.events import PredictionEvent
 
 Observation = PredictionEvent | JoinedOutcome
@@ -152,6 +159,19 @@ def test_a_source_restored_mid_stream_goes_on_exactly(
     expected = run(original, observations[cut:], cut)
     assert run(restored, observations[cut:], cut) == expected
     assert restored.state() == original.state()
+
+
+@pytest.mark.parametrize("source_class", SOURCE_CASES)
+def test_what_a_source_implements_is_a_matter_of_its_class(
+    source_class: type[SignalSource],
+) -> None:
+    """The bank asks once per class whether a source annotates alerts or watches for silence
+    (``implements``): every instance, new, fed or restored, must answer as the first did."""
+    fed = new(source_class)
+    run(fed, stream()[:3000])
+    for source in (new(source_class), fed, restore(fed)):
+        for protocol in (AlertAnnotator, SilenceWatch):
+            assert implements(source, protocol) == isinstance(source, protocol)
 
 
 @pytest.mark.parametrize("source_class", SOURCE_CASES)
