@@ -455,6 +455,8 @@ class DetectorBank:
             signal = Signal(*signal_state["signal"])
             bank._monitors[signal.name] = monitor_from_state(signal, signal_state["monitor"])
             bank._ranks[signal.name] = signal_state["rank"]
+        monitors = bank._monitors
+        bank._signals.resume_references(lambda s: m.n if (m := monitors.get(s.name)) else 0)
         if DEFERRED_PIECE in pieces:  # a format 7 snapshot has the counts in the signal pieces
             named = {rank: name for name, rank in bank._ranks.items()}
             for rank, zeros in decode_piece(DEFERRED_PIECE, pieces[DEFERRED_PIECE]).items():
@@ -601,11 +603,13 @@ DEFERRED_PIECE = "deferred"
 """The piece of the zeros counted by the binary signals that have seen nothing else (signal
 rank -> count): such a signal's own piece is written when it starts and when it sees its
 first 1, not for every zero (most ``missing:*`` and ``invalid:*`` signals never see a 1)."""
-PIECE_FORMAT = 8
+PIECE_FORMAT = 9
 """The format of the pieces written; one of another format than :data:`READ_FORMATS` is
 refused (:class:`SnapshotFormatError`)."""
-READ_FORMATS = (7, PIECE_FORMAT)
-"""Format 7: the same pieces without ``deferred`` (its counts are in the signal pieces)."""
+READ_FORMATS = (7, 8, PIECE_FORMAT)
+"""Format 8: a feature's piece written at each value while its reference fills (its ``seen``
+is exact; from 9 on, the value signal's count is). Format 7: the same without ``deferred``
+(its counts are in the signal pieces)."""
 
 
 class _PlainUnpickler(pickle.Unpickler):

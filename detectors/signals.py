@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -247,6 +247,17 @@ class _TrackedFeature:
         self.quality.out_of_range += len(outside)
         return outside
 
+    def saved(self) -> tuple[float, float, int, int]:
+        """What changes its piece: its range, its number of categories, its problems. Not its
+        count of reference values, which its value signal counts too (:meth:`resume`): while the
+        reference fills, a value inside the range changes nothing to save."""
+        return self._low, self._high, len(self._categories), self.quality.total
+
+    def resume(self, usable: int) -> None:
+        """Go on after a restore, its value signal having counted ``usable`` values: the
+        reference learned the first of them (the ``seen`` its piece holds may be older)."""
+        self._seen = min(self._reference, usable)
+
     def state(self) -> dict[str, Any]:
         """The reference and quality counts as plain values (:meth:`from_state`)."""
         return {
@@ -317,9 +328,9 @@ class PredictionSignals:
         columns: list[Column] = []
         for name, feature in self._features.items():
             start = starts.get(name, 0)
-            problems = feature.quality.total
+            saved = feature.saved()
             columns += feature.columns([m.get(name) for m in maps[start:]], start)
-            if feature._seen < feature._reference or feature.quality.total != problems:
+            if feature.saved() != saved:
                 self.changed.add(name)
         scored = [i for i, event in enumerate(events) if event.score is not None]
         columns.append(Column(SCORE, [events[i].score for i in scored], scored))  # type: ignore[misc]
@@ -381,6 +392,12 @@ class PredictionSignals:
     def state(self) -> dict[str, Any]:
         """The tracked classes (each feature has its own state: :meth:`feature_state`)."""
         return {"classes": list(self._classes)}
+
+    def resume_references(self, counted: Callable[[Signal], int]) -> None:
+        """After :meth:`restore`: each feature's reference goes on from the count of its value
+        signal (``counted``), not from the older count its piece may hold."""
+        for feature in self._features.values():
+            feature.resume(counted(feature.value))
 
     def restore(self, state: dict[str, Any], features: Iterable[dict[str, Any]]) -> None:
         """Go on from :meth:`state` and every tracked feature's :meth:`feature_state`."""

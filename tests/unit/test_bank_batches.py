@@ -98,6 +98,27 @@ def test_a_restored_bank_goes_on_exactly_and_saves_only_what_changed() -> None:
     }
 
 
+def test_a_bank_restored_while_its_references_fill_goes_on_exactly() -> None:
+    """A feature's piece is not rewritten for a value inside its reference's range, so its
+    saved count of reference values falls behind; the value signal's count takes over. (A
+    reference that learned past its 1,000 values would take in the shifted values.)"""
+    rng = random.Random(3)
+    events = [
+        event.model_copy(update={"features": {"x": 10.0 if i >= 1000 else rng.gauss(0, 1)}})
+        for i, (event, _) in enumerate(stream()[:1500])
+    ]
+    original = DetectorBank("churn")
+    saved: dict[str, bytes] = {}
+    for start in range(0, 600, 20):
+        original.observe(events[start : start + 20])
+        saved.update(original.take_changed_pieces())
+    assert decode_piece("feature/x", saved["feature/x"])["seen"] < 600, "written less often"
+    restored = DetectorBank.from_pieces("churn", saved)
+    assert restored.observe(events[600:]) == original.observe(events[600:])
+    assert restored.summary() == original.summary()
+    assert original.summary().quality["x"].out_of_range == 500, "every value after it"
+
+
 def test_a_restored_bank_keeps_each_signals_detector_settings() -> None:
     """Settings other than the registry's defaults survive a restore: in the saved state, and
     in the detectors built afresh after each drift, whose firings follow their settings."""
