@@ -503,7 +503,8 @@ def many_saving(models: int, commits: int, pairs_per_second: float = OFFERED_PAI
     per_commit = round(pairs_per_second * COMMIT_SECONDS)
     spacing = max(1, round(1e6 / pairs_per_second))
     shape = dataclasses.replace(MANY, models=models, spacing_us=spacing)
-    held = math.ceil(DEFAULT_LATENESS_SECONDS * 1e6 / (spacing * per_commit))
+    # a model's observations pass the lateness when its own next requests come (its hold)
+    held = math.ceil(max(DEFAULT_LATENESS_SECONDS * 1e6, models * spacing) / (spacing * per_commit))
     warm = math.ceil(models / per_commit) + held + 1
     what = f"{models:,} models of 10 features"
     return _saving(what, _backtest(), shape, pairs_per_second, commits, warm)
