@@ -498,8 +498,9 @@ def state_saving(features: int, commits: int, warm_commits: int = 2) -> StateSav
 def many_saving(models: int, commits: int, pairs_per_second: float = OFFERED_PAIRS) -> StateSaving:
     """``models`` models of 10 features, ``pairs_per_second`` in all (each model at the same
     rate, in event time as in commits), committed every ``COMMIT_SECONDS``; not counted: the
-    commits until every model has sent and its first observations passed the detection's
-    lateness (2 s of event time), and the one after them (the last models' signals made)."""
+    commits until every model has sent and its first observations passed the detection's hold
+    (2 s of event time, or the model's own next request when that comes later: a quiet
+    model's, 10 s later), and the one after them (the last models' signals made)."""
     per_commit = round(pairs_per_second * COMMIT_SECONDS)
     spacing = max(1, round(1e6 / pairs_per_second))
     shape = dataclasses.replace(MANY, models=models, spacing_us=spacing)
@@ -569,7 +570,8 @@ def saving_lines(savings: Sequence[StateSaving]) -> list[str]:
         " taken as a runtime writes them (`DetectProcessor.take_state_changes`, encoded bytes);"
         " each of many models at the same rate; not counted: the wide model's first two commits"
         " (a young model), and for many models the commits until every model has sent and its"
-        " first observations passed the detection's lateness, and the one after (the last"
+        " first observations passed the detection's hold (its lateness, 2 s of event time, or"
+        " the model's own next request when that comes later), and the one after (the last"
         f" signals made); medians (min-max) over {len(savings[0].take)} commits:",
         "",
         *table(

@@ -14,7 +14,7 @@ import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,9 +46,12 @@ class Bench:
     topics: Topics
     workdir: Path
 
-    def worker(self, name: str, engine: Engine = "kafka", **env: str) -> WorkerProcess:
+    def worker(
+        self, name: str, engine: Engine = "kafka", args: Sequence[str] = (), **env: str
+    ) -> WorkerProcess:
         """A worker of ``engine`` on these topics (not started), app id ``<prefix><name>``,
-        Redis keys of its own (:meth:`keys`); ``env`` adds ``DRIFTSTREAM_*`` overrides."""
+        Redis keys of its own (:meth:`keys`); ``args`` go to ``driftstream worker``
+        (``--processes 2``), ``env`` adds ``DRIFTSTREAM_*`` overrides."""
         return WorkerProcess(
             {
                 "DRIFTSTREAM_WORKER__ENGINE": engine,
@@ -62,6 +65,7 @@ class Bench:
                 **env,
             },
             self.workdir / f"{name}.log",
+            args=args,
         )
 
     def keys(self, worker: str) -> LiveStateKeys:
@@ -231,9 +235,12 @@ def read_topic(settings: Settings, topic: str) -> list[Message]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (``/proc/<pid>/stat``)."""
+    """User + system CPU time so far of a process and of its running children (a worker of
+    ``--processes N`` and the workers it started), from ``/proc``."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    own = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return own + sum(cpu_seconds(int(child)) for child in children)
 
 
 def rss_bytes(pid: int) -> int:

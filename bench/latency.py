@@ -21,7 +21,7 @@ default, is the baseline the others are compared with.
 Results go to the "## Latency" section of ``docs/benchmarks.md``::
 
     .venv/bin/python -m bench.latency [--rates 2000 10000] [--seconds 30] [--lateness 0 2]
-        [--quick]
+        [--processes 2] [--quick]
 """
 
 from __future__ import annotations
@@ -152,9 +152,9 @@ def offer(bench: Bench, requests: Sequence[Request], rate: float) -> list[float]
     return produced
 
 
-def measure(rate: int, seconds: float, lateness: float) -> LatencyResult:
-    """One worker holding observations ``lateness`` seconds, warmed up, then ``rate`` pairs/s
-    for ``seconds``."""
+def measure(rate: int, seconds: float, lateness: float, processes: int = 1) -> LatencyResult:
+    """One worker (``driftstream worker --processes``) holding observations ``lateness``
+    seconds, warmed up, then ``rate`` pairs/s for ``seconds``."""
     count = int(rate * seconds)
     spacing = max(1, round(1e6 / rate))
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
@@ -167,7 +167,11 @@ def measure(rate: int, seconds: float, lateness: float) -> LatencyResult:
     with bench_topics(shared_services(), f"latency{rate}") as bench:
         preload(bench, generate(warmup_shape, WARMUP))
         with (
-            bench.worker("worker", DRIFTSTREAM_WORKER__LATENESS_SECONDS=str(lateness)) as worker,
+            bench.worker(
+                "worker",
+                args=("--processes", str(processes)),
+                DRIFTSTREAM_WORKER__LATENESS_SECONDS=str(lateness),
+            ) as worker,
             ArrivalClock(bench.settings, bench.topics.alerts) as arrivals,
         ):
 
@@ -235,7 +239,9 @@ def _ms(values: Sequence[float], q: float) -> str:
     return f"{percentile(values, q) * 1000:,.0f}" if values else "-"
 
 
-def render(results: Sequence[LatencyResult], seconds: float, load_before: str) -> str:
+def render(
+    results: Sequence[LatencyResult], seconds: float, processes: int, load_before: str
+) -> str:
     """The section: how, machine, one row per rate and latency kind, the target."""
     rows = []
     for r in results:
@@ -264,7 +270,9 @@ def render(results: Sequence[LatencyResult], seconds: float, load_before: str) -
     lines = [
         SECTION,
         "",
-        f"{written(_command(results, seconds))} The worker runs on fresh topics"
+        f"{written(_command(results, seconds, processes))} The worker"
+        f" ({'one process' if processes == 1 else f'`--processes {processes}`'}) runs on fresh"
+        " topics"
         " (4 partitions, 4 models, error rate jumping between 5% and 45% about four times per"
         " model and run, at least 1,000 outcomes apart), warmed up on"
         f" {WARMUP:,} pairs, then this process offers the rate for"
@@ -304,11 +312,12 @@ def render(results: Sequence[LatencyResult], seconds: float, load_before: str) -
     return "\n".join(lines) + "\n"
 
 
-def _command(results: Sequence[LatencyResult], seconds: float) -> str:
+def _command(results: Sequence[LatencyResult], seconds: float, processes: int) -> str:
     """The command that measures ``results`` again."""
     rates = " ".join(str(rate) for rate in dict.fromkeys(r.rate for r in results))
     lateness = " ".join(f"{x:g}" for x in dict.fromkeys(r.lateness for r in results))
-    return f"{COMMAND} --rates {rates} --seconds {seconds:.0f} --lateness {lateness}"
+    command = f"{COMMAND} --rates {rates} --seconds {seconds:.0f} --lateness {lateness}"
+    return command + (f" --processes {processes}" if processes > 1 else "")
 
 
 def _hold_costs(results: Sequence[LatencyResult]) -> list[str]:
@@ -357,14 +366,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=[0.0, DEFAULT_LATENESS_SECONDS],
         help="worker.lateness_seconds per run of each rate; the first is the baseline",
     )
+    options.add_argument(
+        "--processes", type=int, default=1, help="the worker's processes (--processes)"
+    )
     args = options.parse_args(argv)
     if args.quick:
         args.rates, args.seconds = [1_000], 10.0
     load_before = load_average()
     results = [
-        measure(rate, args.seconds, lateness) for rate in args.rates for lateness in args.lateness
+        measure(rate, args.seconds, lateness, args.processes)
+        for rate in args.rates
+        for lateness in args.lateness
     ]
-    publish(render(results, args.seconds, load_before), args.output)
+    publish(render(results, args.seconds, args.processes, load_before), args.output)
 
 
 if __name__ == "__main__":

@@ -268,10 +268,11 @@ class WorkerSettings(BaseModel):
     """Records per alerts partition read when a model's state is restored, so an alert raised
     again by re-read observations is not published twice."""
     redis_flush_seconds: float = Field(default=1.0, gt=0)
-    commit_interval_seconds: float = Field(default=0.1, gt=0)
+    commit_interval_seconds: float = Field(default=0.05, gt=0)
     """Kafka runtime: how often a transaction commits the batch's outputs, state and input
     offsets. Outputs are visible to ``read_committed`` readers only then, so it bounds the
-    latency it adds; a batch that raised an alert commits at once. Under load (a poll that
+    latency it adds (a joined outcome waits for it before the detection reads it); a batch that
+    raised an alert commits at once. Under load (a poll that
     brought a full ``batch_size``: a backlog) it stretches, up to
     ``max_commit_interval_seconds``, to five times the last commit's duration, so committing
     takes at most a fifth of the worker's time."""

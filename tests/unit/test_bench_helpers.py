@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 from bench.data_quality import SHAPED, T0, shaped_events
+from bench.harness import cpu_seconds
 from bench.profile import aggregate, category
 from bench.results import percentile, table, write_section
 from bench.traffic import Shape, generate, index_at, request_index
 from producers.simulator import ModelTraffic, simulate
 from schemas.codec import decode, encode
 from schemas.events import LabelEvent, PredictionEvent
+from stream_app.local.services.process import wait_until
 
 
 def test_write_section_appends_then_replaces_only_its_own(tmp_path: Path) -> None:
@@ -98,3 +104,28 @@ def test_shaped_streams_send_at_their_rates() -> None:
     after = sum(200 <= t < 240 for t in seconds) / 40
     assert 90 < before < 110
     assert 450 < after < 550
+
+
+def test_cpu_seconds_counts_the_children_a_worker_started(tmp_path: Path) -> None:
+    burner = tmp_path / "burner.py"  # 0.3 s of CPU, then waits
+    burner.write_text(
+        "import time\nend = time.process_time() + 0.3\n"
+        "while time.process_time() < end:\n    pass\ntime.sleep(60)\n"
+    )
+    start = f"import subprocess, sys; subprocess.run([sys.executable, {str(burner)!r}])"
+    parent = subprocess.Popen([sys.executable, "-c", start], start_new_session=True)
+    try:
+        children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children")
+        assert wait_until(lambda: children.read_text().split() != [], 10, 0.01)
+        child = int(children.read_text().split()[0])
+        assert wait_until(lambda: own_cpu(child) >= 0.3, 10, 0.01)
+        assert own_cpu(parent.pid) < 0.2 <= 0.3 <= cpu_seconds(parent.pid)
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL)
+        parent.wait()
+
+
+def own_cpu(pid: int) -> float:
+    """A process's own user + system CPU seconds, its children left out."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -25,7 +25,7 @@ def test_a_wide_shape_has_its_width_and_the_worker_tracks_every_feature() -> Non
 
 def test_render_gives_a_row_per_shape_and_the_restore() -> None:
     traffic = Traffic("1,000 models", Shape(models=1000, numeric_features=9), 50_000)
-    worker = WorkerResult("kafka", True, 50_000, 40.0, None, 600e-6, 3)
+    worker = WorkerResult("kafka", True, 1, 50_000, 40.0, None, 600e-6, 3)
     section = render(
         [Outcome(traffic, worker, Restore(5.25, 641_647, 33.5))], "python -m bench.shapes", "0"
     )
