@@ -16,7 +16,9 @@ into the open transaction.
 
 The route and join stages take their records merged by event time across partitions
 (:class:`~pipeline.partition_merge.EventTimeMerge`; both by the events' own time). A partition with
-nothing held holds the others back while the consumer's position is behind its end.
+nothing held holds the others back while the consumer's position is behind its end; one that
+holds more than :data:`HELD_PER_PARTITION` records (it ran ahead of the others in event time) is
+not fetched until it holds half of that (:func:`~pipeline.partition_merge.run_ahead`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from pipeline.dead_letters import cut
 from pipeline.effects import Effects, InputRecord
-from pipeline.partition_merge import EventTimeMerge
+from pipeline.partition_merge import EventTimeMerge, run_ahead
 from pipeline.partitioner import partition_for
 from schemas.errors import InvalidEvent
 from schemas.events import LabelEvent, PredictionEvent
@@ -45,6 +47,9 @@ from stream_app.settings import Settings
 log = logging.getLogger(__name__)
 
 EARLIEST = datetime.min.replace(tzinfo=UTC)
+HELD_PER_PARTITION = 5_000
+"""Records a partition may hold in a stage's merge before the consumer stops fetching it (a
+tenth of the merge's ``max_held``, which lets everything go out of order)."""
 
 Parsed = tuple[InputRecord, PredictionEvent | LabelEvent | InvalidEvent]
 JoinInput = tuple[Key, Parsed]  # the Kafka partition a join record was read from
@@ -88,6 +93,8 @@ class Stages:
         self.local_joins: set[int] = set()
         """The join partitions this worker holds (restored): records routed there are joined
         in this process, not moved through the repartition topics."""
+        self.paused: set[Key] = set()
+        """Partitions not fetched while they hold too much of a merge (:meth:`release`)."""
         self.dead_letter_log = SampledLog(log, "dead-lettered")
         self.misplaced_log = SampledLog(log, "input records on the wrong partition", 60.0, 30)
 
@@ -180,6 +187,17 @@ class Stages:
             self.join.apply(record, parsed, self.effects)
             positions[key] = record.offset + 1
         self.produce()
+        held = {**self.route_merge.held_by_partition(), **self.merge.held_by_partition()}
+        self._fetch(*run_ahead(held, self.paused, HELD_PER_PARTITION))
+
+    def _fetch(self, pause: set[Key], resume: set[Key]) -> None:
+        """Stop fetching ``pause`` and fetch ``resume`` again (a paused partition's prefetched
+        records are dropped; it is fetched again from the record after the last consumed)."""
+        if pause:
+            self.consumer.pause([TopicPartition(*key) for key in sorted(pause)])
+        if resume:
+            self.consumer.resume([TopicPartition(*key) for key in sorted(resume)])
+        self.paused = (self.paused | pause) - resume
 
     def release_quiet(self) -> None:
         """What the detection stage holds of kinds that went quiet; produced if anything."""
@@ -269,8 +287,10 @@ class Stages:
     def forget(self, revoked: list[TopicPartition]) -> tuple[set[int], set[int]]:
         """Drop what the stages hold of revoked partitions; their join and observations
         partitions."""
-        self.merge.forget((tp.topic, tp.partition) for tp in revoked)
-        self.route_merge.forget((tp.topic, tp.partition) for tp in revoked)
+        keys = {(tp.topic, tp.partition) for tp in revoked}
+        self.merge.forget(keys)
+        self.route_merge.forget(keys)
+        self._fetch(set(), self.paused & keys)  # before a rollback seeks them
         joins = {tp.partition for tp in revoked if tp.topic == self.layout.join_topic}
         observations = {
             tp.partition for tp in revoked if tp.topic == self.layout.names.observations
