@@ -50,6 +50,8 @@ def worker_env(settings: Settings, data_dir: Path, engine: Engine = "kafka") -> 
         "DRIFTSTREAM_JOIN__REPARTITION": str(settings.join.repartition).lower(),
         "DRIFTSTREAM_WORKER__WALL_CLOCK_SILENCE": str(settings.worker.wall_clock_silence).lower(),
         "DRIFTSTREAM_WORKER__METRICS_PORT": "0",
+        "DRIFTSTREAM_WORKER__BATCH_SIZE": str(settings.worker.batch_size),
+        "DRIFTSTREAM_WORKER__MAX_HELD_RECORDS": str(settings.worker.max_held_records),
         "DRIFTSTREAM_WORKER__SESSION_TIMEOUT_SECONDS": "10",  # a killed worker's share moves soon
     }
 

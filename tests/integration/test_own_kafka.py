@@ -1,7 +1,7 @@
 """The Kafka-native worker on topics and producers as users have them: a worker started before
 its topics exist, inputs of six partitions written by producers with different partitioners, a
-backlog on uneven partitions, and inputs read without the repartition hop (records off their
-partition are counted)."""
+backlog on uneven partitions, a backlog read in runs per partition, and inputs read without
+the repartition hop (records off their partition are counted)."""
 
 from __future__ import annotations
 
@@ -159,6 +159,25 @@ def test_backlog_on_uneven_partitions_alerts_as_the_replay(
         worker = pool.start()
         view = wait_for_joined(settings, worker, expected_joins(events))
     print(f"backlog on 6 + 1 partitions: {joined_as_replayed(settings, view, events)}")
+
+
+def test_a_backlog_read_in_runs_per_partition_reaches_the_detectors_in_order(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Under a backlog the consumer hands out records in runs per partition, a fetch's worth
+    each, so a partition runs ahead in event time of the others (labels, small records, seconds
+    ahead of the predictions with every fetch). The merge holds them, but no more than
+    ``max_held_records``: a partition holding more than its share is not fetched until the
+    others catch up, so nothing is let go out of order. The bound and the batches are small
+    here, so that this stream's one fetch is more than the bound."""
+    worker = settings.worker.model_copy(update={"batch_size": 25, "max_held_records": 3_000})
+    settings = settings.model_copy(update={"worker": worker})
+    create_inputs(settings, 4)
+    events = traffic()
+    produce(settings, events, ("murmur2_random", "murmur2_random"))
+    with WorkerPool(settings, tmp_path, "kafka") as pool:
+        view = wait_for_joined(settings, pool.start(), expected_joins(events))
+    print(f"a backlog in runs: {joined_as_replayed(settings, view, events)}")
 
 
 def test_without_the_hop_records_off_their_partition_are_counted(

@@ -17,8 +17,8 @@ into the open transaction.
 The route and join stages take their records merged by event time across partitions
 (:class:`~pipeline.partition_merge.EventTimeMerge`; both by the events' own time). A partition with
 nothing held holds the others back while the consumer's position is behind its end; one that
-holds more than :data:`HELD_PER_PARTITION` records (it ran ahead of the others in event time) is
-not fetched until it holds half of that (:func:`~pipeline.partition_merge.run_ahead`).
+holds more than a tenth of ``worker.max_held_records`` (it ran ahead of the others in event
+time) is not fetched until it holds half of that (:func:`~pipeline.partition_merge.run_ahead`).
 """
 
 from __future__ import annotations
@@ -47,9 +47,8 @@ from stream_app.settings import Settings
 log = logging.getLogger(__name__)
 
 EARLIEST = datetime.min.replace(tzinfo=UTC)
-HELD_PER_PARTITION = 5_000
-"""Records a partition may hold in a stage's merge before the consumer stops fetching it (a
-tenth of the merge's ``max_held``, which lets everything go out of order)."""
+PAUSE_SHARE = 10
+"""A partition holding more than ``max_held_records / PAUSE_SHARE`` of a merge is paused."""
 
 Parsed = tuple[InputRecord, PredictionEvent | LabelEvent | InvalidEvent]
 JoinInput = tuple[Key, Parsed]  # the Kafka partition a join record was read from
@@ -87,8 +86,10 @@ class Stages:
         self.detect = detect_processor(settings, load=stores.load)
         self.checkpoint: Checkpoint | None = None  # set by the worker, which makes it after
         self.effects = Effects()
-        self.route_merge: EventTimeMerge[Key, Routed] = EventTimeMerge()
-        self.merge: EventTimeMerge[Key, JoinInput] = EventTimeMerge()
+        most = settings.worker.max_held_records
+        self.route_merge: EventTimeMerge[Key, Routed] = EventTimeMerge(most)
+        self.merge: EventTimeMerge[Key, JoinInput] = EventTimeMerge(most)
+        self.held_per_partition = most // PAUSE_SHARE
         self.repartition_partitions = 0
         self.local_joins: set[int] = set()
         """The join partitions this worker holds (restored): records routed there are joined
@@ -188,7 +189,7 @@ class Stages:
             positions[key] = record.offset + 1
         self.produce()
         held = {**self.route_merge.held_by_partition(), **self.merge.held_by_partition()}
-        self._fetch(*run_ahead(held, self.paused, HELD_PER_PARTITION))
+        self._fetch(*run_ahead(held, self.paused, self.held_per_partition))
 
     def _fetch(self, pause: set[Key], resume: set[Key]) -> None:
         """Stop fetching ``pause`` and fetch ``resume`` again (a paused partition's prefetched
