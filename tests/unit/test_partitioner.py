@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 from pipeline.effects import Effects, InputRecord, PartitionTag
 from pipeline.join import JoinProcessor
-from pipeline.partitioner import murmur2, partition_for
+from pipeline.partitioner import MANY_KEYS, murmur2, partition_for, partitions_for
 from schemas.codec import encode
 from tests.factories import T0, label, prediction
 
@@ -26,6 +28,20 @@ def test_partitions_cover_the_range() -> None:
     keys = [f"r-{i}".encode() for i in range(6000)]
     placed = {partition_for(key, 6) for key in keys}
     assert placed == set(range(6))
+
+
+def test_keys_hashed_together_go_where_each_alone_goes() -> None:
+    """Every length's tail (0 to 3 bytes past a multiple of 4), each hashed as arrays; the
+    Java vectors among them, and a length with too few keys for arrays."""
+    rng = random.Random(5)
+    keys = [
+        bytes(rng.randrange(256) for _ in range(length))
+        for length in range(13)
+        for _ in range(MANY_KEYS)
+    ]
+    keys += [key for key in JAVA_VECTORS for _ in range(MANY_KEYS)] + [b"odd one out"]
+    for partitions in (1, 4, 6, 7, 1_000):
+        assert partitions_for(keys, partitions) == [partition_for(k, partitions) for k in keys]
 
 
 def test_records_off_their_partition_are_counted_and_still_joined() -> None:

@@ -2,7 +2,7 @@
 into the open transaction.
 
 - **route**: each input record goes to the join partition Kafka's default partitioner gives
-  its key (:func:`pipeline.partitioner.partition_for`), so both sides of a request meet on one
+  its key (:func:`pipeline.partitioner.partitions_for`), so both sides of a request meet on one
   partition whatever partitioner, and however many partitions, the producers used. When this
   worker holds that join partition (always, with one worker), the record is joined at once,
   decoded once, in the same transaction as its input offset; otherwise it is written, as it
@@ -32,7 +32,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from pipeline.dead_letters import cut
 from pipeline.effects import Effects, InputRecord
 from pipeline.partition_merge import EventTimeMerge, run_ahead
-from pipeline.partitioner import partition_for
+from pipeline.partitioner import partitions_for
 from schemas.errors import InvalidEvent
 from schemas.events import LabelEvent, PredictionEvent
 from stream_app.metrics import WorkerMetrics
@@ -52,7 +52,7 @@ PAUSE_SHARE = 10
 
 Parsed = tuple[InputRecord, PredictionEvent | LabelEvent | InvalidEvent]
 JoinInput = tuple[Key, Parsed]  # the Kafka partition a join record was read from
-Routed = tuple[Message, Parsed]
+Routed = tuple[Message, Parsed, int]  # and the join partition of its key
 ORIGIN = "driftstream-origin"  # where a repartition record was first written
 SIZES = "driftstream-sizes"  # key and value sizes of an input cut to be moved
 MOVE_HEADERS = (ORIGIN, SIZES)
@@ -120,7 +120,7 @@ class Stages:
         effects, now, offsets = self.effects, datetime.now(UTC), self.offsets
         layout = self.layout
         runs: dict[Key, list[tuple[datetime, JoinInput]]] = {}
-        route_runs: dict[Key, list[tuple[datetime, Routed]]] = {}
+        route_runs: dict[Key, list[tuple[datetime, tuple[Message, Parsed]]]] = {}
         taken = dict.fromkeys(TAKEN, 0)  # by the metrics' stage
         oldest: dict[str, float] = {}
         for message in messages:
@@ -165,7 +165,7 @@ class Stages:
             if n:
                 self.metrics.consumed_batch(stage, n, oldest.get(stage))
         for key, route_run in route_runs.items():
-            self.route_merge.add(key, route_run)
+            self.route_merge.add(key, self._placed(route_run))
             offsets.next_offsets[key] = route_run[-1][1][1][0].offset + 1
         for key, run in runs.items():
             self.merge.add(key, run)
@@ -180,10 +180,10 @@ class Stages:
         """Route, then join, the records every partition of the stage has caught up with, in
         event-time order; then produce what came of the whole batch."""
         positions = self.offsets.positions
-        for message, input_record in self.route_merge.release(
+        for message, input_record, target in self.route_merge.release(
             waiting=self._waiting(self.route_merge)
         ):
-            self._route(message, input_record)
+            self._route(message, input_record, target)
         for key, (record, parsed) in self.merge.release(waiting=self._waiting(self.merge)):
             self.join.apply(record, parsed, self.effects)
             positions[key] = record.offset + 1
@@ -235,13 +235,21 @@ class Stages:
 
     # -- records out ----------------------------------------------------------------------
 
-    def _route(self, message: Message, input_record: Parsed) -> None:
-        """Join one input record on the join partition of its key if this worker holds it,
-        else write it, as it came, to that partition of its repartition topic."""
+    def _placed(
+        self, run: list[tuple[datetime, tuple[Message, Parsed]]]
+    ) -> list[tuple[datetime, Routed]]:
+        """A partition's run of input records with the join partition of each one's key (all
+        hashed at once: :func:`~pipeline.partitioner.partitions_for`)."""
+        keys = [parsed[0].key or b"" for _, (_, parsed) in run]
+        targets = partitions_for(keys, self.repartition_partitions)
+        return [(at, (m, parsed, t)) for (at, (m, parsed)), t in zip(run, targets, strict=True)]
+
+    def _route(self, message: Message, input_record: Parsed, target: int) -> None:
+        """Join one input record on ``target``, the join partition of its key, if this worker
+        holds it, else write it, as it came, to that partition of its repartition topic."""
         record, event = input_record
         topic, partition, offset = record.topic, record.partition, record.offset
         self.offsets.positions[(topic, partition)] = offset + 1
-        target = partition_for(record.key or b"", self.repartition_partitions)
         origin = f"{topic}/{partition}/{offset}"
         if target in self.local_joins:
             self.join.apply(record._replace(partition=target, origin=origin), event, self.effects)
