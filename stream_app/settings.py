@@ -275,7 +275,8 @@ class WorkerSettings(BaseModel):
     raised an alert commits at once. Under load (a poll that
     brought a full ``batch_size``: a backlog) it stretches, up to
     ``max_commit_interval_seconds``, to five times the last commit's duration, so committing
-    takes at most a fifth of the worker's time."""
+    takes at most a fifth of the worker's time; at any load, to five times what the last commit
+    took to write its state changes (a wide model's signals, each commit)."""
     max_commit_interval_seconds: float = Field(default=1.0, gt=0)
     """Kafka runtime: the longest the commit interval stretches to under load."""
     batch_size: int = Field(default=2_000, ge=1)

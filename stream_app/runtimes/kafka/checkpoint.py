@@ -13,7 +13,7 @@ Offsets, per partition read:
 - ``detect_read`` and ``detect_committed``: the ``observations`` offsets read and committed.
 
 :meth:`Checkpoint.commit`, every ``worker.commit_interval_seconds``, stretched
-under load (:func:`commit_interval`):
+under load, or when writing the state takes long (:func:`commit_interval`):
 
 1. the ``observations`` offsets that moved join the commit;
 2. nothing changed (no offset, no counter, no model): nothing to commit;
@@ -34,6 +34,7 @@ A step that fails raises :class:`~confluent_kafka.KafkaException`; the caller ro
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -52,16 +53,26 @@ COMMIT_SHARE = 5
 duration (so committing takes at most a fifth of the worker's time)."""
 
 
-def commit_interval(last_commit_seconds: float, least: float, most: float) -> float:
-    """The time until the next commit: ``least`` while commits are quick, stretched with a
-    slow one, never over ``most`` (nor under ``least``).
+def commit_interval(
+    commit_seconds: float, state_seconds: float, least: float, most: float, *, behind: bool
+) -> float:
+    """The time until the next commit, after one that took ``commit_seconds`` in all and
+    ``state_seconds`` to write its state changes: ``least`` while commits are quick;
+    :data:`COMMIT_SHARE` times the whole commit when the worker is ``behind`` (a backlog), and
+    at any load that many times the state's writing (a wide model rewrites every signal each
+    commit); never over ``most`` (nor under ``least``).
 
-    >>> commit_interval(0.002, 0.1, 1.0), commit_interval(0.05, 0.1, 1.0)
-    (0.1, 0.25)
-    >>> commit_interval(3.0, 0.1, 1.0)
+    >>> commit_interval(0.02, 0.002, 0.05, 1.0, behind=False)  # a few models
+    0.05
+    >>> commit_interval(0.05, 0.03, 0.05, 1.0, behind=False)  # a model of 1,000 features
+    0.15
+    >>> commit_interval(0.05, 0.002, 0.05, 1.0, behind=True)  # a backlog
+    0.25
+    >>> commit_interval(3.0, 0.002, 0.05, 1.0, behind=True)
     1.0
     """
-    return max(least, min(most, COMMIT_SHARE * last_commit_seconds))
+    spent = commit_seconds if behind else state_seconds
+    return max(least, min(most, COMMIT_SHARE * spent))
 
 
 def commit_due(waited: float, interval: float, *, alerting: bool, behind: bool) -> bool:
@@ -112,6 +123,8 @@ class Checkpoint:
         self.detect_committed: dict[int, int] = {}
         self.uncommitted = Committed()
         self.committed: list[Committed] = []
+        self.state_seconds = 0.0
+        """How long the last commit took to take and send its state changes (step 3)."""
 
     @property
     def alerting(self) -> bool:
@@ -134,9 +147,12 @@ class Checkpoint:
                 self.positions[(self.observations, partition)] = offset
         # 2. nothing to commit
         if not self.positions and not self.stores.changed and not self.detect.changed:
+            self.state_seconds = 0.0
             return False
         # 3. the state changes
+        started = time.perf_counter()
         self.stores.write(self.detect.take_state_changes())
+        self.state_seconds = time.perf_counter() - started
         # 4. the input offsets
         if offsets := [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]:
             self.producer.send_offsets(offsets, self.consumer.consumer_group_metadata())

@@ -212,7 +212,8 @@ class KafkaWorker:
                 if commit_due(now - last_commit, interval, alerting=alerting, behind=behind):
                     await self._commit_in_thread()
                     last_commit, took = time.monotonic(), time.monotonic() - now
-                    interval = commit_interval(took, least, most) if behind else least
+                    state = self.checkpoint.state_seconds
+                    interval = commit_interval(took, state, least, most, behind=behind)
                 if now - last_flush >= worker.redis_flush_seconds and (
                     flushing is None or flushing.done()
                 ):
