@@ -9,8 +9,10 @@ those when it ends; the shared Kafka and Redis are never restarted.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import time
 import uuid
@@ -232,6 +234,51 @@ def read_topic(settings: Settings, topic: str) -> list[Message]:
     finally:
         consumer.close()
     return received
+
+
+def kcat_preload(bench: Bench, requests: Iterable[Request], name: str) -> int:
+    """Write the requests' predictions, then their labels, to the input topics with ``kcat``
+    (an outside client, librdkafka's ``murmur2_random`` partitioner: Kafka's default by key),
+    from files of ``request id<TAB>event`` lines; the request count."""
+    kcat = shutil.which("kcat")
+    if kcat is None:
+        raise SystemExit("this benchmark needs kcat (Debian: apt-get install kcat)")
+    topics = bench.topics
+    files = {
+        topics.predictions: bench.workdir / "predictions",
+        topics.labels: bench.workdir / "labels",
+    }
+    count = 0
+    with (
+        files[topics.predictions].open("wb") as predictions,
+        files[topics.labels].open("wb") as labels,
+    ):
+        for request in requests:
+            predictions.write(request.key + b"\t" + request.prediction + b"\n")
+            labels.write(request.key + b"\t" + request.label + b"\n")
+            count += 1
+    for topic, path in files.items():
+        with path.open("rb") as lines:
+            subprocess.run(
+                [
+                    kcat,
+                    "-P",
+                    "-b",
+                    bench.settings.kafka.bootstrap_servers,
+                    "-t",
+                    topic,
+                    "-K",
+                    "\t",
+                    "-z",
+                    "lz4",
+                    "-X",
+                    "partitioner=murmur2_random",
+                ],
+                stdin=lines,
+                check=True,
+            )
+        progress(f"{name}: kcat wrote {count:,} records to {topic}")
+    return count
 
 
 def cpu_seconds(pid: int) -> float:

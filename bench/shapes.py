@@ -29,14 +29,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
-from bench.harness import Bench, bench_topics, shared_services
+from bench.harness import Bench, bench_topics, kcat_preload, shared_services
 from bench.results import STACK, load_average, machine, parser, progress, publish, table, written
 from bench.throughput import WorkerResult, measure_worker
 from bench.traffic import Shape, generate
@@ -87,43 +84,6 @@ class Outcome:
     restore: Restore | None
 
 
-def kcat_load(bench: Bench, traffic: Traffic, folder: Path) -> None:
-    """The predictions, then the labels, produced by kcat from files (murmur2 by key)."""
-    kcat = shutil.which("kcat")
-    if kcat is None:
-        raise SystemExit("bench.shapes needs kcat (Debian: apt-get install kcat)")
-    topics = bench.topics
-    files = {topics.predictions: folder / "predictions", topics.labels: folder / "labels"}
-    with (
-        files[topics.predictions].open("wb") as predictions,
-        files[topics.labels].open("wb") as labels,
-    ):
-        for request in generate(traffic.shape, traffic.pairs):
-            predictions.write(request.key + b"\t" + request.prediction + b"\n")
-            labels.write(request.key + b"\t" + request.label + b"\n")
-    for topic, path in files.items():
-        with path.open("rb") as lines:
-            subprocess.run(
-                [
-                    kcat,
-                    "-P",
-                    "-b",
-                    bench.settings.kafka.bootstrap_servers,
-                    "-t",
-                    topic,
-                    "-K",
-                    "\t",
-                    "-z",
-                    "lz4",
-                    "-X",
-                    "partitioner=murmur2_random",
-                ],
-                stdin=lines,
-                check=True,
-            )
-        progress(f"{traffic.name}: kcat wrote {traffic.pairs:,} records to {topic}")
-
-
 def exact_counts(bench: Bench, traffic: Traffic) -> None:
     """Every prediction and label read, every pair joined, once."""
     for counter in ("predictions", "labels", "joined"):
@@ -160,7 +120,7 @@ def run_shape(traffic: Traffic, restore: bool) -> Outcome:
     """Fresh topics loaded by kcat, the worker over them, then (``restore``) the restart."""
     name = "shapes-" + re.sub(r"[^a-z0-9]+", "-", traffic.name)
     with bench_topics(shared_services(), name) as bench:
-        kcat_load(bench, traffic, bench.workdir)
+        kcat_preload(bench, generate(traffic.shape, traffic.pairs), traffic.name)
         progress(f"{traffic.name}: worker")
         result = measure_worker(bench, traffic.pairs, WORKER, profile=None, env=traffic.env)
         exact_counts(bench, traffic)

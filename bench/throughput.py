@@ -2,7 +2,9 @@
 
 Each round pre-loads ``--pairs`` requests (prediction + label, the simulator's shape, four
 models whose error rate jumps between 5% and 45% every 5,000 outcomes, so alerts fire) into
-fresh topics, then runs on them, one after the other:
+fresh topics with ``kcat`` (an outside client: the predictions, then the labels, by
+librdkafka's ``murmur2_random``, Kafka's default partitioner), then runs on them, one after
+the other:
 
 1. the tutorial loop (``bench/tutorial.py``) in this process, timed from its first message
    consumed to its last pair joined;
@@ -39,7 +41,7 @@ from bench.harness import (
     bench_topics,
     cpu_seconds,
     create_topic,
-    preload,
+    kcat_preload,
     shared_services,
     time_bounds,
 )
@@ -192,7 +194,7 @@ def run_round(pairs: int, faust_pairs: int, number: int) -> Round:
     base = shared_services()
     with bench_topics(base, "throughput") as bench:
         progress(f"round {number}: pre-loading {pairs:,} pairs into {bench.topics.prefix}*")
-        preload(bench, generate(SHAPE, pairs))
+        kcat_preload(bench, generate(SHAPE, pairs), f"round {number}")
         alerts_topic = f"{bench.topics.prefix}tutorial-alerts"
         create_topic(bench.settings, alerts_topic)
         progress(f"round {number}: tutorial loop")
@@ -203,16 +205,16 @@ def run_round(pairs: int, faust_pairs: int, number: int) -> Round:
         workers = [measure_worker(bench, pairs, "kafka", profile=None, engine="kafka")]
         progress(f"round {number}: Kafka-native worker {pairs / workers[0].seconds:,.0f} pairs/s")
     with bench_topics(base, "throughput-nohop") as bench:  # its own observations, as below
-        preload(bench, generate(SHAPE, pairs))  # murmur2, as the worker's check expects
+        kcat_preload(bench, generate(SHAPE, pairs), f"round {number}")  # murmur2 by key
         workers.append(measure_worker(bench, pairs, "kafka", profile=None, repartition=False))
         progress(f"round {number}: without the hop {pairs / workers[-1].seconds:,.0f} pairs/s")
     with bench_topics(base, "throughput-two") as bench:
-        preload(bench, generate(SHAPE, pairs))
+        kcat_preload(bench, generate(SHAPE, pairs), f"round {number}")
         workers.append(measure_worker(bench, pairs, "kafka", profile=None, processes=2))
         progress(f"round {number}: two processes {pairs / workers[-1].seconds:,.0f} pairs/s")
     if faust_pairs:
         with bench_topics(base, "throughput-faust") as bench:
-            preload(bench, generate(SHAPE, faust_pairs))
+            kcat_preload(bench, generate(SHAPE, faust_pairs), f"round {number}")
             workers.append(
                 measure_worker(bench, faust_pairs, "faust", profile=None, engine="faust")
             )
@@ -272,7 +274,8 @@ def render(rounds: Sequence[Round], pairs: int, faust_pairs: int, load_before: s
         written(f"{COMMAND} --pairs {pairs} --faust-pairs {faust_pairs} --rounds {len(rounds)}")
         + f" Each round pre-loads {pairs:,} pairs (4 partitions, 4 models, 10 numeric features,"
         " error rate jumping between 5% and 45% every 5,000 outcomes of a model) into fresh"
-        " topics, then runs the tutorial loop and the Kafka-native worker on them, one after"
+        " topics with kcat (the predictions, then the labels, `murmur2_random`), then runs the"
+        " tutorial loop and the Kafka-native worker on them, one after"
         " the other, then on fresh topics with the same pairs the Kafka-native worker without"
         " its repartition hop (`join.repartition` false) and the Kafka-native worker as two"
         " processes (`--processes 2`, one consumer group), and the Faust worker"
