@@ -14,12 +14,12 @@ the other:
    taken every outcome (polled every 0.1 s, flushed every 0.2 s); the join stage's own end is
    its last ``observations`` message;
 3. the Kafka-native worker again with ``join.repartition`` false (no repartition hop), on
-   fresh topics pre-loaded with the same requests (co-partitioned by the project's producer);
+   fresh topics pre-loaded with the same requests (co-partitioned: kcat's murmur2 by key);
 4. the Kafka-native worker as two processes (``--processes 2``), on fresh topics again;
 5. ``driftstream worker --engine faust`` the same way, on fresh topics pre-loaded with the
    first ``--faust-pairs`` of the same requests (it is many times slower).
 
-Both also report pairs per CPU-second of their own process, which the load of other processes
+Both also report pairs per CPU-second of their own processes, which the load of others
 on the machine changes far less than pairs per second. Results go to the "## Throughput"
 section of ``docs/benchmarks.md``::
 

@@ -123,9 +123,10 @@ def run_ahead(held: dict[K, int], paused: set[K], most: int) -> tuple[set[K], se
 
     Under a backlog a fetch brings each partition a run of about the same bytes, so a topic of
     small records (labels) runs seconds of event time ahead of one of large records
-    (predictions) with every fetch, until ``max_held`` lets everything go out of order (a kcat
-    backlog of 200,000 pairs: 4% of the observations more than 2 s behind their model's
-    latest, and up to 56% counted late by the detection). Kafka Streams bounds each
+    (predictions) with every fetch, until ``max_held`` lets everything go out of order (a
+    pre-loaded backlog of 200,000 pairs, predictions and labels interleaved: 4% of the
+    observations more than 2 s behind their model's latest, and up to 56% counted late by the
+    detection). Kafka Streams bounds each
     partition's buffer the same way (``buffered.records.per.partition``).
 
     >>> run_ahead({"labels": 3_000, "predictions": 10}, set(), most=2_500)
