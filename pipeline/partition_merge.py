@@ -11,7 +11,8 @@ can be committed). A partition that holds nothing holds the others back only whi
 says records of it are on their way (``waiting``: it lags behind its end), and then only past
 the last time released of it; once more than ``max_held`` records wait, they go regardless.
 A runtime keeps that last resort for the exception: it stops fetching a partition that holds
-more than its share (:func:`run_ahead`) until the others caught up.
+more than its share (:func:`run_ahead`) until the others caught up, its shares and fetches
+small enough for its partitions (:func:`shares`).
 
 >>> merge: EventTimeMerge[int, str] = EventTimeMerge()
 >>> merge.add(0, [(1, "p0@1"), (5, "p0@5")])
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Hashable, Iterable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
@@ -139,3 +140,28 @@ def run_ahead(held: dict[K, int], paused: set[K], most: int) -> tuple[set[K], se
     pause = {partition for partition, n in held.items() if n > most} - paused
     resume = {partition for partition in paused if held.get(partition, 0) <= most // 2}
     return pause, resume
+
+
+class Shares(NamedTuple):
+    """How :func:`run_ahead` keeps a merge of ``partitions`` partitions within its bound."""
+
+    per_partition: int
+    """The most records a partition holds before it is paused."""
+    per_fetch: int
+    """The most records one fetch takes (of any partitions)."""
+
+
+def shares(max_held: int, partitions: int, batch: int) -> Shares:
+    """Each partition's share of ``max_held`` and the fetch size that keep ``partitions``
+    partitions, each paused at most a fetch after it passed its share, within ``max_held``
+    together (``partitions * (per_partition + per_fetch) <= max_held``): the merge never
+    needs its last resort. A fetch takes ``batch`` records, or fewer when many partitions
+    leave each a smaller share (at most half of it goes to the fetch).
+
+    >>> shares(50_000, partitions=8, batch=2_000)  # two topics of 4 partitions
+    Shares(per_partition=4250, per_fetch=2000)
+    >>> shares(50_000, partitions=32, batch=2_000)  # two of 16: smaller fetches
+    Shares(per_partition=781, per_fetch=781)
+    """
+    per_fetch = max(1, min(batch, max_held // (2 * max(1, partitions))))
+    return Shares(max(1, max_held // max(1, partitions) - per_fetch), per_fetch)

@@ -284,7 +284,9 @@ class WorkerSettings(BaseModel):
     max_held_records: int = Field(default=50_000, ge=10)
     """Kafka runtime: the most input records the route and join stages hold to merge their
     partitions by event time; past it they go regardless, out of order (a last resort: a
-    partition holding more than a tenth of it is not fetched until it holds half of that)."""
+    partition holding more than its share is not fetched until it holds half of that; the
+    shares, less a fetch each, add up to the bound: with many partitions, fetches are smaller
+    than ``batch_size``, and the worker logs both at start)."""
     transaction_timeout_seconds: float = Field(default=10.0, ge=1.0)
     """Kafka runtime: how long the broker keeps a crashed worker's open transaction before it
     aborts it; until then ``read_committed`` readers of the partitions it wrote wait."""

@@ -169,10 +169,12 @@ def test_a_backlog_read_in_runs_per_partition_reaches_the_detectors_in_order(
     ahead of the predictions with every fetch). The merge holds them, but no more than
     ``max_held_records``: a partition holding more than its share is not fetched until the
     others catch up, so nothing is let go out of order. The bound and the batches are small
-    here, so that this stream's one fetch is more than the bound."""
+    here, so that this stream's one fetch is more than the bound; 16 partitions a topic, so
+    that the partitions' shares must leave room for the fetches (a tenth of the bound each
+    did not)."""
     worker = settings.worker.model_copy(update={"batch_size": 25, "max_held_records": 3_000})
     settings = settings.model_copy(update={"worker": worker})
-    create_inputs(settings, 4)
+    create_inputs(settings, 16)
     events = traffic()
     produce(settings, events, ("murmur2_random", "murmur2_random"))
     with WorkerPool(settings, tmp_path, "kafka") as pool:

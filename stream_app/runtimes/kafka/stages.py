@@ -17,8 +17,10 @@ into the open transaction.
 The route and join stages take their records merged by event time across partitions
 (:class:`~pipeline.partition_merge.EventTimeMerge`; both by the events' own time). A partition with
 nothing held holds the others back while the consumer's position is behind its end; one that
-holds more than a tenth of ``worker.max_held_records`` (it ran ahead of the others in event
-time) is not fetched until it holds half of that (:func:`~pipeline.partition_merge.run_ahead`).
+holds more than its share of ``worker.max_held_records`` (it ran ahead of the others in event
+time) is not fetched until it holds half of that (:func:`~pipeline.partition_merge.run_ahead`);
+the shares, and the fetches, are small enough that all the partitions together stay within
+the bound (:func:`~pipeline.partition_merge.shares`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from pipeline.dead_letters import cut
 from pipeline.effects import Effects, InputRecord
-from pipeline.partition_merge import EventTimeMerge, run_ahead
+from pipeline.partition_merge import EventTimeMerge, run_ahead, shares
 from pipeline.partitioner import partitions_for
 from schemas.errors import InvalidEvent
 from schemas.events import LabelEvent, PredictionEvent
@@ -47,8 +49,6 @@ from stream_app.settings import Settings
 log = logging.getLogger(__name__)
 
 EARLIEST = datetime.min.replace(tzinfo=UTC)
-PAUSE_SHARE = 10
-"""A partition holding more than ``max_held_records / PAUSE_SHARE`` of a merge is paused."""
 
 Parsed = tuple[InputRecord, PredictionEvent | LabelEvent | InvalidEvent]
 JoinInput = tuple[Key, Parsed]  # the Kafka partition a join record was read from
@@ -86,10 +86,14 @@ class Stages:
         self.detect = detect_processor(settings, load=stores.load)
         self.checkpoint: Checkpoint | None = None  # set by the worker, which makes it after
         self.effects = Effects()
+        self.worker_settings = settings.worker
         most = settings.worker.max_held_records
         self.route_merge: EventTimeMerge[Key, Routed] = EventTimeMerge(most)
         self.merge: EventTimeMerge[Key, JoinInput] = EventTimeMerge(most)
-        self.held_per_partition = most // PAUSE_SHARE
+        self.held_per_partition = most
+        """A partition holding more of a merge is paused (set by :meth:`laid_out`)."""
+        self.fetch_size = settings.worker.batch_size
+        """The most records a fetch takes (:meth:`laid_out` may lower the batch size)."""
         self.repartition_partitions = 0
         self.local_joins: set[int] = set()
         """The join partitions this worker holds (restored): records routed there are joined
@@ -111,6 +115,21 @@ class Stages:
         if not self.layout.repartition:
             self.join.input_partitions = inputs
         self.repartition_partitions = partitions[self.layout.join_topic]
+        moved = 2 * self.repartition_partitions if self.layout.repartition else 0
+        merged = max(sum(inputs.values()), moved)  # the partitions of the larger merge
+        worker = self.worker_settings
+        self.held_per_partition, self.fetch_size = shares(
+            worker.max_held_records, merged, worker.batch_size
+        )
+        log.info(
+            "%d partitions merged in event time: each paused past %d records held, fetches "
+            "of at most %d (worker.max_held_records %d, worker.batch_size %d)",
+            merged,
+            self.held_per_partition,
+            self.fetch_size,
+            worker.max_held_records,
+            worker.batch_size,
+        )
 
     # -- records in -----------------------------------------------------------------------
 

@@ -193,7 +193,7 @@ class KafkaWorker:
         flushing: asyncio.Task[bool] | None = None
         try:
             while not self.stopping:
-                messages = await asyncio.to_thread(self._poll, worker.batch_size)
+                messages = await asyncio.to_thread(self._poll, stages.fetch_size)
                 self.producer.poll(0)  # serves the producer's callbacks
                 self.feed.count("unreadable_topic", self.errors.take_unreadable())
                 self.feed.count("stuck_commits", self.failures.take_count())
@@ -207,7 +207,7 @@ class KafkaWorker:
                 now = time.monotonic()
                 if stages.detect.watching and self.clocks.due(now):
                     self._watch_clocks(now, last_record)
-                behind = len(messages) >= worker.batch_size  # a backlog
+                behind = len(messages) >= stages.fetch_size  # a backlog
                 alerting = self.checkpoint.alerting
                 if commit_due(now - last_commit, interval, alerting=alerting, behind=behind):
                     await self._commit_in_thread()
