@@ -58,8 +58,12 @@ Task = Literal["classification", "regression"]
 JoinNote = Literal["pending", "joined", "duplicate"]
 """What a step did: stored one side to wait, emitted the outcome, or ignored a duplicate."""
 
+# The values below are made for every event and never changed once made; they are not
+# ``frozen`` only because a frozen dataclass's ``__init__`` sets each field through
+# ``object.__setattr__``: 1.3 µs an event of the replay's 23 (narrow stream, measured).
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)
 class PendingPrediction:
     """The fields of a :class:`~schemas.events.PredictionEvent` the outcome needs."""
 
@@ -70,7 +74,7 @@ class PendingPrediction:
     score: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PendingLabel:
     """The fields of a :class:`~schemas.events.LabelEvent` the outcome needs."""
 
@@ -79,7 +83,7 @@ class PendingLabel:
     label: OutcomeValue
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class JoinEntry:
     """The stored join state of one ``request_id``.
 
@@ -107,7 +111,7 @@ class JoinEntry:
         raise ValueError("an empty JoinEntry has no event time")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class JoinedOutcome:
     """A prediction with its ground truth: the input of the concept-drift signals.
 
@@ -128,7 +132,7 @@ class JoinedOutcome:
     score: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class JoinStep:
     """The result of :func:`join_step`: the entry to store and the outcome, if any.
 
