@@ -229,6 +229,11 @@ class DetectorBank:
         for rank, column in enumerate(columns):
             if column.values:
                 monitor = self._monitor(column.signal)
+                if isinstance(monitor, SignalMonitor) and monitor.defer(column.values):  # type: ignore[arg-type]
+                    self._changed.add(DEFERRED_PIECE)  # zeros only, counted
+                    if monitor.n == len(column.values):  # a new signal: its piece too
+                        self._changed_signals.add(column.signal.name)
+                    continue
                 counted = _deferring(monitor) and monitor.n > 0  # its piece is written
                 for index, firing in monitor.update_many(column.values):  # type: ignore[arg-type]
                     at = column.at[index]

@@ -200,19 +200,25 @@ class SignalMonitor:
         """Feed one value to every detector; the firings, in the configured order."""
         return [firing for _, firing in self.update_many((value,))]
 
+    def defer(self, values: Sequence[float]) -> bool:
+        """Count ``values`` if they are zeros that this monitor defers (it has seen zeros
+        only); whether it did (else they are for :meth:`update_many`)."""
+        if not self._deferring or any(values):
+            return False
+        self.n += len(values)
+        self._deferred_zeros += len(values)
+        return True
+
     def update_many(self, values: Sequence[float]) -> list[Fired]:
         """Feed ``values`` in order to every detector; the firings with the index of the value
         each fired at, in the order one value at a time would give."""
         count = len(values)
-        if count == 0:
+        if count == 0 or self.defer(values):
             return []
         n_before = self.n
         self.n += count
         replayed = 0
         if self._deferring:
-            if not any(values):
-                self._deferred_zeros += count
-                return []
             first = next(i for i, value in enumerate(values) if value != 0.0)
             self._deferring = False
             self._runs = [_Run.fresh(spec) for spec in self._specs]

@@ -122,10 +122,12 @@ class FeatureQuality:
         return self.missing, self.wrong_type, self.out_of_range, self.unseen_category
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Column:
     """A signal's values in a batch: ``at[i]`` is the index, in the batch, of the event that
-    gave ``values[i]`` (an event may give several, or none)."""
+    gave ``values[i]`` (an event may give several, or none). Read only (columns may share
+    their lists); not ``frozen``, whose ``__init__`` costs three times as much, dozens of
+    columns a model and batch."""
 
     signal: Signal
     values: list[SignalValue]
@@ -178,24 +180,33 @@ class _TrackedFeature:
         self._categories: set[str] | frozenset[str] = set() if categorical else _NO_CATEGORIES
         """The reference's categories (a numeric feature has none, and no set of its own)."""
 
-    def columns(self, values: list[float | str | None], start: int) -> list[Column]:
+    def columns(self, values: list[float | str | None], start: int) -> tuple[list[Column], bool]:
         """This feature's three columns for the events ``start, start + 1, ...`` whose values
-        are ``values``: the value itself where it is usable, ``missing:`` and ``invalid:``."""
+        are ``values``: the value itself where it is usable, ``missing:`` and ``invalid:``;
+        and whether its piece changed (its reference or its quality counts, :meth:`saved`)."""
         n = len(values)
-        usable, missing, wrong = self._sort(values)
-        self.quality.missing += len(missing)
-        self.quality.wrong_type += len(wrong)
-        good = usable if usable is not None else range(n)
-        good_values = values if usable is None else [values[i] for i in usable]
-        unusual = self._unusual(good_values)
-        invalid = _binary(n, itertools.chain(wrong, (good[i] for i in unusual)))
         at = range(start, start + n)
-        used = at if usable is None else [start + i for i in usable]
-        return [
+        learning = self._seen < self._reference
+        before = self.saved() if learning else None
+        usable, missing, wrong = self._sort(values)
+        used: Sequence[int] = at
+        good_values = values
+        if usable is not None:  # not the usual: some values missing or of the wrong type
+            good_values, used = [values[i] for i in usable], [start + i for i in usable]
+            self.quality.missing += len(missing)
+            self.quality.wrong_type += len(wrong)
+        unusual = self._unusual(good_values)
+        zeros: list[SignalValue] = [0.0] * n  # one list for the columns without a 1 (read only)
+        invalid = zeros
+        if wrong or unusual:
+            invalid = _binary(n, itertools.chain(wrong, (used[i] - start for i in unusual)))
+        columns = [
             Column(self.value, good_values, used),  # type: ignore[arg-type]
-            Column(self.missing, _binary(n, missing), at),
+            Column(self.missing, _binary(n, missing) if missing else zeros, at),
             Column(self.invalid, invalid, at),
         ]
+        changed = bool(missing or wrong or unusual) or (learning and self.saved() != before)
+        return columns, changed
 
     def _sort(
         self, values: list[float | str | None]
@@ -328,9 +339,9 @@ class PredictionSignals:
         columns: list[Column] = []
         for name, feature in self._features.items():
             start = starts.get(name, 0)
-            saved = feature.saved()
-            columns += feature.columns([m.get(name) for m in maps[start:]], start)
-            if feature.saved() != saved:
+            feature_columns, changed = feature.columns([m.get(name) for m in maps[start:]], start)
+            columns += feature_columns
+            if changed:
                 self.changed.add(name)
         scored = [i for i, event in enumerate(events) if event.score is not None]
         columns.append(Column(SCORE, [events[i].score for i in scored], scored))  # type: ignore[misc]

@@ -119,6 +119,32 @@ def test_a_bank_restored_while_its_references_fill_goes_on_exactly() -> None:
     assert original.summary().quality["x"].out_of_range == 500, "every value after it"
 
 
+@pytest.mark.parametrize(
+    ("odd", "count"), [(10.0, "out_of_range"), (None, "missing"), ("text", "wrong_type")]
+)
+def test_the_pieces_written_as_the_stream_goes_hold_every_quality_count(
+    odd: float | str | None, count: str
+) -> None:
+    """After its reference, a feature's piece changes only with a problem: a value out of its
+    range, missing, or of the wrong type. A bank restored from the pieces written batch by
+    batch counts each of them."""
+    rng = random.Random(5)
+    events = [
+        event.model_copy(
+            update={"features": {"x": odd if i >= 1000 and i % 7 == 0 else rng.gauss(0, 1)}}
+        )
+        for i, (event, _) in enumerate(stream()[:1500])
+    ]
+    original = DetectorBank("churn")
+    saved: dict[str, bytes] = {}
+    for start in range(0, len(events), 20):
+        original.observe(events[start : start + 20])
+        saved.update(original.take_changed_pieces())
+    quality = DetectorBank.from_pieces("churn", saved).summary().quality["x"]
+    assert quality == original.summary().quality["x"]
+    assert getattr(quality, count) == 72  # i = 1001, 1008, ..., 1498
+
+
 def test_a_restored_bank_keeps_each_signals_detector_settings() -> None:
     """Settings other than the registry's defaults survive a restore: in the saved state, and
     in the detectors built afresh after each drift, whose firings follow their settings."""
