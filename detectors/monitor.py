@@ -228,8 +228,11 @@ class SignalMonitor:
             raise TypeError(f"{self.signal.name} takes numbers, not {values[0]!r}")
         fired: list[tuple[int, int, Firing]] = []
         for order in range(len(self._runs)):
-            fired += [(at, order, firing) for at, firing in self._run_over(order, values)]
+            for at, firing in self._run_over(order, values):
+                fired.append((at, order, firing))
         self.window.extend(values)
+        if not fired:
+            return []
         fired.sort(key=lambda item: (item[0], item[1]))
         first = count - len(values) + replayed  # the index given of the value fed first
         given = [(first + max(0, at - replayed), firing) for at, _, firing in fired]
@@ -248,7 +251,8 @@ class SignalMonitor:
             else:
                 at, severity = _until_drift(run.detector, fed, start), "critical"
             end = len(values) if at < 0 else at + 1
-            run.total = reduce(add, values[start:end], run.total)  # in order: batch-independent
+            fed_now = values if start == 0 and at < 0 else values[start:end]
+            run.total = reduce(add, fed_now, run.total)  # in order: batch-independent
             run.n += end - start
             if at < 0:
                 break
