@@ -7,7 +7,8 @@ import json
 import logging
 import uuid
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -166,10 +167,10 @@ class LiveStateWriter:
         values = {name: value for name, value in rates.items() if value is not None}
         self.set_model(summary.model_id, {**values, "updated_at": updated_at.isoformat()})
         self._pending.signals[summary.model_id].update(
-            {name: json.dumps(asdict(signal)) for name, signal in summary.signals.items()}
+            {name: json.dumps(_fields(signal)) for name, signal in summary.signals.items()}
         )
         self._pending.quality[summary.model_id].update(
-            {name: json.dumps(asdict(counts)) for name, counts in summary.quality.items()}
+            {name: json.dumps(_fields(counts)) for name, counts in summary.quality.items()}
         )
         if (point := HistoryPoint.of(summary)) is not None:
             self._pending.history[summary.model_id].append(point)
@@ -265,3 +266,10 @@ class LiveStateWriter:
             for stream in (self.keys.alerts, self.keys.model_alerts(alert.model_id)):
                 pipe.xadd(stream, entry, maxlen=self.stream_length, approximate=True)
         return pipe
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    """A summary dataclass's fields by name: what ``dataclasses.asdict`` gives for these
+    (their values are plain), without its recursive copies (a third of the time, measured;
+    a thousand models' signals are written every flush)."""
+    return {f.name: getattr(value, f.name) for f in dataclass_fields(value)}
