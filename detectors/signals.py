@@ -339,7 +339,9 @@ class PredictionSignals:
         columns: list[Column] = []
         for name, feature in self._features.items():
             start = starts.get(name, 0)
-            feature_columns, changed = feature.columns([m.get(name) for m in maps[start:]], start)
+            feature_columns, changed = feature.columns(
+                [m.get(name) for m in (maps[start:] if start else maps)], start
+            )
             columns += feature_columns
             if changed:
                 self.changed.add(name)

@@ -18,6 +18,7 @@ that is.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
@@ -61,13 +62,15 @@ class PartitionTag(NamedTuple):
     def __str__(self) -> str:
         return f"{self.stage[0]}{self.partition}"
 
-    @classmethod
-    def of_input(cls, partition: int) -> PartitionTag:
-        return cls("input", partition)
+    @staticmethod
+    @functools.cache
+    def of_input(partition: int) -> PartitionTag:
+        return PartitionTag("input", partition)  # one tag a partition, made once: every event
 
-    @classmethod
-    def of_observations(cls, partition: int) -> PartitionTag:
-        return cls("observations", partition)
+    @staticmethod
+    @functools.cache
+    def of_observations(partition: int) -> PartitionTag:
+        return PartitionTag("observations", partition)
 
 
 class InputRecord(NamedTuple):
