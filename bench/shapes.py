@@ -37,6 +37,7 @@ from bench.harness import Bench, bench_topics, kcat_preload, shared_services
 from bench.results import STACK, load_average, machine, parser, progress, publish, table, written
 from bench.throughput import WorkerResult, measure_worker
 from bench.traffic import Shape, generate
+from detectors.config import BankConfig
 from stream_app.local.services.process import wait_until
 
 SECTION = "## Shapes"
@@ -60,8 +61,12 @@ class Traffic:
 
     @property
     def env(self) -> dict[str, str]:
-        """Every feature tracked (each model's limit above its width)."""
-        limit = {"max_feature_signals": self.shape.numeric_features + 2}
+        """Every feature tracked: each model's limit above its width, where the default limit
+        is below it (thousands of models' settings do not fit one environment variable)."""
+        width = self.shape.numeric_features + 2
+        if width <= BankConfig().max_feature_signals:
+            return {}
+        limit = {"max_feature_signals": width}
         models = {f"m{i}": limit for i in range(self.shape.models)}
         return {"DRIFTSTREAM_DETECTORS__MODELS": json.dumps(models)}
 

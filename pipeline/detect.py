@@ -283,6 +283,11 @@ class ModelDetection:
         offsets = [o for order in self.orders.values() if (o := order.oldest_offset()) is not None]
         return min(offsets, default=None)
 
+    def quiet_from(self) -> float | None:
+        """The earliest last push (wall time) of the kinds that hold something: from then on,
+        one of them may go quiet (None: nothing held)."""
+        return min((order.last_push for order in self.orders.values() if order.held), default=None)
+
     def fresh(self, observations: list[Observation]) -> list[Observation]:
         """The observations not applied before (at-least-once runtimes remember the recent
         ones; every one is fresh otherwise)."""
@@ -352,6 +357,8 @@ class DetectProcessor:
         self._lags: dict[str, tuple[datetime, timedelta]] = {}  # a deadline's due, the lag
         self._floor = timedelta(seconds=SILENCE_FLOOR_SECONDS)
         self._order = itertools.count()  # ties in the heaps, in the order they were pushed
+        self._quiet: list[tuple[float, int, str]] = []  # a heap: when a model may go quiet
+        self._quiet_due: dict[str, float] = {}  # the due of a model's entry in that heap
 
     @property
     def banks(self) -> dict[str, DetectorBank]:
@@ -435,6 +442,8 @@ class DetectProcessor:
             effects.count(None, "replayed_observations", source=source)
             return
         late, released = taken
+        if model_id not in self._quiet_due and (since := model.quiet_from()) is not None:
+            self._schedule_quiet(model_id, since)
         if not isinstance(observation, JoinedOutcome):
             self._watch_silence(model, partition, observation.timestamp, effects)
         if late:
@@ -458,12 +467,29 @@ class DetectProcessor:
             self.publish([alert], effects, self.partitions[alert.model_id])
 
     def release_quiet(self, effects: Effects) -> None:
-        """Apply and publish what the kinds that got nothing for ``lateness_seconds`` hold."""
-        quiet_since = self.clock() - self.lateness.total_seconds()
-        for model_id, model in list(self.models.items()):
-            if model.oldest_held() is not None and (released := model.release(quiet_since)):
+        """Apply and publish what the kinds that got nothing for ``lateness_seconds`` hold.
+        Only the models whose time came are visited (a heap of when each may go quiet): a
+        worker of thousands of models calls this every poll."""
+        now = self.clock()
+        quiet_since, later = now - self.lateness.total_seconds(), []
+        while self._quiet and self._quiet[0][0] <= now:
+            due, _, model_id = heapq.heappop(self._quiet)
+            if self._quiet_due.get(model_id) != due:
+                continue  # revoked since (and maybe back, with an entry of its own)
+            del self._quiet_due[model_id]
+            model = self.models[model_id]
+            if released := model.release(quiet_since):
                 self._released.setdefault(model_id, []).extend(released)
+            if (since := model.quiet_from()) is not None:  # a kind pushed to since: not quiet
+                later.append((model_id, since))
+        for model_id, since in later:
+            self._schedule_quiet(model_id, since)
         self.publish_applied(effects)
+
+    def _schedule_quiet(self, model_id: str, since: float) -> None:
+        due = since + self.lateness.total_seconds()
+        self._quiet_due[model_id] = due
+        heapq.heappush(self._quiet, (due, next(self._order), model_id))
 
     def release_all(self, effects: Effects) -> None:
         """Apply and publish everything held (the end of a replay)."""
@@ -633,7 +659,7 @@ class DetectProcessor:
             self.models.pop(model_id, None)
             self.partitions.pop(model_id, None)
             self._changed.discard(model_id)
-            for watch in (self._due, self._queued, self._lags):
+            for watch in (self._due, self._queued, self._lags, self._quiet_due):
                 watch.pop(model_id, None)
         for partition in set(self._clocks) if partitions is None else set(partitions):
             for clocks in (self._clocks, self._walls, self._checks):

@@ -23,6 +23,18 @@ def test_a_wide_shape_has_its_width_and_the_worker_tracks_every_feature() -> Non
     assert config.for_model("m0").max_feature_signals >= 1000
 
 
+def test_thousands_of_narrow_models_need_no_setting_of_their_own() -> None:
+    """Within the default limit, every feature is tracked without a per-model setting (those of
+    5,000 models passed to the worker as one environment variable were over the OS's limit)."""
+    traffic = Traffic("5,000 models", Shape(models=5000, numeric_features=9), 50_000)
+    assert traffic.env == {}
+    width = len(decode(PredictionEvent, next(generate(traffic.shape, 1)).prediction).features)
+    assert (
+        DetectorConfig.from_settings(DetectorSettings()).for_model("m0").max_feature_signals
+        >= width
+    )
+
+
 def test_render_gives_a_row_per_shape_and_the_restore() -> None:
     traffic = Traffic("1,000 models", Shape(models=1000, numeric_features=9), 50_000)
     worker = WorkerResult("kafka", True, 1, 50_000, 40.0, None, 600e-6, 3)

@@ -139,6 +139,61 @@ def test_a_quiet_kind_lets_go_after_the_lateness_in_wall_time() -> None:
     assert detect.oldest_held(0) is None
 
 
+def test_a_kind_that_goes_on_holds_while_the_quiet_one_lets_go_and_lets_go_when_quiet() -> None:
+    """Each kind lets go after its own last observation (a model is looked at when its time
+    comes, then again when its busy kind's does)."""
+    now = [0.0]
+    applied: Applied = []
+    detect, effects = processor(applied, clock=lambda: now[0]), Effects()
+    predictions = [o for o in stream(40) if kind(o) == "P"]
+    outcomes = [o for o in stream(40) if kind(o) == "O"]
+    arrivals = [*predictions[:20], *outcomes[:20]]  # both kinds at wall time 0
+    for offset, observation in enumerate(arrivals):
+        detect.process(record(observation, offset), effects)
+    now[0] = 3.0  # the predictions go on
+    for offset, observation in enumerate(predictions[20:], start=len(arrivals)):
+        detect.process(record(observation, offset), effects)
+
+    def counts() -> tuple[int, int]:
+        return sum(k == "P" for k, _ in applied), sum(k == "O" for k, _ in applied)
+
+    held = counts()
+    assert held[0] < 40
+    assert held[1] < 20
+    now[0] = 5.0
+    detect.release_quiet(effects)
+    assert counts() == (held[0], 20), "the outcomes were quiet for the lateness: let go"
+    now[0] = 7.9
+    detect.release_quiet(effects)
+    assert counts() == (held[0], 20)
+    now[0] = 8.0
+    detect.release_quiet(effects)
+    assert counts() == (40, 20), "the predictions' turn"
+    assert detect.oldest_held(0) is None
+
+
+def test_a_model_revoked_and_back_lets_go_after_its_new_observations() -> None:
+    now = [0.0]
+    applied: Applied = []
+    detect, effects = processor(applied, clock=lambda: now[0]), Effects()
+    observations = stream(20)
+    for offset, observation in enumerate(observations):
+        detect.process(record(observation, offset), effects)
+    before = len(applied)
+    detect.revoke([0])  # what it held is read again by whoever gets the partition
+    now[0] = 3.0
+    for offset, observation in enumerate(observations[before:], start=before):
+        detect.process(record(observation, offset), effects)
+    held = len(applied)
+    assert held < 40
+    now[0] = 5.0
+    detect.release_quiet(effects)
+    assert len(applied) == held, "quiet since 3 s only"
+    now[0] = 8.0
+    detect.release_quiet(effects)
+    assert len(applied) == 40
+
+
 @given(st.integers(1, 599), st.integers(0, 10_000))
 def test_a_crash_reread_from_the_oldest_held_offset_applies_each_once(
     crash_at: int, seed: int
