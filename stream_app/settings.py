@@ -280,7 +280,8 @@ class WorkerSettings(BaseModel):
     max_commit_interval_seconds: float = Field(default=1.0, gt=0)
     """Kafka runtime: the longest the commit interval stretches to under load."""
     batch_size: int = Field(default=2_000, ge=1)
-    """Kafka runtime: the most records taken from the consumer at once."""
+    """Kafka runtime: the most records taken from the consumer at once (fewer where many
+    partitions share ``max_held_records``)."""
     max_held_records: int = Field(default=50_000, ge=10)
     """Kafka runtime: the most input records the route and join stages hold to merge their
     partitions by event time; past it they go regardless, out of order (a last resort: a
