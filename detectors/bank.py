@@ -229,22 +229,17 @@ class DetectorBank:
         for rank, column in enumerate(columns):
             if column.values:
                 monitor = self._monitor(column.signal)
+                name = column.signal.name
                 if isinstance(monitor, SignalMonitor) and monitor.defer(column.values):  # type: ignore[arg-type]
-                    self._changed.add(DEFERRED_PIECE)  # zeros only, counted
-                    if monitor.n == len(column.values):  # a new signal: its piece too
-                        self._changed_signals.add(column.signal.name)
-                    continue
+                    self._saw_signal(name, counted=monitor.n > len(column.values), still=True)
+                    continue  # zeros only, counted: no detector to run
                 counted = _deferring(monitor) and monitor.n > 0  # its piece is written
                 for index, firing in monitor.update_many(column.values):  # type: ignore[arg-type]
                     at = column.at[index]
                     if among is not None and rank < among.columns:
                         at = among.positions[at]
                     fired.append((at, rank, index, firing))
-                still = _deferring(monitor)
-                if counted or still:
-                    self._changed.add(DEFERRED_PIECE)
-                if not (counted and still):  # new, or its first 1: the piece itself
-                    self._changed_signals.add(column.signal.name)
+                self._saw_signal(name, counted=counted, still=_deferring(monitor))
         revealed, self._revealed = self._revealed, []
         silences = {at: (version, silence) for at, version, silence in revealed}
         fired += [(at, -1, 0, _silence_firing(silence)) for at, _, silence in revealed]
@@ -518,6 +513,15 @@ class DetectorBank:
     def _check_model(self, model_id: str) -> None:
         if model_id != self.model_id:
             raise ValueError(f"bank of model {self.model_id!r} got an event of {model_id!r}")
+
+    def _saw_signal(self, name: str, *, counted: bool, still: bool) -> None:
+        """Mark what a batch of a signal changed: the count of the signals that defer (it
+        ``counted`` as one before, or ``still`` is), and the signal's own piece (new, or its
+        first 1)."""
+        if counted or still:
+            self._changed.add(DEFERRED_PIECE)
+        if not (counted and still):
+            self._changed_signals.add(name)
 
     def _monitor(self, signal: Signal) -> Monitor:
         monitor = self._monitors.get(signal.name)

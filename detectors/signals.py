@@ -126,7 +126,7 @@ class FeatureQuality:
 class Column:
     """A signal's values in a batch: ``at[i]`` is the index, in the batch, of the event that
     gave ``values[i]`` (an event may give several, or none). Read only (columns may share
-    their lists); not ``frozen``, whose ``__init__`` costs three times as much, dozens of
+    their lists); not ``frozen``, whose ``__init__`` costs several times as much, dozens of
     columns a model and batch."""
 
     signal: Signal

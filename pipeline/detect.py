@@ -358,7 +358,8 @@ class DetectProcessor:
         self._floor = timedelta(seconds=SILENCE_FLOOR_SECONDS)
         self._order = itertools.count()  # ties in the heaps, in the order they were pushed
         self._quiet: list[tuple[float, int, str]] = []  # a heap: when a model may go quiet
-        self._quiet_due: dict[str, float] = {}  # the due of a model's entry in that heap
+        self._quiet_due: dict[str, float] = {}  # the due of a model's entry in that heap:
+        # every model that holds something has one (:meth:`oldest_held` looks at those only)
 
     @property
     def banks(self) -> dict[str, DetectorBank]:
@@ -499,11 +500,14 @@ class DetectProcessor:
         self.publish_applied(effects)
 
     def oldest_held(self, partition: int) -> int | None:
-        """The smallest offset of ``partition`` that a model holds (None: nothing held)."""
+        """The smallest offset of ``partition`` that a model holds (None: nothing held). Only
+        the models with a quiet timer are looked at: a model that holds something has one."""
+        partitions = self.partitions
         offsets = [
             o
-            for model_id, p in self.partitions.items()
-            if p == partition and (o := self.models[model_id].oldest_held()) is not None
+            for model_id in self._quiet_due
+            if partitions[model_id] == partition
+            and (o := self.models[model_id].oldest_held()) is not None
         ]
         return min(offsets, default=None)
 

@@ -273,7 +273,7 @@ class WorkerSettings(BaseModel):
     offsets. Outputs are visible to ``read_committed`` readers only then, so it bounds the
     latency it adds (a joined outcome waits for it before the detection reads it); a batch that
     raised an alert commits at once. Under load (a poll that
-    brought a full ``batch_size``: a backlog) it stretches, up to
+    brought a full fetch, ``batch_size`` or fewer: a backlog) it stretches, up to
     ``max_commit_interval_seconds``, to five times the last commit's duration, so committing
     takes at most a fifth of the worker's time; at any load, to five times what the last commit
     took to write its state changes (a wide model's signals, each commit)."""
